@@ -1,0 +1,804 @@
+//! The generative predictive-coding network: state, energy, inference, learning, recall.
+//!
+//! Layers `0..=L`: layer 0 is sensory (width `d`), layers `1..=L` have width `n`, and layer `L`
+//! is predicted by the learned memory vector `b`. Rows of every tensor are data points.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use pcmem_model::{Pcn, PcnConfig, Optimizer};
+//!
+//! let dev = Device::Cpu;
+//! let mut cfg = PcnConfig::new(16, 8);
+//! cfg.learning.optimizer = Optimizer::adam();
+//! cfg.learning.alpha = 1e-2;
+//! cfg.learning.max_epochs = 50;
+//! let mut pcn = cfg.init(&dev).unwrap();
+//! let data = Tensor::rand(0f32, 1f32, (4, 16), &dev).unwrap();
+//! let report = pcn.train(&data).unwrap();
+//! assert!(report.epochs.last().unwrap().energy < report.epochs[0].energy);
+//! let (recalled, _info) = pcn.recall_noisy(&data).unwrap();
+//! assert_eq!(recalled.dims(), &[4, 16]);
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, D};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Activation, ActivationPlacement, GradientScale, MemoryPrior, Optimizer, PcnConfig, ValueInit,
+    WeightInit,
+};
+use crate::error::{PcnError, Result};
+
+/// Value nodes of every layer; `0` is the sensory layer. Each tensor is `(rows, width)`.
+#[derive(Debug, Clone)]
+pub struct ValueNodes(pub Vec<Tensor>);
+
+/// Gradients of the energy (Eq. 2) with respect to value nodes and parameters.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    /// `dE/dx_l` for every layer `l = 0..=L` (entry 0 is the sensory layer's, `eps_0`).
+    pub values: Vec<Tensor>,
+    /// `dE/dW_l` for `l = 1..=L`, in the storage layout of [`Pcn::weights`].
+    pub weights: Vec<Tensor>,
+    /// `dE/db` as `(1, n)`, when the memory prior is learned.
+    pub prior: Option<Tensor>,
+}
+
+/// What one inference run did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InferenceInfo {
+    /// Steps taken.
+    pub steps: usize,
+    /// Energy (Eq. 2, summed over rows) at the final state.
+    pub energy: f64,
+    /// Whether the tolerance was met before the step limit (always false without a tolerance).
+    pub converged: bool,
+}
+
+/// One epoch of training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch index, from 0.
+    pub epoch: usize,
+    /// Total energy at the end of inference, summed over all images (before the weight update).
+    pub energy: f64,
+    /// Mean squared sensory error per pixel at the end of inference.
+    pub sensory_mse: f64,
+    /// Mean inference steps per batch.
+    pub inference_steps: f64,
+}
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The sensory MSE reached `learning.target_mse`.
+    TargetReached,
+    /// The energy stopped falling for `learning.patience` epochs.
+    Plateau,
+    /// `learning.max_epochs` were run.
+    EpochLimit,
+}
+
+/// The result of [`Pcn::train`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Per-epoch statistics, in order.
+    pub epochs: Vec<EpochStats>,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+/// What a recall did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecallInfo {
+    /// One entry per inference run (per application of F for noisy cues; one for partial cues).
+    pub runs: Vec<InferenceInfo>,
+}
+
+#[derive(Debug, Clone)]
+struct AdamState {
+    step: i32,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+/// Errors and matmul operands at one state (the "forward" half of a step).
+struct Forward {
+    /// `eps_l` for `l = 0..L`, and `eps_L` when the prior is learned.
+    eps: Vec<Tensor>,
+    /// Left operand of the prediction of layer `l-1`: `f(x_l)` (pre) or `x_l` (post); index `l-1`.
+    inputs: Vec<Tensor>,
+    /// Error signal sent up through `W_l`: `eps_{l-1}` (pre) or `eps_{l-1} * f'(W x_l)` (post).
+    deltas: Vec<Tensor>,
+}
+
+/// A generative PCN. Build it with [`PcnConfig::init`].
+#[derive(Debug, Clone)]
+pub struct Pcn {
+    config: PcnConfig,
+    device: Device,
+    /// `weights[l-1]` maps layer `l` to the prediction of layer `l-1`; shape `(d_l, d_{l-1})`.
+    weights: Vec<Tensor>,
+    prior: Option<Tensor>,
+    adam: Option<AdamState>,
+    rng: ChaCha8Rng,
+}
+
+impl PcnConfig {
+    /// Validates the config and builds a PCN with seeded random weights on `device`.
+    pub fn init(&self, device: &Device) -> Result<Pcn> {
+        Pcn::new(self.clone(), device)
+    }
+}
+
+fn randn(rng: &mut ChaCha8Rng, rows: usize, cols: usize, std: f64, dev: &Device) -> Result<Tensor> {
+    let normal = Normal::new(0.0f32, std as f32).map_err(|e| PcnError::InvalidConfig {
+        field: "std",
+        value: std.to_string(),
+        reason: e.to_string(),
+    })?;
+    let data: Vec<f32> = (0..rows * cols).map(|_| normal.sample(rng)).collect();
+    Ok(Tensor::from_vec(data, (rows, cols), dev)?)
+}
+
+fn check_finite(what: &'static str, t: &Tensor) -> Result<()> {
+    let s = t.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if s.is_finite() {
+        Ok(())
+    } else {
+        Err(PcnError::NonFinite { what })
+    }
+}
+
+fn sum_sq(t: &Tensor) -> Result<f64> {
+    Ok(t.sqr()?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?)
+}
+
+impl Pcn {
+    /// Builds a PCN from `config` on `device` (same as [`PcnConfig::init`]).
+    pub fn new(config: PcnConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut weights = Vec::with_capacity(config.layers);
+        for l in 1..=config.layers {
+            let (fan_in, fan_out) = (config.layer_dim(l), config.layer_dim(l - 1));
+            let std = match config.weight_init {
+                WeightInit::XavierNormal => (2.0 / (fan_in + fan_out) as f64).sqrt(),
+                WeightInit::Normal { std } => std,
+            };
+            weights.push(randn(&mut rng, fan_in, fan_out, std, device)?);
+        }
+        let prior = match config.memory_prior {
+            MemoryPrior::Learned => Some(Tensor::zeros((1, config.hidden_dim), DType::F32, device)?),
+            MemoryPrior::Free => None,
+        };
+        Ok(Self {
+            config,
+            device: device.clone(),
+            weights,
+            prior,
+            adam: None,
+            rng,
+        })
+    }
+
+    /// The configuration this model was built with.
+    pub fn config(&self) -> &PcnConfig {
+        &self.config
+    }
+
+    /// Mutable access to the recall settings (they do not change what is stored).
+    pub fn recall_config_mut(&mut self) -> &mut crate::config::RecallConfig {
+        &mut self.config.recall
+    }
+
+    /// The device holding the parameters.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Weight matrices; entry `l-1` has shape `(d_l, d_{l-1})` and predicts layer `l-1`.
+    pub fn weights(&self) -> &[Tensor] {
+        &self.weights
+    }
+
+    /// The memory vector `b` as `(1, n)`, when the prior is learned.
+    pub fn prior(&self) -> Option<&Tensor> {
+        self.prior.as_ref()
+    }
+
+    /// Replaces the parameters (shapes must match); used by tests and checkpoint loading.
+    pub fn set_parameters(&mut self, weights: Vec<Tensor>, prior: Option<Tensor>) -> Result<()> {
+        if weights.len() != self.config.layers {
+            return Err(PcnError::Shape {
+                what: "weights",
+                got: vec![weights.len()],
+                expected: format!("{} matrices", self.config.layers),
+            });
+        }
+        for (i, w) in weights.iter().enumerate() {
+            let want = [self.config.layer_dim(i + 1), self.config.layer_dim(i)];
+            if w.dims() != want {
+                return Err(PcnError::Shape {
+                    what: "weights",
+                    got: w.dims().to_vec(),
+                    expected: format!("{want:?} for layer {}", i + 1),
+                });
+            }
+        }
+        match (&prior, self.config.memory_prior) {
+            (Some(b), MemoryPrior::Learned) if b.dims() == [1, self.config.hidden_dim] => {}
+            (None, MemoryPrior::Free) => {}
+            (p, _) => {
+                return Err(PcnError::Shape {
+                    what: "prior",
+                    got: p.as_ref().map(|b| b.dims().to_vec()).unwrap_or_default(),
+                    expected: match self.config.memory_prior {
+                        MemoryPrior::Learned => format!("[1, {}]", self.config.hidden_dim),
+                        MemoryPrior::Free => "no prior (memory_prior = free)".into(),
+                    },
+                })
+            }
+        }
+        self.weights = weights
+            .into_iter()
+            .map(|w| w.to_device(&self.device)?.to_dtype(DType::F32))
+            .collect::<candle_core::Result<_>>()?;
+        self.prior = prior
+            .map(|b| b.to_device(&self.device)?.to_dtype(DType::F32))
+            .transpose()?;
+        self.adam = None;
+        Ok(())
+    }
+
+    /// Checks that `t` is a finite `(rows, d)` matrix; returns it as f32 on this device.
+    fn check_patterns(&self, what: &'static str, t: &Tensor) -> Result<Tensor> {
+        let d = self.config.input_dim;
+        if t.rank() != 2 || t.dims()[1] != d || t.dims()[0] == 0 {
+            return Err(PcnError::Shape {
+                what,
+                got: t.dims().to_vec(),
+                expected: format!("[rows >= 1, {d}] (one flattened image per row)"),
+            });
+        }
+        let t = t.to_device(&self.device)?.to_dtype(DType::F32)?;
+        check_finite(what, &t)?;
+        Ok(t)
+    }
+
+    fn act(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.config.activation {
+            Activation::Relu => x.relu()?,
+            Activation::Tanh => x.tanh()?,
+            Activation::Identity => x.clone(),
+        })
+    }
+
+    fn act_grad(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.config.activation {
+            Activation::Relu => x.ge(0f64)?.to_dtype(DType::F32)?,
+            Activation::Tanh => x.tanh()?.sqr()?.affine(-1.0, 1.0)?,
+            Activation::Identity => x.ones_like()?,
+        })
+    }
+
+    /// Starting value nodes for the rows of `x0` (sensory layer set to `x0`).
+    pub fn init_values(&self, x0: &Tensor, rng: &mut ChaCha8Rng) -> Result<ValueNodes> {
+        let rows = x0.dims()[0];
+        let n = self.config.hidden_dim;
+        let layers = self.config.layers;
+        let mut x = vec![x0.clone(); layers + 1];
+        match self.config.value_init {
+            ValueInit::Zero => {
+                for v in x.iter_mut().skip(1) {
+                    *v = Tensor::zeros((rows, n), DType::F32, &self.device)?;
+                }
+            }
+            ValueInit::Random { std } => {
+                for v in x.iter_mut().skip(1) {
+                    *v = randn(rng, rows, n, std, &self.device)?;
+                }
+            }
+            ValueInit::Forward => {
+                x[layers] = match &self.prior {
+                    Some(b) => b.broadcast_as((rows, n))?.contiguous()?,
+                    None => Tensor::zeros((rows, n), DType::F32, &self.device)?,
+                };
+                for l in (1..layers).rev() {
+                    x[l] = self.predict(l + 1, &x[l + 1])?;
+                }
+            }
+        }
+        Ok(ValueNodes(x))
+    }
+
+    /// Prediction `mu_{l-1}` of layer `l-1` from the value nodes of layer `l`.
+    fn predict(&self, l: usize, xl: &Tensor) -> Result<Tensor> {
+        let w = &self.weights[l - 1];
+        Ok(match self.config.placement {
+            ActivationPlacement::PreSynaptic => self.act(xl)?.matmul(w)?,
+            ActivationPlacement::PostSynaptic => self.act(&xl.matmul(w)?)?,
+        })
+    }
+
+    fn forward(&self, x: &[Tensor]) -> Result<Forward> {
+        let layers = self.config.layers;
+        let mut eps = Vec::with_capacity(layers + 1);
+        let mut inputs = Vec::with_capacity(layers);
+        let mut deltas = Vec::with_capacity(layers);
+        for l in 1..=layers {
+            let w = &self.weights[l - 1];
+            match self.config.placement {
+                ActivationPlacement::PreSynaptic => {
+                    let fx = self.act(&x[l])?;
+                    let e = (&x[l - 1] - fx.matmul(w)?)?;
+                    inputs.push(fx);
+                    deltas.push(e.clone());
+                    eps.push(e);
+                }
+                ActivationPlacement::PostSynaptic => {
+                    let a = x[l].matmul(w)?;
+                    let e = (&x[l - 1] - self.act(&a)?)?;
+                    deltas.push((&e * self.act_grad(&a)?)?);
+                    inputs.push(x[l].clone());
+                    eps.push(e);
+                }
+            }
+        }
+        if let Some(b) = &self.prior {
+            eps.push(x[layers].broadcast_sub(b)?);
+        }
+        Ok(Forward {
+            eps,
+            inputs,
+            deltas,
+        })
+    }
+
+    fn energy_of(fw: &Forward) -> Result<f64> {
+        let mut e = 0.0;
+        for t in &fw.eps {
+            e += sum_sq(t)?;
+        }
+        Ok(0.5 * e)
+    }
+
+    /// `dE/dx_l` for `l = 1..=L` (index `l-1`).
+    fn hidden_grads(&self, x: &[Tensor], fw: &Forward) -> Result<Vec<Tensor>> {
+        let layers = self.config.layers;
+        let mut out = Vec::with_capacity(layers);
+        for l in 1..=layers {
+            let back = fw.deltas[l - 1].matmul(&self.weights[l - 1].t()?)?;
+            let back = match self.config.placement {
+                ActivationPlacement::PreSynaptic => (back * self.act_grad(&x[l])?)?,
+                ActivationPlacement::PostSynaptic => back,
+            };
+            let g = match fw.eps.get(l) {
+                Some(e) => (e - back)?,
+                None => back.neg()?,
+            };
+            out.push(g);
+        }
+        Ok(out)
+    }
+
+    /// Energy of Eq. 2 at the state `x`, summed over rows.
+    pub fn energy(&self, x: &ValueNodes) -> Result<f64> {
+        Self::energy_of(&self.forward(&x.0)?)
+    }
+
+    /// Hand-derived gradients of the energy at state `x` (Eq. 3-5 are minus these, scaled).
+    pub fn gradients(&self, x: &ValueNodes) -> Result<Gradients> {
+        let fw = self.forward(&x.0)?;
+        let mut values = vec![fw.eps[0].clone()];
+        values.extend(self.hidden_grads(&x.0, &fw)?);
+        let (weights, prior) = self.param_grads(&fw)?;
+        Ok(Gradients {
+            values,
+            weights,
+            prior,
+        })
+    }
+
+    fn param_grads(&self, fw: &Forward) -> Result<(Vec<Tensor>, Option<Tensor>)> {
+        let layers = self.config.layers;
+        let mut gw = Vec::with_capacity(layers);
+        for l in 1..=layers {
+            gw.push(fw.inputs[l - 1].t()?.matmul(&fw.deltas[l - 1])?.neg()?);
+        }
+        let gb = match &self.prior {
+            Some(_) => Some(fw.eps[layers].sum_keepdim(0)?.neg()?),
+            None => None,
+        };
+        Ok((gw, gb))
+    }
+
+    /// One synchronous inference step (Eq. 3) from `fw`, the forward pass at `x`.
+    fn apply_step(
+        &self,
+        x: &mut [Tensor],
+        fw: &Forward,
+        free0: Option<&Tensor>,
+        gamma: f64,
+    ) -> Result<()> {
+        let grads = self.hidden_grads(x, fw)?;
+        for (l, g) in grads.iter().enumerate() {
+            x[l + 1] = (&x[l + 1] - g.affine(gamma, 0.0)?)?;
+        }
+        if let Some(free) = free0 {
+            x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(gamma, 0.0)?)?;
+        }
+        Ok(())
+    }
+
+    /// Runs inference on `x` (Eq. 3) with the sensory layer clamped, or with the pixels where
+    /// `free0 == 1` left free. Returns the info and the forward pass at the final state.
+    #[allow(clippy::too_many_arguments)]
+    fn relax(
+        &self,
+        x: &mut [Tensor],
+        free0: Option<&Tensor>,
+        gamma: f64,
+        steps: usize,
+        tolerance: Option<f64>,
+        phase: &'static str,
+        epoch: usize,
+    ) -> Result<(InferenceInfo, Forward)> {
+        let diverged = |step: usize, energy: f64| PcnError::Diverged {
+            phase,
+            epoch,
+            step,
+            energy,
+            gamma,
+            alpha: self.config.learning.alpha,
+        };
+        let mut prev: Option<f64> = None;
+        let mut taken = 0;
+        let mut converged = false;
+        let mut fw = self.forward(x)?;
+        for t in 0..steps {
+            if let Some(tol) = tolerance {
+                let e = Self::energy_of(&fw)?;
+                if !e.is_finite() {
+                    return Err(diverged(t, e));
+                }
+                if let Some(p) = prev {
+                    if (p - e).abs() <= tol * p.abs().max(f64::MIN_POSITIVE) {
+                        converged = true;
+                        break;
+                    }
+                }
+                prev = Some(e);
+            }
+            self.apply_step(x, &fw, free0, gamma)?;
+            taken = t + 1;
+            fw = self.forward(x)?;
+        }
+        let energy = Self::energy_of(&fw)?;
+        if !energy.is_finite() {
+            return Err(diverged(taken, energy));
+        }
+        Ok((
+            InferenceInfo {
+                steps: taken,
+                energy,
+                converged,
+            },
+            fw,
+        ))
+    }
+
+    /// Runs training-time inference (sensory layer clamped) on `x` in place.
+    pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
+        let c = &self.config.inference;
+        Ok(self
+            .relax(&mut x.0, None, c.gamma, c.steps, c.tolerance, "inference", 0)?
+            .0)
+    }
+
+    fn update_parameters(&mut self, gw: Vec<Tensor>, gb: Option<Tensor>, rows: usize) -> Result<()> {
+        let lc = &self.config.learning;
+        let scale = match lc.gradient_scale {
+            GradientScale::Sum => 1.0,
+            GradientScale::Mean => 1.0 / rows as f64,
+        };
+        let mut grads = gw;
+        grads.extend(gb);
+        match lc.optimizer {
+            Optimizer::Sgd => {
+                let step = lc.alpha * scale;
+                for (p, g) in self.params_mut().into_iter().zip(&grads) {
+                    *p = (&*p - g.affine(step, 0.0)?)?;
+                }
+            }
+            Optimizer::Adam { beta1, beta2, eps } => {
+                let alpha = lc.alpha;
+                let mut st = match self.adam.take() {
+                    Some(s) => s,
+                    None => AdamState {
+                        step: 0,
+                        m: grads.iter().map(|g| g.zeros_like()).collect::<candle_core::Result<_>>()?,
+                        v: grads.iter().map(|g| g.zeros_like()).collect::<candle_core::Result<_>>()?,
+                    },
+                };
+                st.step += 1;
+                let bc1 = 1.0 - beta1.powi(st.step);
+                let bc2 = 1.0 - beta2.powi(st.step);
+                for (i, (p, g)) in self.params_mut().into_iter().zip(&grads).enumerate() {
+                    let g = g.affine(scale, 0.0)?;
+                    st.m[i] = (st.m[i].affine(beta1, 0.0)? + g.affine(1.0 - beta1, 0.0)?)?;
+                    st.v[i] = (st.v[i].affine(beta2, 0.0)? + g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
+                    let denom = st.v[i].affine(1.0 / bc2, 0.0)?.sqrt()?.affine(1.0, eps)?;
+                    let upd = st.m[i].affine(alpha / bc1, 0.0)?.div(&denom)?;
+                    *p = (&*p - upd)?;
+                }
+                self.adam = Some(st);
+            }
+        }
+        Ok(())
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut v: Vec<&mut Tensor> = self.weights.iter_mut().collect();
+        if let Some(b) = self.prior.as_mut() {
+            v.push(b);
+        }
+        v
+    }
+
+    /// One weight update (Eq. 4-5, or Adam) at the state `x`, whose sensory layer holds the data.
+    pub fn learn(&mut self, x: &ValueNodes) -> Result<()> {
+        let fw = self.forward(&x.0)?;
+        let (gw, gb) = self.param_grads(&fw)?;
+        self.update_parameters(gw, gb, x.0[0].dims()[0])
+    }
+
+    /// One training iteration on a batch (Alg. 1): inference for `inference.steps` steps from the
+    /// configured start, then one weight update. Returns the inference info (energy before the
+    /// update) and the final value nodes.
+    pub fn train_step(&mut self, batch: &Tensor) -> Result<(InferenceInfo, ValueNodes)> {
+        let batch = self.check_patterns("batch", batch)?;
+        let mut rng = self.rng.clone();
+        let x = self.init_values(&batch, &mut rng)?;
+        self.rng = rng;
+        let (info, x, _) = self.train_from(x, 0)?;
+        Ok((info, x))
+    }
+
+    fn train_from(
+        &mut self,
+        mut x: ValueNodes,
+        epoch: usize,
+    ) -> Result<(InferenceInfo, ValueNodes, f64)> {
+        let c = self.config.inference.clone();
+        let (info, fw) = self.relax(&mut x.0, None, c.gamma, c.steps, c.tolerance, "training", epoch)?;
+        let sensory_sq = sum_sq(&fw.eps[0])?;
+        let (gw, gb) = self.param_grads(&fw)?;
+        let rows = x.0[0].dims()[0];
+        self.update_parameters(gw, gb, rows)?;
+        let alpha = self.config.learning.alpha;
+        for p in self.weights.iter().chain(self.prior.iter()) {
+            check_finite("model parameters", p).map_err(|_| PcnError::Diverged {
+                phase: "training",
+                epoch,
+                step: info.steps,
+                energy: f64::NAN,
+                gamma: c.gamma,
+                alpha,
+            })?;
+        }
+        Ok((info, x, sensory_sq))
+    }
+
+    /// Trains on `patterns` (`(N, d)`, one image per row) until the energy stops falling, the
+    /// target MSE is reached, or the epoch limit (Alg. 1 repeated); see [`LearningConfig`].
+    ///
+    /// [`LearningConfig`]: crate::config::LearningConfig
+    pub fn train(&mut self, patterns: &Tensor) -> Result<TrainReport> {
+        self.train_with(patterns, |_| {})
+    }
+
+    /// Like [`Pcn::train`], calling `on_epoch` after every epoch (for progress bars).
+    pub fn train_with(
+        &mut self,
+        patterns: &Tensor,
+        mut on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<TrainReport> {
+        let data = self.check_patterns("patterns", patterns)?;
+        let rows = data.dims()[0];
+        let lc = self.config.learning.clone();
+        let bs = lc.batch_size.unwrap_or(rows).min(rows);
+        let batches: Vec<Tensor> = (0..rows)
+            .step_by(bs)
+            .map(|s| data.narrow(0, s, bs.min(rows - s)))
+            .collect::<candle_core::Result<_>>()?;
+        let mut kept: Vec<Option<ValueNodes>> = vec![None; batches.len()];
+        let mut epochs = Vec::new();
+        let mut best = f64::INFINITY;
+        let mut since_best = 0;
+        let pixels = (rows * self.config.input_dim) as f64;
+        for epoch in 0..lc.max_epochs {
+            let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
+            for (i, batch) in batches.iter().enumerate() {
+                let start = match kept[i].take() {
+                    Some(x) if lc.persistent_values => x,
+                    _ => {
+                        let mut rng = self.rng.clone();
+                        let x = self.init_values(batch, &mut rng)?;
+                        self.rng = rng;
+                        x
+                    }
+                };
+                let (info, x, sensory_sq) = self.train_from(start, epoch)?;
+                energy += info.energy;
+                steps += info.steps as f64;
+                sq += sensory_sq;
+                if lc.persistent_values {
+                    kept[i] = Some(x);
+                }
+            }
+            let sensory_mse = sq / pixels;
+            let stats = EpochStats {
+                epoch,
+                energy,
+                sensory_mse,
+                inference_steps: steps / batches.len() as f64,
+            };
+            on_epoch(&stats);
+            epochs.push(stats);
+            if lc.target_mse.is_some_and(|t| sensory_mse < t) {
+                return Ok(TrainReport {
+                    epochs,
+                    stop: StopReason::TargetReached,
+                });
+            }
+            if energy < best * (1.0 - lc.min_rel_improvement) {
+                best = energy;
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= lc.patience {
+                    return Ok(TrainReport {
+                        epochs,
+                        stop: StopReason::Plateau,
+                    });
+                }
+            }
+        }
+        Ok(TrainReport {
+            epochs,
+            stop: StopReason::EpochLimit,
+        })
+    }
+
+    fn recall_rng(&self, salt: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(self.config.seed ^ 0x9e37_79b9_7f4a_7c15 ^ salt)
+    }
+
+    /// Recall from corrupted images (Sec. 3): clamp the sensory layer to the cue, run inference,
+    /// take the sensory prediction `mu_0`; apply this map F `recall.iterations` times.
+    pub fn recall_noisy(&self, cues: &Tensor) -> Result<(Tensor, RecallInfo)> {
+        let rc = self.config.recall.clone();
+        let mut c = self.check_patterns("cues", cues)?;
+        let mut rng = self.recall_rng(1);
+        let mut runs = Vec::with_capacity(rc.iterations);
+        for _ in 0..rc.iterations {
+            let mut x = self.init_values(&c, &mut rng)?;
+            let (info, fw) = self.relax(&mut x.0, None, rc.gamma, rc.steps, rc.tolerance, "recall", 0)?;
+            c = (&x.0[0] - &fw.eps[0])?;
+            runs.push(info);
+        }
+        Ok((c, RecallInfo { runs }))
+    }
+
+    /// Recall from partial images (Alg. 2): the sensory pixels where `known` is 1 are clamped to
+    /// the cue, the others start at the cue's values and evolve with the hidden layers; returns
+    /// the sensory value nodes after `recall.steps` steps. `known` is `(N, d)` or `(1, d)` of 0/1.
+    pub fn recall_partial(&self, cues: &Tensor, known: &Tensor) -> Result<(Tensor, RecallInfo)> {
+        let rc = self.config.recall.clone();
+        let c = self.check_patterns("cues", cues)?;
+        let rows = c.dims()[0];
+        let d = self.config.input_dim;
+        if known.rank() != 2 || known.dims()[1] != d || (known.dims()[0] != rows && known.dims()[0] != 1) {
+            return Err(PcnError::Shape {
+                what: "known-pixel mask",
+                got: known.dims().to_vec(),
+                expected: format!("[{rows}, {d}] or [1, {d}] of 0/1"),
+            });
+        }
+        let known = known.to_device(&self.device)?.to_dtype(DType::F32)?;
+        check_finite("known-pixel mask", &known)?;
+        let free = known.affine(-1.0, 1.0)?.broadcast_as((rows, d))?.contiguous()?;
+        let mut rng = self.recall_rng(2);
+        let mut x = self.init_values(&c, &mut rng)?;
+        let (info, _) = self.relax(&mut x.0, Some(&free), rc.gamma, rc.steps, rc.tolerance, "recall", 0)?;
+        let out = x.0.swap_remove(0);
+        Ok((out, RecallInfo { runs: vec![info] }))
+    }
+
+    /// Saves the model into folder `dir`: `config.json` and `weights.safetensors`. Files are
+    /// written under temporary names and renamed, so a killed save never leaves a half file.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PcnError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let cfg_path = dir.join("config.json");
+        let w_path = dir.join("weights.safetensors");
+        let text = serde_json::to_string_pretty(&self.config).expect("config serialises");
+        let tmp = dir.join(".config.json.tmp");
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &cfg_path).map_err(io(&cfg_path))?;
+        let mut map: HashMap<String, Tensor> = HashMap::new();
+        for (i, w) in self.weights.iter().enumerate() {
+            map.insert(format!("w{}", i + 1), w.clone());
+        }
+        if let Some(b) = &self.prior {
+            map.insert("b".into(), b.clone());
+        }
+        let tmp = dir.join(".weights.safetensors.tmp");
+        candle_core::safetensors::save(&map, &tmp).map_err(|e| PcnError::Checkpoint {
+            path: tmp.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::rename(&tmp, &w_path).map_err(io(&w_path))?;
+        Ok(())
+    }
+
+    /// Loads a model saved by [`Pcn::save`] onto `device`.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|source| PcnError::Io {
+            path: cfg_path.clone(),
+            source,
+        })?;
+        let config: PcnConfig = serde_json::from_str(&text).map_err(|e| PcnError::Checkpoint {
+            path: cfg_path.clone(),
+            reason: format!("config does not parse: {e}"),
+        })?;
+        let mut pcn = Pcn::new(config, device)?;
+        let w_path = dir.join("weights.safetensors");
+        if !w_path.exists() {
+            return Err(PcnError::Checkpoint {
+                path: w_path,
+                reason: "missing; was the model saved with Pcn::save?".into(),
+            });
+        }
+        let mut map = candle_core::safetensors::load(&w_path, device).map_err(|e| PcnError::Checkpoint {
+            path: w_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut weights = Vec::new();
+        for i in 1..=pcn.config.layers {
+            let w = map.remove(&format!("w{i}")).ok_or_else(|| PcnError::Checkpoint {
+                path: w_path.clone(),
+                reason: format!("tensor w{i} missing"),
+            })?;
+            weights.push(w);
+        }
+        let prior = map.remove("b");
+        pcn.set_parameters(weights, prior).map_err(|e| PcnError::Checkpoint {
+            path: w_path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(pcn)
+    }
+}
+
+/// Per-row mean squared error between two `(N, d)` tensors, as a vector of length N.
+pub fn per_row_mse(a: &Tensor, b: &Tensor) -> Result<Vec<f32>> {
+    Ok((a - b)?.sqr()?.mean(D::Minus1)?.to_vec1::<f32>()?)
+}
