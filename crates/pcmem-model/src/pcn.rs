@@ -149,7 +149,11 @@ fn randn(rng: &mut ChaCha8Rng, rows: usize, cols: usize, std: f64, dev: &Device)
 }
 
 fn check_finite(what: &'static str, t: &Tensor) -> Result<()> {
-    let s = t.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let s = t
+        .abs()?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?;
     if s.is_finite() {
         Ok(())
     } else {
@@ -179,7 +183,9 @@ impl Pcn {
             weights.push(randn(&mut rng, fan_in, fan_out, std, device)?);
         }
         let prior = match config.memory_prior {
-            MemoryPrior::Learned => Some(Tensor::zeros((1, config.hidden_dim), DType::F32, device)?),
+            MemoryPrior::Learned => {
+                Some(Tensor::zeros((1, config.hidden_dim), DType::F32, device)?)
+            }
             MemoryPrior::Free => None,
         };
         Ok(Self {
@@ -502,11 +508,24 @@ impl Pcn {
     pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
         let c = &self.config.inference;
         Ok(self
-            .relax(&mut x.0, None, c.gamma, c.steps, c.tolerance, "inference", 0)?
+            .relax(
+                &mut x.0,
+                None,
+                c.gamma,
+                c.steps,
+                c.tolerance,
+                "inference",
+                0,
+            )?
             .0)
     }
 
-    fn update_parameters(&mut self, gw: Vec<Tensor>, gb: Option<Tensor>, rows: usize) -> Result<()> {
+    fn update_parameters(
+        &mut self,
+        gw: Vec<Tensor>,
+        gb: Option<Tensor>,
+        rows: usize,
+    ) -> Result<()> {
         let lc = &self.config.learning;
         let scale = match lc.gradient_scale {
             GradientScale::Sum => 1.0,
@@ -527,8 +546,14 @@ impl Pcn {
                     Some(s) => s,
                     None => AdamState {
                         step: 0,
-                        m: grads.iter().map(|g| g.zeros_like()).collect::<candle_core::Result<_>>()?,
-                        v: grads.iter().map(|g| g.zeros_like()).collect::<candle_core::Result<_>>()?,
+                        m: grads
+                            .iter()
+                            .map(|g| g.zeros_like())
+                            .collect::<candle_core::Result<_>>()?,
+                        v: grads
+                            .iter()
+                            .map(|g| g.zeros_like())
+                            .collect::<candle_core::Result<_>>()?,
                     },
                 };
                 st.step += 1;
@@ -581,7 +606,15 @@ impl Pcn {
         epoch: usize,
     ) -> Result<(InferenceInfo, ValueNodes, f64)> {
         let c = self.config.inference.clone();
-        let (info, fw) = self.relax(&mut x.0, None, c.gamma, c.steps, c.tolerance, "training", epoch)?;
+        let (info, fw) = self.relax(
+            &mut x.0,
+            None,
+            c.gamma,
+            c.steps,
+            c.tolerance,
+            "training",
+            epoch,
+        )?;
         let sensory_sq = sum_sq(&fw.eps[0])?;
         let (gw, gb) = self.param_grads(&fw)?;
         let rows = x.0[0].dims()[0];
@@ -694,7 +727,15 @@ impl Pcn {
         let mut runs = Vec::with_capacity(rc.iterations);
         for _ in 0..rc.iterations {
             let mut x = self.init_values(&c, &mut rng)?;
-            let (info, fw) = self.relax(&mut x.0, None, rc.gamma, rc.steps, rc.tolerance, "recall", 0)?;
+            let (info, fw) = self.relax(
+                &mut x.0,
+                None,
+                rc.gamma,
+                rc.steps,
+                rc.tolerance,
+                "recall",
+                0,
+            )?;
             c = (&x.0[0] - &fw.eps[0])?;
             runs.push(info);
         }
@@ -709,7 +750,10 @@ impl Pcn {
         let c = self.check_patterns("cues", cues)?;
         let rows = c.dims()[0];
         let d = self.config.input_dim;
-        if known.rank() != 2 || known.dims()[1] != d || (known.dims()[0] != rows && known.dims()[0] != 1) {
+        if known.rank() != 2
+            || known.dims()[1] != d
+            || (known.dims()[0] != rows && known.dims()[0] != 1)
+        {
             return Err(PcnError::Shape {
                 what: "known-pixel mask",
                 got: known.dims().to_vec(),
@@ -718,10 +762,21 @@ impl Pcn {
         }
         let known = known.to_device(&self.device)?.to_dtype(DType::F32)?;
         check_finite("known-pixel mask", &known)?;
-        let free = known.affine(-1.0, 1.0)?.broadcast_as((rows, d))?.contiguous()?;
+        let free = known
+            .affine(-1.0, 1.0)?
+            .broadcast_as((rows, d))?
+            .contiguous()?;
         let mut rng = self.recall_rng(2);
         let mut x = self.init_values(&c, &mut rng)?;
-        let (info, _) = self.relax(&mut x.0, Some(&free), rc.gamma, rc.steps, rc.tolerance, "recall", 0)?;
+        let (info, _) = self.relax(
+            &mut x.0,
+            Some(&free),
+            rc.gamma,
+            rc.steps,
+            rc.tolerance,
+            "recall",
+            0,
+        )?;
         let out = x.0.swap_remove(0);
         Ok((out, RecallInfo { runs: vec![info] }))
     }
@@ -777,23 +832,27 @@ impl Pcn {
                 reason: "missing; was the model saved with Pcn::save?".into(),
             });
         }
-        let mut map = candle_core::safetensors::load(&w_path, device).map_err(|e| PcnError::Checkpoint {
-            path: w_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut map =
+            candle_core::safetensors::load(&w_path, device).map_err(|e| PcnError::Checkpoint {
+                path: w_path.clone(),
+                reason: e.to_string(),
+            })?;
         let mut weights = Vec::new();
         for i in 1..=pcn.config.layers {
-            let w = map.remove(&format!("w{i}")).ok_or_else(|| PcnError::Checkpoint {
-                path: w_path.clone(),
-                reason: format!("tensor w{i} missing"),
-            })?;
+            let w = map
+                .remove(&format!("w{i}"))
+                .ok_or_else(|| PcnError::Checkpoint {
+                    path: w_path.clone(),
+                    reason: format!("tensor w{i} missing"),
+                })?;
             weights.push(w);
         }
         let prior = map.remove("b");
-        pcn.set_parameters(weights, prior).map_err(|e| PcnError::Checkpoint {
-            path: w_path.clone(),
-            reason: e.to_string(),
-        })?;
+        pcn.set_parameters(weights, prior)
+            .map_err(|e| PcnError::Checkpoint {
+                path: w_path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(pcn)
     }
 }

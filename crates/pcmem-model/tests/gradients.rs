@@ -21,8 +21,12 @@ fn reference_energy(cfg: &PcnConfig, x: &[Var], w: &[Var], b: Option<&Var>) -> T
     let mut e = Tensor::zeros((), DType::F32, &Device::Cpu).unwrap();
     for l in 1..=cfg.layers {
         let mu = match cfg.placement {
-            ActivationPlacement::PreSynaptic => act(cfg.activation, &x[l]).matmul(&w[l - 1]).unwrap(),
-            ActivationPlacement::PostSynaptic => act(cfg.activation, &x[l].matmul(&w[l - 1]).unwrap()),
+            ActivationPlacement::PreSynaptic => {
+                act(cfg.activation, &x[l]).matmul(&w[l - 1]).unwrap()
+            }
+            ActivationPlacement::PostSynaptic => {
+                act(cfg.activation, &x[l].matmul(&w[l - 1]).unwrap())
+            }
         };
         let eps = (x[l - 1].as_tensor() - mu).unwrap();
         e = (e + eps.sqr().unwrap().sum_all().unwrap()).unwrap();
@@ -35,11 +39,23 @@ fn reference_energy(cfg: &PcnConfig, x: &[Var], w: &[Var], b: Option<&Var>) -> T
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn max_abs(a: &Tensor) -> f32 {
-    a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    a.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 /// A model with random weights and prior, and a random state (no exact zeros, so ReLU's
@@ -61,7 +77,11 @@ fn random_case(cfg: &PcnConfig, rows: usize) -> (Pcn, ValueNodes) {
 fn check_case(cfg: &PcnConfig, rows: usize) {
     let (pcn, x) = random_case(cfg, rows);
     let xv: Vec<Var> = x.0.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
-    let wv: Vec<Var> = pcn.weights().iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let wv: Vec<Var> = pcn
+        .weights()
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
     let bv = pcn.prior().map(|b| Var::from_tensor(b).unwrap());
     let e_ref = reference_energy(cfg, &xv, &wv, bv.as_ref());
     let e_model = pcn.energy(&x).unwrap();
@@ -86,13 +106,20 @@ fn check_case(cfg: &PcnConfig, rows: usize) {
         let g = auto.get(v).expect("grad of W");
         let tol = 1e-4 * max_abs(g).max(1.0);
         let d = max_abs_diff(g, &hand.weights[l]);
-        assert!(d <= tol, "{tag}: dE/dW_{} differs by {d} (tol {tol})", l + 1);
+        assert!(
+            d <= tol,
+            "{tag}: dE/dW_{} differs by {d} (tol {tol})",
+            l + 1
+        );
     }
     match (&bv, &hand.prior) {
         (Some(v), Some(hb)) => {
             let g = auto.get(v).expect("grad of b");
             let d = max_abs_diff(g, hb);
-            assert!(d <= 1e-4 * max_abs(g).max(1.0), "{tag}: dE/db differs by {d}");
+            assert!(
+                d <= 1e-4 * max_abs(g).max(1.0),
+                "{tag}: dE/db differs by {d}"
+            );
         }
         (None, None) => {}
         _ => panic!("{tag}: prior gradient present on one side only"),
@@ -104,7 +131,10 @@ fn hand_gradients_match_autograd_across_depths_activations_batches() {
     let mut n_cases = 0;
     for layers in [1, 2, 3] {
         for activation in [Activation::Relu, Activation::Tanh, Activation::Identity] {
-            for placement in [ActivationPlacement::PreSynaptic, ActivationPlacement::PostSynaptic] {
+            for placement in [
+                ActivationPlacement::PreSynaptic,
+                ActivationPlacement::PostSynaptic,
+            ] {
                 for prior in [MemoryPrior::Learned, MemoryPrior::Free] {
                     for rows in [1, 4] {
                         let mut cfg = PcnConfig::new(7, 5);
@@ -169,7 +199,11 @@ fn one_weight_update_is_minus_alpha_times_the_parameter_gradient() {
             assert!(d < 1e-6, "{scale:?}: W_{} off by {d}", l + 1);
         }
         // Eq. 5 with the sign of gradient descent: b += alpha * eps_L.
-        let eps_top = x.0[3].broadcast_sub(&before_b).unwrap().sum_keepdim(0).unwrap();
+        let eps_top = x.0[3]
+            .broadcast_sub(&before_b)
+            .unwrap()
+            .sum_keepdim(0)
+            .unwrap();
         let expect_b = (&before_b + (eps_top * k).unwrap()).unwrap();
         let d = max_abs_diff(pcn.prior().unwrap(), &expect_b);
         assert!(d < 1e-6, "{scale:?}: b off by {d}");

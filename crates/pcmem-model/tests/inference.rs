@@ -1,0 +1,112 @@
+//! Inference lowers the energy (for a small gamma), the tolerance stops it early, and partial
+//! recall leaves the known pixels untouched.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use pcmem_model::{Activation, PcnConfig, ValueInit, ValueNodes};
+
+#[test]
+fn energy_does_not_increase_during_inference_for_small_gamma() {
+    for activation in [Activation::Relu, Activation::Tanh, Activation::Identity] {
+        for layers in [1, 2, 4] {
+            let mut cfg = PcnConfig::new(40, 16);
+            cfg.layers = layers;
+            cfg.activation = activation;
+            cfg.value_init = ValueInit::Random { std: 0.5 };
+            cfg.inference.gamma = 0.02;
+            cfg.inference.steps = 1;
+            let pcn = cfg.init(&Device::Cpu).unwrap();
+            let data = Tensor::rand(0f32, 1f32, (8, 40), &Device::Cpu).unwrap();
+            let mut rng = rand::SeedableRng::seed_from_u64(1);
+            let mut x = pcn.init_values(&data, &mut rng).unwrap();
+            let mut prev = pcn.energy(&x).unwrap();
+            let start = prev;
+            for step in 0..200 {
+                let info = pcn.infer(&mut x).unwrap();
+                assert!(
+                    info.energy <= prev * (1.0 + 1e-6),
+                    "{activation:?} L={layers}: energy rose at step {step}: {prev} -> {}",
+                    info.energy
+                );
+                prev = info.energy;
+            }
+            assert!(
+                prev < start,
+                "{activation:?} L={layers}: inference did not lower the energy"
+            );
+        }
+    }
+}
+
+#[test]
+fn tolerance_stops_inference_once_converged() {
+    let mut cfg = PcnConfig::new(30, 10);
+    cfg.inference.gamma = 0.05;
+    cfg.inference.steps = 100_000;
+    cfg.inference.tolerance = Some(1e-7);
+    let pcn = cfg.init(&Device::Cpu).unwrap();
+    let data = Tensor::rand(0f32, 1f32, (4, 30), &Device::Cpu).unwrap();
+    let mut rng = rand::SeedableRng::seed_from_u64(1);
+    let mut x = pcn.init_values(&data, &mut rng).unwrap();
+    let info = pcn.infer(&mut x).unwrap();
+    assert!(info.converged, "did not converge: {info:?}");
+    assert!(info.steps > 10 && info.steps < 100_000, "{info:?}");
+}
+
+#[test]
+fn partial_recall_keeps_known_pixels_and_fills_the_rest() {
+    let (images, _) = common::images(2);
+    let pcn = PcnConfig::new(3072, 32).init(&Device::Cpu).unwrap();
+    let mask = common::top_rows_mask(8);
+    let cue = images.broadcast_mul(&mask).unwrap();
+    let (out, info) = pcn.recall_partial(&cue, &mask).unwrap();
+    assert_eq!(info.runs.len(), 1);
+    let known_before = cue.broadcast_mul(&mask).unwrap();
+    let known_after = out.broadcast_mul(&mask).unwrap();
+    let diff: f32 = (known_after - known_before)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert_eq!(diff, 0.0, "known pixels changed during partial recall");
+    let free = mask.affine(-1.0, 1.0).unwrap();
+    let moved: f32 = out
+        .broadcast_mul(&free)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(moved > 0.0, "unknown pixels never moved");
+}
+
+#[test]
+fn forward_value_init_starts_at_the_top_down_prediction() {
+    let mut cfg = PcnConfig::new(12, 6);
+    cfg.layers = 3;
+    cfg.value_init = ValueInit::Forward;
+    let pcn = cfg.init(&Device::Cpu).unwrap();
+    let data = Tensor::rand(0f32, 1f32, (3, 12), &Device::Cpu).unwrap();
+    let mut rng = rand::SeedableRng::seed_from_u64(1);
+    let ValueNodes(x) = pcn.init_values(&data, &mut rng).unwrap();
+    // With x_L = b = 0 and ReLU, every hidden prediction is exactly zero: all hidden errors vanish.
+    for l in 1..=3 {
+        let s: f32 = x[l].abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert_eq!(s, 0.0, "layer {l}");
+    }
+    let g = pcn.gradients(&ValueNodes(x)).unwrap();
+    let top: f32 = g.values[3]
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert_eq!(top, 0.0);
+}
