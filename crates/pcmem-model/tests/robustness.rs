@@ -102,7 +102,8 @@ fn same_seed_same_bits_different_seed_different_bits() {
 
 #[test]
 fn bad_sizes_and_rates_are_rejected_with_the_field_named() {
-    let cases: Vec<(fn(&mut PcnConfig), &str)> = vec![
+    type Mutation = fn(&mut PcnConfig);
+    let cases: Vec<(Mutation, &str)> = vec![
         (|c| c.input_dim = 0, "input_dim"),
         (|c| c.hidden_dim = 0, "hidden_dim"),
         (|c| c.layers = 0, "layers"),

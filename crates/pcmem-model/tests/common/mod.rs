@@ -60,7 +60,7 @@ pub fn images(n: usize) -> (Tensor, Source) {
                 for x in 0..32 {
                     let (fx, fy, ph, amp) = waves[c * 3 + (x + y) % 3];
                     let (u, v) = (x as f32 / 32.0, y as f32 / 32.0);
-                    let s = amp * (6.283 * (fx * u + fy * v) + ph).sin();
+                    let s = amp * (std::f32::consts::TAU * (fx * u + fy * v) + ph).sin();
                     data.push(0.5 + 0.45 * s);
                 }
             }

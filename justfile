@@ -1,0 +1,17 @@
+# Common commands; each is a plain cargo/bash line, so `just` is optional.
+
+# Formatting, lints and the whole test suite (what CI runs).
+check:
+    bash ci/check.sh
+
+# The test suite alone.
+test:
+    cargo test --workspace
+
+# Speed benchmarks (criterion): one PCN training iteration vs the matmul rate.
+bench:
+    cargo bench -p pcmem-model --bench train_iteration
+
+# Train a small PCN on real images and report recall (needs PCMEM_DATA_DIR).
+demo *ARGS:
+    cargo run --release -p pcmem-model --example recall_demo -- {{ARGS}}
