@@ -124,6 +124,18 @@ pub enum WeightInit {
     },
 }
 
+/// Which implementation runs the hot loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernel {
+    /// On CPU, a fused kernel on preallocated buffers (same equations, far fewer passes over
+    /// memory); on other devices this falls back to `candle`.
+    #[default]
+    Fused,
+    /// One candle operation per term of the equations (the reference implementation).
+    Candle,
+}
+
 /// Value-node dynamics (Eq. 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -236,6 +248,8 @@ pub struct PcnConfig {
     pub weight_init: WeightInit,
     /// Seed of every random choice (weights, random value init). Default 0.
     pub seed: u64,
+    /// Implementation of the hot loop. Default fused (CPU).
+    pub kernel: Kernel,
     /// Inference during training.
     pub inference: InferenceConfig,
     /// Weight learning.
@@ -256,6 +270,7 @@ impl Default for PcnConfig {
             value_init: ValueInit::default(),
             weight_init: WeightInit::default(),
             seed: 0,
+            kernel: Kernel::default(),
             inference: InferenceConfig::default(),
             learning: LearningConfig::default(),
             recall: RecallConfig::default(),

@@ -18,12 +18,13 @@
 //! ```
 
 pub mod config;
+mod engine;
 pub mod error;
 pub mod pcn;
 
 pub use config::{
-    Activation, ActivationPlacement, GradientScale, InferenceConfig, LearningConfig, MemoryPrior,
-    Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
+    Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, LearningConfig,
+    MemoryPrior, Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
 };
 pub use error::{PcnError, Result};
 pub use pcn::{

@@ -30,9 +30,10 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ActivationPlacement, GradientScale, MemoryPrior, Optimizer, PcnConfig, ValueInit,
-    WeightInit,
+    Activation, ActivationPlacement, GradientScale, Kernel, MemoryPrior, Optimizer, PcnConfig,
+    ValueInit, WeightInit,
 };
+use crate::engine::{AdamCpu, Engine, Workspace};
 use crate::error::{PcnError, Result};
 
 /// Value nodes of every layer; `0` is the sensory layer. Each tensor is `(rows, width)`.
@@ -507,6 +508,22 @@ impl Pcn {
     /// Runs training-time inference (sensory layer clamped) on `x` in place.
     pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
         let c = &self.config.inference;
+        if self.fused() {
+            let eng = self.engine()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            let info = self.relax_fused(
+                &eng,
+                &mut ws,
+                None,
+                c.gamma,
+                c.steps,
+                c.tolerance,
+                "inference",
+                0,
+            )?;
+            *x = self.to_nodes(ws)?;
+            return Ok(info);
+        }
         Ok(self
             .relax(
                 &mut x.0,
@@ -583,6 +600,14 @@ impl Pcn {
 
     /// One weight update (Eq. 4-5, or Adam) at the state `x`, whose sensory layer holds the data.
     pub fn learn(&mut self, x: &ValueNodes) -> Result<()> {
+        if self.fused() {
+            let mut eng = self.engine()?;
+            let mut adam = self.adam_cpu()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            eng.forward(&mut ws);
+            self.learn_fused(&mut eng, &mut adam, &ws);
+            return self.store_engine(eng, adam);
+        }
         let fw = self.forward(&x.0)?;
         let (gw, gb) = self.param_grads(&fw)?;
         self.update_parameters(gw, gb, x.0[0].dims()[0])
@@ -596,6 +621,15 @@ impl Pcn {
         let mut rng = self.rng.clone();
         let x = self.init_values(&batch, &mut rng)?;
         self.rng = rng;
+        if self.fused() {
+            let mut eng = self.engine()?;
+            let mut adam = self.adam_cpu()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            let res = self.train_fused(&mut eng, &mut adam, &mut ws, 0);
+            self.store_engine(eng, adam)?;
+            let (info, _) = res?;
+            return Ok((info, self.to_nodes(ws)?));
+        }
         let (info, x, _) = self.train_from(x, 0)?;
         Ok((info, x))
     }
@@ -655,11 +689,23 @@ impl Pcn {
             .step_by(bs)
             .map(|s| data.narrow(0, s, bs.min(rows - s)))
             .collect::<candle_core::Result<_>>()?;
+        if self.fused() {
+            let mut eng = self.engine()?;
+            let mut adam = self.adam_cpu()?;
+            let res = self.train_epochs_fused(
+                &mut eng,
+                &mut adam,
+                &batches,
+                pixels_of(rows, &self.config),
+                &mut on_epoch,
+            );
+            self.store_engine(eng, adam)?;
+            return res;
+        }
         let mut kept: Vec<Option<ValueNodes>> = vec![None; batches.len()];
         let mut epochs = Vec::new();
-        let mut best = f64::INFINITY;
-        let mut since_best = 0;
-        let pixels = (rows * self.config.input_dim) as f64;
+        let mut tracker = StopTracker::new(&lc);
+        let pixels = pixels_of(rows, &self.config);
         for epoch in 0..lc.max_epochs {
             let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
             for (i, batch) in batches.iter().enumerate() {
@@ -689,23 +735,8 @@ impl Pcn {
             };
             on_epoch(&stats);
             epochs.push(stats);
-            if lc.target_mse.is_some_and(|t| sensory_mse < t) {
-                return Ok(TrainReport {
-                    epochs,
-                    stop: StopReason::TargetReached,
-                });
-            }
-            if energy < best * (1.0 - lc.min_rel_improvement) {
-                best = energy;
-                since_best = 0;
-            } else {
-                since_best += 1;
-                if since_best >= lc.patience {
-                    return Ok(TrainReport {
-                        epochs,
-                        stop: StopReason::Plateau,
-                    });
-                }
+            if let Some(stop) = tracker.update(&stats) {
+                return Ok(TrainReport { epochs, stop });
             }
         }
         Ok(TrainReport {
@@ -725,6 +756,38 @@ impl Pcn {
         let mut c = self.check_patterns("cues", cues)?;
         let mut rng = self.recall_rng(1);
         let mut runs = Vec::with_capacity(rc.iterations);
+        if self.fused() {
+            let eng = self.engine()?;
+            let mut ws: Option<Workspace> = None;
+            for _ in 0..rc.iterations {
+                let x = self.init_values(&c, &mut rng)?;
+                let w = match ws.take() {
+                    None => eng.workspace(to_flat(&x.0)?),
+                    Some(mut w) => {
+                        for (dst, t) in w.x.iter_mut().zip(&x.0) {
+                            dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+                        }
+                        w
+                    }
+                };
+                let mut w = w;
+                runs.push(self.relax_fused(
+                    &eng,
+                    &mut w,
+                    None,
+                    rc.gamma,
+                    rc.steps,
+                    rc.tolerance,
+                    "recall",
+                    0,
+                )?);
+                // mu_0 = x_0 - eps_0 becomes the next cue.
+                let mu: Vec<f32> = w.x[0].iter().zip(&w.eps[0]).map(|(x, e)| x - e).collect();
+                c = Tensor::from_vec(mu, c.dims(), &self.device)?;
+                ws = Some(w);
+            }
+            return Ok((c, RecallInfo { runs }));
+        }
         for _ in 0..rc.iterations {
             let mut x = self.init_values(&c, &mut rng)?;
             let (info, fw) = self.relax(
@@ -768,6 +831,23 @@ impl Pcn {
             .contiguous()?;
         let mut rng = self.recall_rng(2);
         let mut x = self.init_values(&c, &mut rng)?;
+        if self.fused() {
+            let eng = self.engine()?;
+            let free = free.flatten_all()?.to_vec1::<f32>()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            let info = self.relax_fused(
+                &eng,
+                &mut ws,
+                Some(&free),
+                rc.gamma,
+                rc.steps,
+                rc.tolerance,
+                "recall",
+                0,
+            )?;
+            let out = Tensor::from_vec(ws.x.swap_remove(0), (rows, d), &self.device)?;
+            return Ok((out, RecallInfo { runs: vec![info] }));
+        }
         let (info, _) = self.relax(
             &mut x.0,
             Some(&free),
@@ -854,6 +934,282 @@ impl Pcn {
                 reason: e.to_string(),
             })?;
         Ok(pcn)
+    }
+}
+
+fn to_flat(x: &[Tensor]) -> Result<Vec<Vec<f32>>> {
+    Ok(x.iter()
+        .map(|t| t.flatten_all()?.to_vec1::<f32>())
+        .collect::<candle_core::Result<_>>()?)
+}
+
+fn pixels_of(rows: usize, cfg: &PcnConfig) -> f64 {
+    (rows * cfg.input_dim) as f64
+}
+
+/// The fused CPU kernel (see [`crate::engine`]): conversions and the training/recall loops.
+impl Pcn {
+    fn fused(&self) -> bool {
+        self.config.kernel == Kernel::Fused && self.device.is_cpu()
+    }
+
+    fn engine(&self) -> Result<Engine> {
+        let mut dims = vec![self.config.input_dim];
+        dims.extend(std::iter::repeat_n(
+            self.config.hidden_dim,
+            self.config.layers,
+        ));
+        Ok(Engine {
+            dims,
+            activation: self.config.activation,
+            placement: self.config.placement,
+            w: to_flat(&self.weights)?,
+            b: self
+                .prior
+                .as_ref()
+                .map(|b| b.flatten_all()?.to_vec1::<f32>())
+                .transpose()?,
+        })
+    }
+
+    fn adam_cpu(&self) -> Result<Option<AdamCpu>> {
+        if !matches!(self.config.learning.optimizer, Optimizer::Adam { .. }) {
+            return Ok(None);
+        }
+        let shapes: Vec<usize> = self
+            .weights
+            .iter()
+            .chain(self.prior.iter())
+            .map(|t| t.elem_count())
+            .collect();
+        let mut st = AdamCpu::zeros(&shapes);
+        if let Some(a) = &self.adam {
+            st.step = a.step;
+            st.m = to_flat(&a.m)?;
+            st.v = to_flat(&a.v)?;
+        }
+        Ok(Some(st))
+    }
+
+    fn store_engine(&mut self, eng: Engine, adam: Option<AdamCpu>) -> Result<()> {
+        let shapes: Vec<Vec<usize>> = self
+            .weights
+            .iter()
+            .chain(self.prior.iter())
+            .map(|t| t.dims().to_vec())
+            .collect();
+        let nw = self.weights.len();
+        for (i, w) in eng.w.into_iter().enumerate() {
+            self.weights[i] = Tensor::from_vec(w, shapes[i].as_slice(), &self.device)?;
+        }
+        if let Some(b) = eng.b {
+            self.prior = Some(Tensor::from_vec(b, shapes[nw].as_slice(), &self.device)?);
+        }
+        if let Some(a) = adam {
+            let back = |v: Vec<Vec<f32>>| -> Result<Vec<Tensor>> {
+                v.into_iter()
+                    .zip(&shapes)
+                    .map(|(x, s)| Ok(Tensor::from_vec(x, s.as_slice(), &self.device)?))
+                    .collect()
+            };
+            self.adam = Some(AdamState {
+                step: a.step,
+                m: back(a.m)?,
+                v: back(a.v)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn to_nodes(&self, ws: Workspace) -> Result<ValueNodes> {
+        let rows = ws.rows;
+        let nodes =
+            ws.x.into_iter()
+                .enumerate()
+                .map(|(l, v)| Tensor::from_vec(v, (rows, self.config.layer_dim(l)), &self.device))
+                .collect::<candle_core::Result<_>>()?;
+        Ok(ValueNodes(nodes))
+    }
+
+    /// [`Pcn::relax`] on the fused kernel; leaves the errors of the final state in `ws`.
+    #[allow(clippy::too_many_arguments)]
+    fn relax_fused(
+        &self,
+        eng: &Engine,
+        ws: &mut Workspace,
+        free0: Option<&[f32]>,
+        gamma: f64,
+        steps: usize,
+        tolerance: Option<f64>,
+        phase: &'static str,
+        epoch: usize,
+    ) -> Result<InferenceInfo> {
+        let diverged = |step: usize, energy: f64| PcnError::Diverged {
+            phase,
+            epoch,
+            step,
+            energy,
+            gamma,
+            alpha: self.config.learning.alpha,
+        };
+        let mut prev: Option<f64> = None;
+        let (mut taken, mut converged) = (0, false);
+        eng.forward(ws);
+        for t in 0..steps {
+            if let Some(tol) = tolerance {
+                let e = eng.energy(ws);
+                if !e.is_finite() {
+                    return Err(diverged(t, e));
+                }
+                if let Some(p) = prev {
+                    if (p - e).abs() <= tol * p.abs().max(f64::MIN_POSITIVE) {
+                        converged = true;
+                        break;
+                    }
+                }
+                prev = Some(e);
+            }
+            eng.step(ws, free0, gamma as f32);
+            taken = t + 1;
+            eng.forward(ws);
+        }
+        let energy = eng.energy(ws);
+        if !energy.is_finite() {
+            return Err(diverged(taken, energy));
+        }
+        Ok(InferenceInfo {
+            steps: taken,
+            energy,
+            converged,
+        })
+    }
+
+    fn learn_fused(&self, eng: &mut Engine, adam: &mut Option<AdamCpu>, ws: &Workspace) {
+        let lc = &self.config.learning;
+        let scale = match lc.gradient_scale {
+            GradientScale::Sum => 1.0,
+            GradientScale::Mean => 1.0 / ws.rows as f32,
+        };
+        match (lc.optimizer, adam.as_mut()) {
+            (Optimizer::Adam { beta1, beta2, eps }, Some(st)) => {
+                st.update(eng, ws, scale, (lc.alpha, beta1, beta2, eps))
+            }
+            _ => eng.sgd(ws, lc.alpha as f32 * scale),
+        }
+    }
+
+    /// Inference then one weight update; returns the info and the sensory squared error.
+    fn train_fused(
+        &self,
+        eng: &mut Engine,
+        adam: &mut Option<AdamCpu>,
+        ws: &mut Workspace,
+        epoch: usize,
+    ) -> Result<(InferenceInfo, f64)> {
+        let c = &self.config.inference;
+        let info = self.relax_fused(
+            eng,
+            ws,
+            None,
+            c.gamma,
+            c.steps,
+            c.tolerance,
+            "training",
+            epoch,
+        )?;
+        let sensory_sq = 2.0 * Engine::energy_of_layer(ws, 0);
+        self.learn_fused(eng, adam, ws);
+        Ok((info, sensory_sq))
+    }
+
+    fn train_epochs_fused(
+        &mut self,
+        eng: &mut Engine,
+        adam: &mut Option<AdamCpu>,
+        batches: &[Tensor],
+        pixels: f64,
+        on_epoch: &mut impl FnMut(&EpochStats),
+    ) -> Result<TrainReport> {
+        let lc = self.config.learning.clone();
+        let mut spaces: Vec<Option<Workspace>> = (0..batches.len()).map(|_| None).collect();
+        let mut tracker = StopTracker::new(&lc);
+        let mut epochs = Vec::new();
+        for epoch in 0..lc.max_epochs {
+            let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
+            for (i, batch) in batches.iter().enumerate() {
+                let keep = lc.persistent_values && spaces[i].is_some();
+                if !keep {
+                    let mut rng = self.rng.clone();
+                    let x = self.init_values(batch, &mut rng)?;
+                    self.rng = rng;
+                    match spaces[i].as_mut() {
+                        Some(ws) => {
+                            for (dst, t) in ws.x.iter_mut().zip(&x.0) {
+                                dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+                            }
+                        }
+                        None => spaces[i] = Some(eng.workspace(to_flat(&x.0)?)),
+                    }
+                }
+                let ws = spaces[i].as_mut().expect("workspace set above");
+                let (info, s) = self.train_fused(eng, adam, ws, epoch)?;
+                energy += info.energy;
+                sq += s;
+                steps += info.steps as f64;
+            }
+            let stats = EpochStats {
+                epoch,
+                energy,
+                sensory_mse: sq / pixels,
+                inference_steps: steps / batches.len() as f64,
+            };
+            on_epoch(&stats);
+            epochs.push(stats);
+            if let Some(stop) = tracker.update(&stats) {
+                return Ok(TrainReport { epochs, stop });
+            }
+        }
+        Ok(TrainReport {
+            epochs,
+            stop: StopReason::EpochLimit,
+        })
+    }
+}
+
+/// Decides when training stops (target MSE, plateau of the energy).
+struct StopTracker {
+    target: Option<f64>,
+    min_rel: f64,
+    patience: usize,
+    best: f64,
+    since_best: usize,
+}
+
+impl StopTracker {
+    fn new(lc: &crate::config::LearningConfig) -> Self {
+        Self {
+            target: lc.target_mse,
+            min_rel: lc.min_rel_improvement,
+            patience: lc.patience,
+            best: f64::INFINITY,
+            since_best: 0,
+        }
+    }
+
+    fn update(&mut self, s: &EpochStats) -> Option<StopReason> {
+        if self.target.is_some_and(|t| s.sensory_mse < t) {
+            return Some(StopReason::TargetReached);
+        }
+        if s.energy < self.best * (1.0 - self.min_rel) {
+            self.best = s.energy;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+            if self.since_best >= self.patience {
+                return Some(StopReason::Plateau);
+            }
+        }
+        None
     }
 }
 

@@ -1,0 +1,478 @@
+//! Fused CPU kernel for inference and learning.
+//!
+//! Candle allocates a fresh tensor for every operation; the PCN's hot loop is a few matrix
+//! products per inference step plus element-wise work, so on CPU this module runs the same
+//! equations on buffers allocated once per call: the sensory error is formed in place by one
+//! matrix product that accumulates into a copy of `x_0` (`eps = x - f(x') W`), the element-wise
+//! parts of Eq. 3 are one fused pass per layer, and the SGD weight update of Eq. 4 accumulates
+//! straight into the weights. Matrix products go through `gemm`, the kernel candle itself uses on
+//! CPU. The candle-op implementation in [`crate::pcn`] is the reference; tests hold the two equal.
+
+#![allow(unsafe_code)]
+
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+use crate::config::{Activation, ActivationPlacement};
+
+/// Arrays at least this long are processed by rayon in parallel chunks.
+const PAR_MIN: usize = 1 << 15;
+const CHUNK: usize = 1 << 13;
+
+/// `dst (m x n, row-major) = [dst if accumulate] + beta * A (m x k) * B (k x n)`, where
+/// `A[i, p] = a[i * a_rs + p * a_cs]` and `B[p, j] = b[p * b_rs + j * b_cs]`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    (b, b_rs, b_cs): (&[f32], usize, usize),
+    accumulate: bool,
+    beta: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    if k > 0 {
+        assert!(
+            (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
+            "gemm: lhs too small"
+        );
+        assert!(
+            (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
+            "gemm: rhs too small"
+        );
+    }
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k >= 1 << 16 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the kernel touches inside the slices; `dst`
+    // is a unique borrow that aliases neither `a` nor `b`.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+trait Act: Copy + Send + Sync {
+    fn f(v: f32) -> f32;
+    fn df(v: f32) -> f32;
+}
+#[derive(Clone, Copy)]
+struct Relu;
+#[derive(Clone, Copy)]
+struct Tanh;
+#[derive(Clone, Copy)]
+struct Ident;
+impl Act for Relu {
+    #[inline(always)]
+    fn f(v: f32) -> f32 {
+        v.max(0.0)
+    }
+    #[inline(always)]
+    fn df(v: f32) -> f32 {
+        if v >= 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    }
+}
+impl Act for Tanh {
+    #[inline(always)]
+    fn f(v: f32) -> f32 {
+        v.tanh()
+    }
+    #[inline(always)]
+    fn df(v: f32) -> f32 {
+        let t = v.tanh();
+        1.0 - t * t
+    }
+}
+impl Act for Ident {
+    #[inline(always)]
+    fn f(v: f32) -> f32 {
+        v
+    }
+    #[inline(always)]
+    fn df(_: f32) -> f32 {
+        1.0
+    }
+}
+
+/// Applies `op` to matching chunks of `dst` and the inputs, in parallel when large.
+fn zip_apply<const K: usize>(
+    dst: &mut [f32],
+    srcs: [&[f32]; K],
+    op: impl Fn(&mut [f32], [&[f32]; K]) + Sync,
+) {
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(CHUNK).enumerate().for_each(|(c, d)| {
+            let s = c * CHUNK;
+            op(d, srcs.map(|x| &x[s..s + d.len()]));
+        });
+    } else {
+        op(dst, srcs);
+    }
+}
+
+fn sum_sq(v: &[f32]) -> f64 {
+    let part = |c: &[f32]| c.iter().map(|&e| (e as f64) * (e as f64)).sum::<f64>();
+    if v.len() >= PAR_MIN {
+        v.par_chunks(CHUNK).map(part).sum()
+    } else {
+        part(v)
+    }
+}
+
+/// Parameters of a PCN as flat row-major buffers. `w[l-1]` is `(d_l, d_{l-1})`.
+#[derive(Debug, Clone)]
+pub(crate) struct Engine {
+    pub dims: Vec<usize>,
+    pub activation: Activation,
+    pub placement: ActivationPlacement,
+    pub w: Vec<Vec<f32>>,
+    pub b: Option<Vec<f32>>,
+}
+
+/// Value nodes and scratch for `rows` data points, allocated once per call.
+#[derive(Debug)]
+pub(crate) struct Workspace {
+    pub rows: usize,
+    /// `x[l]`: `(rows, d_l)` for `l = 0..=L`.
+    pub x: Vec<Vec<f32>>,
+    /// `eps[l]`: `(rows, d_l)`; `eps[L]` only when there is a prior.
+    pub eps: Vec<Vec<f32>>,
+    /// Pre-synaptic: `f(x_l)` at index `l-1`. Post-synaptic: `f'(x_l W_l)`-weighted errors.
+    pub inp: Vec<Vec<f32>>,
+    /// Bottom-up products `delta_{l-1} W_l^T`, `(rows, d_l)`, at index `l-1`.
+    pub back: Vec<Vec<f32>>,
+}
+
+impl Engine {
+    fn layers(&self) -> usize {
+        self.dims.len() - 1
+    }
+
+    /// A workspace holding the given value nodes (`x[l]` flat, `rows x d_l`).
+    pub fn workspace(&self, x: Vec<Vec<f32>>) -> Workspace {
+        let rows = x[0].len() / self.dims[0];
+        let l_max = self.layers();
+        let eps = (0..=l_max)
+            .map(|l| {
+                if l < l_max || self.b.is_some() {
+                    vec![0.0; rows * self.dims[l]]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let inp = (1..=l_max)
+            .map(|l| match self.placement {
+                ActivationPlacement::PreSynaptic => vec![0.0; rows * self.dims[l]],
+                ActivationPlacement::PostSynaptic => vec![0.0; rows * self.dims[l - 1]],
+            })
+            .collect();
+        let back = (1..=l_max)
+            .map(|l| vec![0.0; rows * self.dims[l]])
+            .collect();
+        Workspace {
+            rows,
+            x,
+            eps,
+            inp,
+            back,
+        }
+    }
+
+    /// Errors of every layer at the current state (and `f(x)` or the weighted errors).
+    pub fn forward(&self, ws: &mut Workspace) {
+        match self.activation {
+            Activation::Relu => self.forward_a::<Relu>(ws),
+            Activation::Tanh => self.forward_a::<Tanh>(ws),
+            Activation::Identity => self.forward_a::<Ident>(ws),
+        }
+    }
+
+    fn forward_a<A: Act>(&self, ws: &mut Workspace) {
+        let rows = ws.rows;
+        let Workspace { x, eps, inp, .. } = ws;
+        for l in 1..=self.layers() {
+            let (dl, db) = (self.dims[l], self.dims[l - 1]);
+            let w = &self.w[l - 1];
+            match self.placement {
+                ActivationPlacement::PreSynaptic => {
+                    zip_apply(&mut inp[l - 1], [&x[l]], |d, [s]| {
+                        for (o, &v) in d.iter_mut().zip(s) {
+                            *o = A::f(v);
+                        }
+                    });
+                    eps[l - 1].copy_from_slice(&x[l - 1]);
+                    gemm_into(
+                        &mut eps[l - 1],
+                        (rows, db, dl),
+                        (&inp[l - 1], dl, 1),
+                        (w, db, 1),
+                        true,
+                        -1.0,
+                    );
+                }
+                ActivationPlacement::PostSynaptic => {
+                    // a = x_l W_l into inp, then eps = x - f(a) and inp = eps * f'(a).
+                    gemm_into(
+                        &mut inp[l - 1],
+                        (rows, db, dl),
+                        (&x[l], dl, 1),
+                        (w, db, 1),
+                        false,
+                        1.0,
+                    );
+                    let (xb, e, a) = (&x[l - 1], &mut eps[l - 1], &mut inp[l - 1]);
+                    for ((ei, ai), &xi) in e.iter_mut().zip(a.iter_mut()).zip(xb) {
+                        let av = *ai;
+                        *ei = xi - A::f(av);
+                        *ai = *ei * A::df(av);
+                    }
+                }
+            }
+        }
+        if let Some(b) = &self.b {
+            let l = self.layers();
+            let n = self.dims[l];
+            for (er, xr) in eps[l].chunks_mut(n).zip(x[l].chunks(n)) {
+                for ((e, &xv), &bv) in er.iter_mut().zip(xr).zip(b) {
+                    *e = xv - bv;
+                }
+            }
+        }
+    }
+
+    /// The error signal that `W_l` carries up (index `l-1`).
+    fn delta<'a>(&self, ws: &'a Workspace, l: usize) -> &'a [f32] {
+        match self.placement {
+            ActivationPlacement::PreSynaptic => &ws.eps[l - 1],
+            ActivationPlacement::PostSynaptic => &ws.inp[l - 1],
+        }
+    }
+
+    /// Left operand of the prediction from layer `l`: `f(x_l)` or `x_l`.
+    fn input<'a>(&self, ws: &'a Workspace, l: usize) -> &'a [f32] {
+        match self.placement {
+            ActivationPlacement::PreSynaptic => &ws.inp[l - 1],
+            ActivationPlacement::PostSynaptic => &ws.x[l],
+        }
+    }
+
+    /// Energy (Eq. 2) from the errors of the last [`Engine::forward`].
+    pub fn energy(&self, ws: &Workspace) -> f64 {
+        0.5 * ws.eps.iter().map(|e| sum_sq(e)).sum::<f64>()
+    }
+
+    /// Half the squared error of layer `l` from the last forward pass.
+    pub fn energy_of_layer(ws: &Workspace, l: usize) -> f64 {
+        0.5 * sum_sq(&ws.eps[l])
+    }
+
+    /// One synchronous inference step (Eq. 3) using the errors of the last forward pass;
+    /// sensory pixels with `free0 == 1` move too (Alg. 2).
+    pub fn step(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32) {
+        match self.activation {
+            Activation::Relu => self.step_a::<Relu>(ws, free0, gamma),
+            Activation::Tanh => self.step_a::<Tanh>(ws, free0, gamma),
+            Activation::Identity => self.step_a::<Ident>(ws, free0, gamma),
+        }
+    }
+
+    fn step_a<A: Act>(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32) {
+        let rows = ws.rows;
+        let top = self.layers();
+        for l in 1..=top {
+            let (dl, db) = (self.dims[l], self.dims[l - 1]);
+            let mut back = std::mem::take(&mut ws.back[l - 1]);
+            gemm_into(
+                &mut back,
+                (rows, dl, db),
+                (self.delta(ws, l), db, 1),
+                (&self.w[l - 1], 1, db),
+                false,
+                1.0,
+            );
+            let pre = self.placement == ActivationPlacement::PreSynaptic;
+            let has_eps = l < top || self.b.is_some();
+            let (xl, el) = (&mut ws.x[l], &ws.eps[l]);
+            match (pre, has_eps) {
+                (true, true) => zip_apply(xl, [el, &back], |x, [e, bk]| {
+                    for ((xv, &ev), &bv) in x.iter_mut().zip(e).zip(bk) {
+                        *xv -= gamma * (ev - A::df(*xv) * bv);
+                    }
+                }),
+                (true, false) => zip_apply(xl, [&back], |x, [bk]| {
+                    for (xv, &bv) in x.iter_mut().zip(bk) {
+                        *xv += gamma * A::df(*xv) * bv;
+                    }
+                }),
+                (false, true) => zip_apply(xl, [el, &back], |x, [e, bk]| {
+                    for ((xv, &ev), &bv) in x.iter_mut().zip(e).zip(bk) {
+                        *xv -= gamma * (ev - bv);
+                    }
+                }),
+                (false, false) => zip_apply(xl, [&back], |x, [bk]| {
+                    for (xv, &bv) in x.iter_mut().zip(bk) {
+                        *xv += gamma * bv;
+                    }
+                }),
+            }
+            ws.back[l - 1] = back;
+        }
+        if let Some(free) = free0 {
+            zip_apply(&mut ws.x[0], [&ws.eps[0], free], |x, [e, fr]| {
+                for ((xv, &ev), &fv) in x.iter_mut().zip(e).zip(fr) {
+                    *xv -= gamma * ev * fv;
+                }
+            });
+        }
+    }
+
+    /// Gradients of the energy with respect to the parameters, scaled by `scale`, written into
+    /// `gw` (shapes of `w`) and `gb`.
+    pub fn param_grads(
+        &self,
+        ws: &Workspace,
+        scale: f32,
+        gw: &mut [Vec<f32>],
+        gb: Option<&mut Vec<f32>>,
+    ) {
+        for l in 1..=self.layers() {
+            let (dl, db) = (self.dims[l], self.dims[l - 1]);
+            gemm_into(
+                &mut gw[l - 1],
+                (dl, db, ws.rows),
+                (self.input(ws, l), 1, dl),
+                (self.delta(ws, l), db, 1),
+                false,
+                -scale,
+            );
+        }
+        if let Some(gb) = gb {
+            gb.fill(0.0);
+            let l = self.layers();
+            for er in ws.eps[l].chunks(self.dims[l]) {
+                for (g, &e) in gb.iter_mut().zip(er) {
+                    *g -= scale * e;
+                }
+            }
+        }
+    }
+
+    /// Plain gradient step of size `lr` (Eq. 4-5), accumulated straight into the parameters.
+    pub fn sgd(&mut self, ws: &Workspace, lr: f32) {
+        for l in 1..=self.layers() {
+            let (dl, db) = (self.dims[l], self.dims[l - 1]);
+            let mut w = std::mem::take(&mut self.w[l - 1]);
+            gemm_into(
+                &mut w,
+                (dl, db, ws.rows),
+                (self.input(ws, l), 1, dl),
+                (self.delta(ws, l), db, 1),
+                true,
+                lr,
+            );
+            self.w[l - 1] = w;
+        }
+        let l = self.layers();
+        let n = self.dims[l];
+        if let Some(b) = self.b.as_mut() {
+            for er in ws.eps[l].chunks(n) {
+                for (bv, &e) in b.iter_mut().zip(er) {
+                    *bv += lr * e;
+                }
+            }
+        }
+    }
+}
+
+/// Adam moments for every parameter (weights in order, then the prior), on CPU.
+#[derive(Debug, Clone)]
+pub(crate) struct AdamCpu {
+    pub step: i32,
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    /// Gradient scratch, same shapes.
+    pub g: Vec<Vec<f32>>,
+}
+
+impl AdamCpu {
+    pub fn zeros(shapes: &[usize]) -> Self {
+        let z = || shapes.iter().map(|&s| vec![0.0; s]).collect::<Vec<_>>();
+        Self {
+            step: 0,
+            m: z(),
+            v: z(),
+            g: z(),
+        }
+    }
+
+    /// One Adam update of the engine's parameters from the gradients at `ws`.
+    pub fn update(
+        &mut self,
+        eng: &mut Engine,
+        ws: &Workspace,
+        scale: f32,
+        (alpha, b1, b2, eps): (f64, f64, f64, f64),
+    ) {
+        let nw = eng.w.len();
+        {
+            let (gw, gb) = self.g.split_at_mut(nw);
+            eng.param_grads(ws, scale, gw, gb.first_mut());
+        }
+        self.step += 1;
+        let bc1 = 1.0 - b1.powi(self.step);
+        let bc2 = 1.0 - b2.powi(self.step);
+        let (lr, b1, b2, eps) = ((alpha / bc1) as f32, b1 as f32, b2 as f32, eps as f32);
+        let inv_bc2 = (1.0 / bc2) as f32;
+        let params = eng.w.iter_mut().chain(eng.b.iter_mut());
+        for (i, p) in params.enumerate() {
+            let (m, v, g) = (&mut self.m[i], &mut self.v[i], &self.g[i]);
+            let upd = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
+                for (((pv, mv), vv), &gv) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
+                {
+                    *mv = b1 * *mv + (1.0 - b1) * gv;
+                    *vv = b2 * *vv + (1.0 - b2) * gv * gv;
+                    *pv -= lr * *mv / ((*vv * inv_bc2).sqrt() + eps);
+                }
+            };
+            if p.len() >= PAR_MIN {
+                p.par_chunks_mut(CHUNK)
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .zip(g.par_chunks(CHUNK))
+                    .for_each(|(((p, m), v), g)| upd(p, m, v, g));
+            } else {
+                upd(p, m, v, g);
+            }
+        }
+    }
+}

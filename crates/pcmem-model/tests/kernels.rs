@@ -1,0 +1,125 @@
+//! The fused CPU kernel against the candle-op reference implementation: same training energies,
+//! same weights, same recall, for every activation, placement, prior, optimiser and depth.
+
+use candle_core::{Device, Tensor};
+use pcmem_model::{
+    Activation, ActivationPlacement, Kernel, MemoryPrior, Optimizer, PcnConfig, ValueInit,
+};
+
+fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let num: f32 = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    let den: f32 = b.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    num / den.max(1e-6)
+}
+
+#[test]
+fn fused_kernel_matches_candle_reference() {
+    let dev = Device::Cpu;
+    // Deterministic data so that a failure reproduces.
+    let v: Vec<f32> = (0..6 * 48)
+        .map(|i| ((i * 7919) % 997) as f32 / 997.0)
+        .collect();
+    let data = Tensor::from_vec(v, (6, 48), &dev).unwrap();
+    let mask = Tensor::from_vec(
+        (0..48).map(|i| (i < 20) as u8 as f32).collect::<Vec<_>>(),
+        (1, 48),
+        &dev,
+    )
+    .unwrap();
+    let mut cases = 0;
+    for activation in [Activation::Relu, Activation::Tanh, Activation::Identity] {
+        for placement in [
+            ActivationPlacement::PreSynaptic,
+            ActivationPlacement::PostSynaptic,
+        ] {
+            for (prior, optimizer, layers, persistent) in [
+                (MemoryPrior::Learned, Optimizer::Sgd, 2, false),
+                (MemoryPrior::Free, Optimizer::adam(), 3, true),
+                (MemoryPrior::Learned, Optimizer::adam(), 1, false),
+            ] {
+                let mut cfg = PcnConfig::new(48, 16);
+                cfg.layers = layers;
+                cfg.activation = activation;
+                cfg.placement = placement;
+                cfg.memory_prior = prior;
+                cfg.learning.optimizer = optimizer;
+                cfg.learning.alpha = if optimizer == Optimizer::Sgd {
+                    2e-3
+                } else {
+                    1e-2
+                };
+                cfg.learning.max_epochs = 15;
+                cfg.learning.batch_size = Some(4);
+                cfg.learning.persistent_values = persistent;
+                cfg.value_init = ValueInit::Random { std: 0.3 };
+                cfg.inference.gamma = 0.05;
+                cfg.inference.steps = 20;
+                cfg.recall.steps = 40;
+                cfg.recall.iterations = 3;
+                let tag =
+                    format!("{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers}");
+                let run = |kernel| {
+                    let mut c = cfg.clone();
+                    c.kernel = kernel;
+                    let mut pcn = c.init(&dev).unwrap();
+                    let rep = pcn.train(&data).unwrap();
+                    let (noisy, _) = pcn.recall_noisy(&data).unwrap();
+                    let (partial, _) = pcn
+                        .recall_partial(&data.broadcast_mul(&mask).unwrap(), &mask)
+                        .unwrap();
+                    (rep, pcn, noisy, partial)
+                };
+                let (ra, pa, na, qa) = run(Kernel::Fused);
+                let (rb, pb, nb, qb) = run(Kernel::Candle);
+                assert_eq!(ra.epochs.len(), rb.epochs.len(), "{tag}");
+                for (ea, eb) in ra.epochs.iter().zip(&rb.epochs) {
+                    let r = (ea.energy - eb.energy).abs() / eb.energy.abs().max(1e-9);
+                    assert!(
+                        r < 1e-3,
+                        "{tag}: epoch {} energy {} vs {}",
+                        ea.epoch,
+                        ea.energy,
+                        eb.energy
+                    );
+                    let r = (ea.sensory_mse - eb.sensory_mse).abs() / eb.sensory_mse.max(1e-12);
+                    assert!(
+                        r < 1e-3,
+                        "{tag}: epoch {} sensory mse {} vs {}",
+                        ea.epoch,
+                        ea.sensory_mse,
+                        eb.sensory_mse
+                    );
+                }
+                for (wa, wb) in pa.weights().iter().zip(pb.weights()) {
+                    assert!(
+                        rel_diff(wa, wb) < 1e-3,
+                        "{tag}: weights differ by {}",
+                        rel_diff(wa, wb)
+                    );
+                }
+                if let (Some(a), Some(b)) = (pa.prior(), pb.prior()) {
+                    assert!(rel_diff(a, b) < 1e-3, "{tag}: prior");
+                }
+                assert!(
+                    rel_diff(&na, &nb) < 1e-3,
+                    "{tag}: noisy recall differs by {}",
+                    rel_diff(&na, &nb)
+                );
+                assert!(
+                    rel_diff(&qa, &qb) < 1e-3,
+                    "{tag}: partial recall differs by {}",
+                    rel_diff(&qa, &qb)
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 18);
+}
