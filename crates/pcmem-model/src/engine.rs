@@ -148,7 +148,7 @@ fn sum_sq(v: &[f32]) -> f64 {
     }
 }
 
-/// Parameters of a PCN as flat row-major buffers. `w[l-1]` is `(d_l, d_{l-1})`.
+/// Parameters of a PCN as flat row-major buffers. `w[l-1]` is `theta^l`, `(d_{l-1}, d_l)`.
 #[derive(Debug, Clone)]
 pub(crate) struct Engine {
     pub dims: Vec<usize>,
@@ -235,7 +235,7 @@ impl Engine {
                         &mut eps[l - 1],
                         (rows, db, dl),
                         (&inp[l - 1], dl, 1),
-                        (w, db, 1),
+                        (w, 1, dl),
                         true,
                         -1.0,
                     );
@@ -246,7 +246,7 @@ impl Engine {
                         &mut inp[l - 1],
                         (rows, db, dl),
                         (&x[l], dl, 1),
-                        (w, db, 1),
+                        (w, 1, dl),
                         false,
                         1.0,
                     );
@@ -316,7 +316,7 @@ impl Engine {
                 &mut back,
                 (rows, dl, db),
                 (self.delta(ws, l), db, 1),
-                (&self.w[l - 1], 1, db),
+                (&self.w[l - 1], dl, 1),
                 false,
                 1.0,
             );
@@ -369,9 +369,9 @@ impl Engine {
             let (dl, db) = (self.dims[l], self.dims[l - 1]);
             gemm_into(
                 &mut gw[l - 1],
-                (dl, db, ws.rows),
-                (self.input(ws, l), 1, dl),
-                (self.delta(ws, l), db, 1),
+                (db, dl, ws.rows),
+                (self.delta(ws, l), 1, db),
+                (self.input(ws, l), dl, 1),
                 false,
                 -scale,
             );
@@ -394,9 +394,9 @@ impl Engine {
             let mut w = std::mem::take(&mut self.w[l - 1]);
             gemm_into(
                 &mut w,
-                (dl, db, ws.rows),
-                (self.input(ws, l), 1, dl),
-                (self.delta(ws, l), db, 1),
+                (db, dl, ws.rows),
+                (self.delta(ws, l), 1, db),
+                (self.input(ws, l), dl, 1),
                 true,
                 lr,
             );

@@ -125,7 +125,8 @@ struct Forward {
 pub struct Pcn {
     config: PcnConfig,
     device: Device,
-    /// `weights[l-1]` maps layer `l` to the prediction of layer `l-1`; shape `(d_l, d_{l-1})`.
+    /// `weights[l-1]` is the paper's `theta^l`, shape `(d_{l-1}, d_l)`: `mu_{l-1} = f(x_l) W^T`
+    /// for row-major batches.
     weights: Vec<Tensor>,
     prior: Option<Tensor>,
     adam: Option<AdamState>,
@@ -181,7 +182,7 @@ impl Pcn {
                 WeightInit::XavierNormal => (2.0 / (fan_in + fan_out) as f64).sqrt(),
                 WeightInit::Normal { std } => std,
             };
-            weights.push(randn(&mut rng, fan_in, fan_out, std, device)?);
+            weights.push(randn(&mut rng, fan_out, fan_in, std, device)?);
         }
         let prior = match config.memory_prior {
             MemoryPrior::Learned => {
@@ -214,7 +215,8 @@ impl Pcn {
         &self.device
     }
 
-    /// Weight matrices; entry `l-1` has shape `(d_l, d_{l-1})` and predicts layer `l-1`.
+    /// Weight matrices; entry `l-1` is `theta^l` of the paper, shape `(d_{l-1}, d_l)`, and
+    /// predicts layer `l-1` from layer `l`.
     pub fn weights(&self) -> &[Tensor] {
         &self.weights
     }
@@ -234,7 +236,7 @@ impl Pcn {
             });
         }
         for (i, w) in weights.iter().enumerate() {
-            let want = [self.config.layer_dim(i + 1), self.config.layer_dim(i)];
+            let want = [self.config.layer_dim(i), self.config.layer_dim(i + 1)];
             if w.dims() != want {
                 return Err(PcnError::Shape {
                     what: "weights",
@@ -333,8 +335,8 @@ impl Pcn {
     fn predict(&self, l: usize, xl: &Tensor) -> Result<Tensor> {
         let w = &self.weights[l - 1];
         Ok(match self.config.placement {
-            ActivationPlacement::PreSynaptic => self.act(xl)?.matmul(w)?,
-            ActivationPlacement::PostSynaptic => self.act(&xl.matmul(w)?)?,
+            ActivationPlacement::PreSynaptic => self.act(xl)?.matmul(&w.t()?)?,
+            ActivationPlacement::PostSynaptic => self.act(&xl.matmul(&w.t()?)?)?,
         })
     }
 
@@ -348,13 +350,13 @@ impl Pcn {
             match self.config.placement {
                 ActivationPlacement::PreSynaptic => {
                     let fx = self.act(&x[l])?;
-                    let e = (&x[l - 1] - fx.matmul(w)?)?;
+                    let e = (&x[l - 1] - fx.matmul(&w.t()?)?)?;
                     inputs.push(fx);
                     deltas.push(e.clone());
                     eps.push(e);
                 }
                 ActivationPlacement::PostSynaptic => {
-                    let a = x[l].matmul(w)?;
+                    let a = x[l].matmul(&w.t()?)?;
                     let e = (&x[l - 1] - self.act(&a)?)?;
                     deltas.push((&e * self.act_grad(&a)?)?);
                     inputs.push(x[l].clone());
@@ -385,7 +387,7 @@ impl Pcn {
         let layers = self.config.layers;
         let mut out = Vec::with_capacity(layers);
         for l in 1..=layers {
-            let back = fw.deltas[l - 1].matmul(&self.weights[l - 1].t()?)?;
+            let back = fw.deltas[l - 1].matmul(&self.weights[l - 1])?;
             let back = match self.config.placement {
                 ActivationPlacement::PreSynaptic => (back * self.act_grad(&x[l])?)?,
                 ActivationPlacement::PostSynaptic => back,
@@ -421,7 +423,7 @@ impl Pcn {
         let layers = self.config.layers;
         let mut gw = Vec::with_capacity(layers);
         for l in 1..=layers {
-            gw.push(fw.inputs[l - 1].t()?.matmul(&fw.deltas[l - 1])?.neg()?);
+            gw.push(fw.deltas[l - 1].t()?.matmul(&fw.inputs[l - 1])?.neg()?);
         }
         let gb = match &self.prior {
             Some(_) => Some(fw.eps[layers].sum_keepdim(0)?.neg()?),

@@ -18,15 +18,17 @@ fn act(a: Activation, x: &Tensor) -> Tensor {
 
 /// Energy of Eq. 2 built from candle ops on `Var`s, so autograd can differentiate it.
 fn reference_energy(cfg: &PcnConfig, x: &[Var], w: &[Var], b: Option<&Var>) -> Tensor {
+    // theta^l is (d_{l-1}, d_l) and rows are data points, so mu_{l-1} = f(x_l) theta^T.
     let mut e = Tensor::zeros((), DType::F32, &Device::Cpu).unwrap();
     for l in 1..=cfg.layers {
         let mu = match cfg.placement {
-            ActivationPlacement::PreSynaptic => {
-                act(cfg.activation, &x[l]).matmul(&w[l - 1]).unwrap()
-            }
-            ActivationPlacement::PostSynaptic => {
-                act(cfg.activation, &x[l].matmul(&w[l - 1]).unwrap())
-            }
+            ActivationPlacement::PreSynaptic => act(cfg.activation, &x[l])
+                .matmul(&w[l - 1].t().unwrap())
+                .unwrap(),
+            ActivationPlacement::PostSynaptic => act(
+                cfg.activation,
+                &x[l].matmul(&w[l - 1].t().unwrap()).unwrap(),
+            ),
         };
         let eps = (x[l - 1].as_tensor() - mu).unwrap();
         e = (e + eps.sqr().unwrap().sum_all().unwrap()).unwrap();
