@@ -129,9 +129,14 @@ pub enum WeightInit {
 #[serde(rename_all = "snake_case")]
 pub enum Kernel {
     /// On CPU, a fused kernel on preallocated buffers (same equations, far fewer passes over
-    /// memory); on other devices this falls back to `candle`.
+    /// memory). While the sensory layer is clamped (training, recall from noise) and the
+    /// non-linearity is pre-synaptic, it computes the bottom-up term of layer 1 through the
+    /// identity `eps_0 W_1 = x_0 W_1 - f(x_1) (W_1^T W_1)`, which replaces two `N x d x n`
+    /// products per step by one `N x n x n` product. On other devices: `candle`.
     #[default]
     Fused,
+    /// The fused CPU kernel without the Gram identity (two `N x d x n` products per step).
+    FusedDirect,
     /// One candle operation per term of the equations (the reference implementation).
     Candle,
 }

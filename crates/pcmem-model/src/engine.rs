@@ -156,6 +156,20 @@ pub(crate) struct Engine {
     pub placement: ActivationPlacement,
     pub w: Vec<Vec<f32>>,
     pub b: Option<Vec<f32>>,
+    /// Allow the Gram identity for a clamped sensory layer (see [`Engine::relax`]).
+    pub allow_gram: bool,
+    /// Cached `G = W_1^T W_1` (`d_1 x d_1`); cleared whenever the weights change.
+    pub gram: Option<Vec<f32>>,
+}
+
+/// How the sensory layer's bottom-up term is computed during a relaxation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `eps_0 = x_0 - f(x_1) W_1^T`, then `eps_0 W_1`: two `N x d x n` products per step.
+    Direct,
+    /// With `x_0` clamped, `eps_0 W_1 = x_0 W_1 - f(x_1) (W_1^T W_1)`: one `N x n x n` product
+    /// per step after computing `C = x_0 W_1` and `G = W_1^T W_1` once.
+    Gram,
 }
 
 /// Value nodes and scratch for `rows` data points, allocated once per call.
@@ -168,8 +182,13 @@ pub(crate) struct Workspace {
     pub eps: Vec<Vec<f32>>,
     /// Pre-synaptic: `f(x_l)` at index `l-1`. Post-synaptic: `f'(x_l W_l)`-weighted errors.
     pub inp: Vec<Vec<f32>>,
-    /// Bottom-up products `delta_{l-1} W_l^T`, `(rows, d_l)`, at index `l-1`.
+    /// Bottom-up products `delta_{l-1} W_l`, `(rows, d_l)`, at index `l-1`. In Gram mode
+    /// `back[0]` holds `f(x_1) G` after the forward pass.
     pub back: Vec<Vec<f32>>,
+    /// Gram mode: `C = x_0 W_1`, `(rows, d_1)`.
+    pub gram_c: Vec<f32>,
+    /// Gram mode: squared norm of each row of `x_0`.
+    pub x0_sq: Vec<f64>,
 }
 
 impl Engine {
@@ -205,21 +224,29 @@ impl Engine {
             eps,
             inp,
             back,
+            gram_c: Vec::new(),
+            x0_sq: Vec::new(),
         }
     }
 
     /// Errors of every layer at the current state (and `f(x)` or the weighted errors).
     pub fn forward(&self, ws: &mut Workspace) {
+        self.forward_mode(ws, Mode::Direct)
+    }
+
+    fn forward_mode(&self, ws: &mut Workspace, mode: Mode) {
         match self.activation {
-            Activation::Relu => self.forward_a::<Relu>(ws),
-            Activation::Tanh => self.forward_a::<Tanh>(ws),
-            Activation::Identity => self.forward_a::<Ident>(ws),
+            Activation::Relu => self.forward_a::<Relu>(ws, mode),
+            Activation::Tanh => self.forward_a::<Tanh>(ws, mode),
+            Activation::Identity => self.forward_a::<Ident>(ws, mode),
         }
     }
 
-    fn forward_a<A: Act>(&self, ws: &mut Workspace) {
+    fn forward_a<A: Act>(&self, ws: &mut Workspace, mode: Mode) {
         let rows = ws.rows;
-        let Workspace { x, eps, inp, .. } = ws;
+        let Workspace {
+            x, eps, inp, back, ..
+        } = ws;
         for l in 1..=self.layers() {
             let (dl, db) = (self.dims[l], self.dims[l - 1]);
             let w = &self.w[l - 1];
@@ -230,6 +257,21 @@ impl Engine {
                             *o = A::f(v);
                         }
                     });
+                    if l == 1 && mode == Mode::Gram {
+                        let g = self
+                            .gram
+                            .as_deref()
+                            .expect("Gram matrix computed before use");
+                        gemm_into(
+                            &mut back[0],
+                            (rows, dl, dl),
+                            (&inp[0], dl, 1),
+                            (g, dl, 1),
+                            false,
+                            1.0,
+                        );
+                        continue;
+                    }
                     eps[l - 1].copy_from_slice(&x[l - 1]);
                     gemm_into(
                         &mut eps[l - 1],
@@ -288,7 +330,113 @@ impl Engine {
 
     /// Energy (Eq. 2) from the errors of the last [`Engine::forward`].
     pub fn energy(&self, ws: &Workspace) -> f64 {
-        0.5 * ws.eps.iter().map(|e| sum_sq(e)).sum::<f64>()
+        self.energy_mode(ws, Mode::Direct)
+    }
+
+    fn energy_mode(&self, ws: &Workspace, mode: Mode) -> f64 {
+        let skip = usize::from(mode == Mode::Gram);
+        let hidden: f64 = ws.eps.iter().skip(skip).map(|e| sum_sq(e)).sum();
+        let sensory = match mode {
+            Mode::Direct => 0.0,
+            // |x0 - f W^T|^2 = |x0|^2 - 2 f . (x0 W) + f . (f W^T W), per row.
+            Mode::Gram => {
+                let n = self.dims[1];
+                (0..ws.rows)
+                    .map(|r| {
+                        let s = r * n..(r + 1) * n;
+                        let f = &ws.inp[0][s.clone()];
+                        let c = &ws.gram_c[s.clone()];
+                        let fg = &ws.back[0][s];
+                        let dot = |a: &[f32], b: &[f32]| -> f64 {
+                            a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+                        };
+                        ws.x0_sq[r] - 2.0 * dot(f, c) + dot(f, fg)
+                    })
+                    .sum()
+            }
+        };
+        0.5 * (hidden + sensory)
+    }
+
+    /// Runs `steps` inference steps (Eq. 3) from the state in `ws`, or until the relative
+    /// energy change of a step falls below `tolerance`; pixels with `free0 == 1` move too.
+    /// Uses the Gram identity when the sensory layer is clamped and it saves work. Leaves the
+    /// errors of the final state in `ws` and returns (steps, final energy, converged), or the
+    /// step and energy at which the energy stopped being finite.
+    pub fn relax(
+        &mut self,
+        ws: &mut Workspace,
+        free0: Option<&[f32]>,
+        gamma: f32,
+        steps: usize,
+        tolerance: Option<f64>,
+    ) -> Result<(usize, f64, bool), (usize, f64)> {
+        let n1 = self.dims[1];
+        let mode = if self.allow_gram
+            && free0.is_none()
+            && self.placement == ActivationPlacement::PreSynaptic
+            && 2 * steps * ws.rows > n1
+        {
+            Mode::Gram
+        } else {
+            Mode::Direct
+        };
+        if mode == Mode::Gram {
+            self.prepare_gram(ws);
+        }
+        let mut prev: Option<f64> = None;
+        let (mut taken, mut converged) = (0, false);
+        self.forward_mode(ws, mode);
+        for t in 0..steps {
+            if let Some(tol) = tolerance {
+                let e = self.energy_mode(ws, mode);
+                if !e.is_finite() {
+                    return Err((t, e));
+                }
+                if let Some(p) = prev {
+                    if (p - e).abs() <= tol * p.abs().max(f64::MIN_POSITIVE) {
+                        converged = true;
+                        break;
+                    }
+                }
+                prev = Some(e);
+            }
+            self.step(ws, free0, gamma, mode);
+            taken = t + 1;
+            self.forward_mode(ws, mode);
+        }
+        if mode == Mode::Gram {
+            self.forward_mode(ws, Mode::Direct);
+        }
+        let energy = self.energy(ws);
+        if !energy.is_finite() {
+            return Err((taken, energy));
+        }
+        Ok((taken, energy, converged))
+    }
+
+    /// Computes `G = W_1^T W_1` (cached until the weights change), `C = x_0 W_1` and `|x_0|^2`.
+    fn prepare_gram(&mut self, ws: &mut Workspace) {
+        let (d, n) = (self.dims[0], self.dims[1]);
+        let w = &self.w[0];
+        if self.gram.is_none() {
+            let mut g = vec![0.0; n * n];
+            gemm_into(&mut g, (n, n, d), (w, 1, n), (w, n, 1), false, 1.0);
+            self.gram = Some(g);
+        }
+        ws.gram_c.resize(ws.rows * n, 0.0);
+        gemm_into(
+            &mut ws.gram_c,
+            (ws.rows, n, d),
+            (&ws.x[0], d, 1),
+            (w, n, 1),
+            false,
+            1.0,
+        );
+        ws.x0_sq = ws.x[0]
+            .chunks(d)
+            .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum())
+            .collect();
     }
 
     /// Half the squared error of layer `l` from the last forward pass.
@@ -298,28 +446,37 @@ impl Engine {
 
     /// One synchronous inference step (Eq. 3) using the errors of the last forward pass;
     /// sensory pixels with `free0 == 1` move too (Alg. 2).
-    pub fn step(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32) {
+    fn step(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32, mode: Mode) {
         match self.activation {
-            Activation::Relu => self.step_a::<Relu>(ws, free0, gamma),
-            Activation::Tanh => self.step_a::<Tanh>(ws, free0, gamma),
-            Activation::Identity => self.step_a::<Ident>(ws, free0, gamma),
+            Activation::Relu => self.step_a::<Relu>(ws, free0, gamma, mode),
+            Activation::Tanh => self.step_a::<Tanh>(ws, free0, gamma, mode),
+            Activation::Identity => self.step_a::<Ident>(ws, free0, gamma, mode),
         }
     }
 
-    fn step_a<A: Act>(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32) {
+    fn step_a<A: Act>(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32, mode: Mode) {
         let rows = ws.rows;
         let top = self.layers();
         for l in 1..=top {
             let (dl, db) = (self.dims[l], self.dims[l - 1]);
             let mut back = std::mem::take(&mut ws.back[l - 1]);
-            gemm_into(
-                &mut back,
-                (rows, dl, db),
-                (self.delta(ws, l), db, 1),
-                (&self.w[l - 1], dl, 1),
-                false,
-                1.0,
-            );
+            if l == 1 && mode == Mode::Gram {
+                // back holds f(x_1) G from the forward pass: eps_0 W_1 = C - f(x_1) G.
+                zip_apply(&mut back, [&ws.gram_c], |b, [c]| {
+                    for (bv, &cv) in b.iter_mut().zip(c) {
+                        *bv = cv - *bv;
+                    }
+                });
+            } else {
+                gemm_into(
+                    &mut back,
+                    (rows, dl, db),
+                    (self.delta(ws, l), db, 1),
+                    (&self.w[l - 1], dl, 1),
+                    false,
+                    1.0,
+                );
+            }
             let pre = self.placement == ActivationPlacement::PreSynaptic;
             let has_eps = l < top || self.b.is_some();
             let (xl, el) = (&mut ws.x[l], &ws.eps[l]);
@@ -389,6 +546,7 @@ impl Engine {
 
     /// Plain gradient step of size `lr` (Eq. 4-5), accumulated straight into the parameters.
     pub fn sgd(&mut self, ws: &Workspace, lr: f32) {
+        self.gram = None;
         for l in 1..=self.layers() {
             let (dl, db) = (self.dims[l], self.dims[l - 1]);
             let mut w = std::mem::take(&mut self.w[l - 1]);
@@ -444,6 +602,7 @@ impl AdamCpu {
         (alpha, b1, b2, eps): (f64, f64, f64, f64),
     ) {
         let nw = eng.w.len();
+        eng.gram = None;
         {
             let (gw, gb) = self.g.split_at_mut(nw);
             eng.param_grads(ws, scale, gw, gb.first_mut());

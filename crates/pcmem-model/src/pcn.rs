@@ -511,10 +511,10 @@ impl Pcn {
     pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
         let c = &self.config.inference;
         if self.fused() {
-            let eng = self.engine()?;
+            let mut eng = self.engine()?;
             let mut ws = eng.workspace(to_flat(&x.0)?);
             let info = self.relax_fused(
-                &eng,
+                &mut eng,
                 &mut ws,
                 None,
                 c.gamma,
@@ -759,7 +759,7 @@ impl Pcn {
         let mut rng = self.recall_rng(1);
         let mut runs = Vec::with_capacity(rc.iterations);
         if self.fused() {
-            let eng = self.engine()?;
+            let mut eng = self.engine()?;
             let mut ws: Option<Workspace> = None;
             for _ in 0..rc.iterations {
                 let x = self.init_values(&c, &mut rng)?;
@@ -774,7 +774,7 @@ impl Pcn {
                 };
                 let mut w = w;
                 runs.push(self.relax_fused(
-                    &eng,
+                    &mut eng,
                     &mut w,
                     None,
                     rc.gamma,
@@ -834,11 +834,11 @@ impl Pcn {
         let mut rng = self.recall_rng(2);
         let mut x = self.init_values(&c, &mut rng)?;
         if self.fused() {
-            let eng = self.engine()?;
+            let mut eng = self.engine()?;
             let free = free.flatten_all()?.to_vec1::<f32>()?;
             let mut ws = eng.workspace(to_flat(&x.0)?);
             let info = self.relax_fused(
-                &eng,
+                &mut eng,
                 &mut ws,
                 Some(&free),
                 rc.gamma,
@@ -952,7 +952,7 @@ fn pixels_of(rows: usize, cfg: &PcnConfig) -> f64 {
 /// The fused CPU kernel (see [`crate::engine`]): conversions and the training/recall loops.
 impl Pcn {
     fn fused(&self) -> bool {
-        self.config.kernel == Kernel::Fused && self.device.is_cpu()
+        self.config.kernel != Kernel::Candle && self.device.is_cpu()
     }
 
     fn engine(&self) -> Result<Engine> {
@@ -966,6 +966,8 @@ impl Pcn {
             activation: self.config.activation,
             placement: self.config.placement,
             w: to_flat(&self.weights)?,
+            allow_gram: self.config.kernel == Kernel::Fused,
+            gram: None,
             b: self
                 .prior
                 .as_ref()
@@ -1037,7 +1039,7 @@ impl Pcn {
     #[allow(clippy::too_many_arguments)]
     fn relax_fused(
         &self,
-        eng: &Engine,
+        eng: &mut Engine,
         ws: &mut Workspace,
         free0: Option<&[f32]>,
         gamma: f64,
@@ -1046,44 +1048,21 @@ impl Pcn {
         phase: &'static str,
         epoch: usize,
     ) -> Result<InferenceInfo> {
-        let diverged = |step: usize, energy: f64| PcnError::Diverged {
-            phase,
-            epoch,
-            step,
-            energy,
-            gamma,
-            alpha: self.config.learning.alpha,
-        };
-        let mut prev: Option<f64> = None;
-        let (mut taken, mut converged) = (0, false);
-        eng.forward(ws);
-        for t in 0..steps {
-            if let Some(tol) = tolerance {
-                let e = eng.energy(ws);
-                if !e.is_finite() {
-                    return Err(diverged(t, e));
-                }
-                if let Some(p) = prev {
-                    if (p - e).abs() <= tol * p.abs().max(f64::MIN_POSITIVE) {
-                        converged = true;
-                        break;
-                    }
-                }
-                prev = Some(e);
-            }
-            eng.step(ws, free0, gamma as f32);
-            taken = t + 1;
-            eng.forward(ws);
+        match eng.relax(ws, free0, gamma as f32, steps, tolerance) {
+            Ok((steps, energy, converged)) => Ok(InferenceInfo {
+                steps,
+                energy,
+                converged,
+            }),
+            Err((step, energy)) => Err(PcnError::Diverged {
+                phase,
+                epoch,
+                step,
+                energy,
+                gamma,
+                alpha: self.config.learning.alpha,
+            }),
         }
-        let energy = eng.energy(ws);
-        if !energy.is_finite() {
-            return Err(diverged(taken, energy));
-        }
-        Ok(InferenceInfo {
-            steps: taken,
-            energy,
-            converged,
-        })
     }
 
     fn learn_fused(&self, eng: &mut Engine, adam: &mut Option<AdamCpu>, ws: &Workspace) {

@@ -14,10 +14,13 @@ fn energy_does_not_increase_during_inference_for_small_gamma() {
             cfg.layers = layers;
             cfg.activation = activation;
             cfg.value_init = ValueInit::Random { std: 0.5 };
-            cfg.inference.gamma = 0.02;
+            cfg.inference.gamma = 0.01;
             cfg.inference.steps = 1;
             let pcn = cfg.init(&Device::Cpu).unwrap();
-            let data = Tensor::rand(0f32, 1f32, (8, 40), &Device::Cpu).unwrap();
+            let v: Vec<f32> = (0..8 * 40)
+                .map(|i| ((i * 7919) % 997) as f32 / 997.0)
+                .collect();
+            let data = Tensor::from_vec(v, (8, 40), &Device::Cpu).unwrap();
             let mut rng = rand::SeedableRng::seed_from_u64(1);
             let mut x = pcn.init_values(&data, &mut rng).unwrap();
             let mut prev = pcn.energy(&x).unwrap();

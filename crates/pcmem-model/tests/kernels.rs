@@ -76,47 +76,50 @@ fn fused_kernel_matches_candle_reference() {
                         .unwrap();
                     (rep, pcn, noisy, partial)
                 };
-                let (ra, pa, na, qa) = run(Kernel::Fused);
                 let (rb, pb, nb, qb) = run(Kernel::Candle);
-                assert_eq!(ra.epochs.len(), rb.epochs.len(), "{tag}");
-                for (ea, eb) in ra.epochs.iter().zip(&rb.epochs) {
-                    let r = (ea.energy - eb.energy).abs() / eb.energy.abs().max(1e-9);
+                for kernel in [Kernel::Fused, Kernel::FusedDirect] {
+                    let tag = format!("{tag} {kernel:?}");
+                    let (ra, pa, na, qa) = run(kernel);
+                    assert_eq!(ra.epochs.len(), rb.epochs.len(), "{tag}");
+                    for (ea, eb) in ra.epochs.iter().zip(&rb.epochs) {
+                        let r = (ea.energy - eb.energy).abs() / eb.energy.abs().max(1e-9);
+                        assert!(
+                            r < 1e-3,
+                            "{tag}: epoch {} energy {} vs {}",
+                            ea.epoch,
+                            ea.energy,
+                            eb.energy
+                        );
+                        let r = (ea.sensory_mse - eb.sensory_mse).abs() / eb.sensory_mse.max(1e-12);
+                        assert!(
+                            r < 1e-3,
+                            "{tag}: epoch {} sensory mse {} vs {}",
+                            ea.epoch,
+                            ea.sensory_mse,
+                            eb.sensory_mse
+                        );
+                    }
+                    for (wa, wb) in pa.weights().iter().zip(pb.weights()) {
+                        assert!(
+                            rel_diff(wa, wb) < 1e-3,
+                            "{tag}: weights differ by {}",
+                            rel_diff(wa, wb)
+                        );
+                    }
+                    if let (Some(a), Some(b)) = (pa.prior(), pb.prior()) {
+                        assert!(rel_diff(a, b) < 1e-3, "{tag}: prior");
+                    }
                     assert!(
-                        r < 1e-3,
-                        "{tag}: epoch {} energy {} vs {}",
-                        ea.epoch,
-                        ea.energy,
-                        eb.energy
+                        rel_diff(&na, &nb) < 1e-3,
+                        "{tag}: noisy recall differs by {}",
+                        rel_diff(&na, &nb)
                     );
-                    let r = (ea.sensory_mse - eb.sensory_mse).abs() / eb.sensory_mse.max(1e-12);
                     assert!(
-                        r < 1e-3,
-                        "{tag}: epoch {} sensory mse {} vs {}",
-                        ea.epoch,
-                        ea.sensory_mse,
-                        eb.sensory_mse
+                        rel_diff(&qa, &qb) < 1e-3,
+                        "{tag}: partial recall differs by {}",
+                        rel_diff(&qa, &qb)
                     );
                 }
-                for (wa, wb) in pa.weights().iter().zip(pb.weights()) {
-                    assert!(
-                        rel_diff(wa, wb) < 1e-3,
-                        "{tag}: weights differ by {}",
-                        rel_diff(wa, wb)
-                    );
-                }
-                if let (Some(a), Some(b)) = (pa.prior(), pb.prior()) {
-                    assert!(rel_diff(a, b) < 1e-3, "{tag}: prior");
-                }
-                assert!(
-                    rel_diff(&na, &nb) < 1e-3,
-                    "{tag}: noisy recall differs by {}",
-                    rel_diff(&na, &nb)
-                );
-                assert!(
-                    rel_diff(&qa, &qb) < 1e-3,
-                    "{tag}: partial recall differs by {}",
-                    rel_diff(&qa, &qb)
-                );
                 cases += 1;
             }
         }
