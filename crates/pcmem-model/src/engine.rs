@@ -10,6 +10,8 @@
 
 #![allow(unsafe_code)]
 
+use std::borrow::Cow;
+
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -150,12 +152,13 @@ fn sum_sq(v: &[f32]) -> f64 {
 
 /// Parameters of a PCN as flat row-major buffers. `w[l-1]` is `theta^l`, `(d_{l-1}, d_l)`.
 #[derive(Debug, Clone)]
-pub(crate) struct Engine {
+pub(crate) struct Engine<'a> {
     pub dims: Vec<usize>,
     pub activation: Activation,
     pub placement: ActivationPlacement,
-    pub w: Vec<Vec<f32>>,
-    pub b: Option<Vec<f32>>,
+    /// Borrowed from the model's tensors for recall, owned while training.
+    pub w: Vec<Cow<'a, [f32]>>,
+    pub b: Option<Cow<'a, [f32]>>,
     /// Allow the Gram identity for a clamped sensory layer (see [`Engine::relax`]).
     pub allow_gram: bool,
     /// Cached `G = W_1^T W_1` (`d_1 x d_1`); cleared whenever the weights change.
@@ -191,7 +194,7 @@ pub(crate) struct Workspace {
     pub x0_sq: Vec<f64>,
 }
 
-impl Engine {
+impl Engine<'_> {
     fn layers(&self) -> usize {
         self.dims.len() - 1
     }
@@ -249,7 +252,7 @@ impl Engine {
         } = ws;
         for l in 1..=self.layers() {
             let (dl, db) = (self.dims[l], self.dims[l - 1]);
-            let w = &self.w[l - 1];
+            let w: &[f32] = &self.w[l - 1];
             match self.placement {
                 ActivationPlacement::PreSynaptic => {
                     zip_apply(&mut inp[l - 1], [&x[l]], |d, [s]| {
@@ -305,7 +308,7 @@ impl Engine {
             let l = self.layers();
             let n = self.dims[l];
             for (er, xr) in eps[l].chunks_mut(n).zip(x[l].chunks(n)) {
-                for ((e, &xv), &bv) in er.iter_mut().zip(xr).zip(b) {
+                for ((e, &xv), &bv) in er.iter_mut().zip(xr).zip(b.iter()) {
                     *e = xv - bv;
                 }
             }
@@ -418,7 +421,7 @@ impl Engine {
     /// Computes `G = W_1^T W_1` (cached until the weights change), `C = x_0 W_1` and `|x_0|^2`.
     fn prepare_gram(&mut self, ws: &mut Workspace) {
         let (d, n) = (self.dims[0], self.dims[1]);
-        let w = &self.w[0];
+        let w: &[f32] = &self.w[0];
         if self.gram.is_none() {
             let mut g = vec![0.0; n * n];
             gemm_into(&mut g, (n, n, d), (w, 1, n), (w, n, 1), false, 1.0);
@@ -549,7 +552,7 @@ impl Engine {
         self.gram = None;
         for l in 1..=self.layers() {
             let (dl, db) = (self.dims[l], self.dims[l - 1]);
-            let mut w = std::mem::take(&mut self.w[l - 1]);
+            let mut w = std::mem::take(&mut self.w[l - 1]).into_owned();
             gemm_into(
                 &mut w,
                 (db, dl, ws.rows),
@@ -558,11 +561,12 @@ impl Engine {
                 true,
                 lr,
             );
-            self.w[l - 1] = w;
+            self.w[l - 1] = Cow::Owned(w);
         }
         let l = self.layers();
         let n = self.dims[l];
         if let Some(b) = self.b.as_mut() {
+            let b = b.to_mut();
             for er in ws.eps[l].chunks(n) {
                 for (bv, &e) in b.iter_mut().zip(er) {
                     *bv += lr * e;
@@ -614,6 +618,7 @@ impl AdamCpu {
         let inv_bc2 = (1.0 / bc2) as f32;
         let params = eng.w.iter_mut().chain(eng.b.iter_mut());
         for (i, p) in params.enumerate() {
+            let p = p.to_mut();
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &self.g[i]);
             let upd = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
                 for (((pv, mv), vv), &gv) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)

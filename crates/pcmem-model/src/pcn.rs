@@ -23,7 +23,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
+use std::borrow::Cow;
+
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -129,7 +131,10 @@ pub struct Pcn {
     /// for row-major batches.
     weights: Vec<Tensor>,
     prior: Option<Tensor>,
+    /// Adam moments of the candle kernel.
     adam: Option<AdamState>,
+    /// Adam moments (and gradient scratch) of the fused CPU kernel.
+    adam_cpu: Option<AdamCpu>,
     rng: ChaCha8Rng,
 }
 
@@ -196,6 +201,7 @@ impl Pcn {
             weights,
             prior,
             adam: None,
+            adam_cpu: None,
             rng,
         })
     }
@@ -261,12 +267,21 @@ impl Pcn {
         }
         self.weights = weights
             .into_iter()
-            .map(|w| w.to_device(&self.device)?.to_dtype(DType::F32))
+            .map(|w| {
+                w.to_device(&self.device)?
+                    .to_dtype(DType::F32)?
+                    .contiguous()
+            })
             .collect::<candle_core::Result<_>>()?;
         self.prior = prior
-            .map(|b| b.to_device(&self.device)?.to_dtype(DType::F32))
+            .map(|b| {
+                b.to_device(&self.device)?
+                    .to_dtype(DType::F32)?
+                    .contiguous()
+            })
             .transpose()?;
         self.adam = None;
+        self.adam_cpu = None;
         Ok(())
     }
 
@@ -511,20 +526,21 @@ impl Pcn {
     pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
         let c = &self.config.inference;
         if self.fused() {
-            let mut eng = self.engine()?;
-            let mut ws = eng.workspace(to_flat(&x.0)?);
-            let info = self.relax_fused(
-                &mut eng,
-                &mut ws,
-                None,
-                c.gamma,
-                c.steps,
-                c.tolerance,
-                "inference",
-                0,
-            )?;
-            *x = self.to_nodes(ws)?;
-            return Ok(info);
+            return self.with_engine(|mut eng| {
+                let mut ws = eng.workspace(to_flat(&x.0)?);
+                let info = self.relax_fused(
+                    &mut eng,
+                    &mut ws,
+                    None,
+                    c.gamma,
+                    c.steps,
+                    c.tolerance,
+                    "inference",
+                    0,
+                )?;
+                *x = self.to_nodes(ws)?;
+                Ok(info)
+            });
         }
         Ok(self
             .relax(
@@ -603,7 +619,7 @@ impl Pcn {
     /// One weight update (Eq. 4-5, or Adam) at the state `x`, whose sensory layer holds the data.
     pub fn learn(&mut self, x: &ValueNodes) -> Result<()> {
         if self.fused() {
-            let mut eng = self.engine()?;
+            let mut eng = self.take_engine()?;
             let mut adam = self.adam_cpu()?;
             let mut ws = eng.workspace(to_flat(&x.0)?);
             eng.forward(&mut ws);
@@ -624,7 +640,7 @@ impl Pcn {
         let x = self.init_values(&batch, &mut rng)?;
         self.rng = rng;
         if self.fused() {
-            let mut eng = self.engine()?;
+            let mut eng = self.take_engine()?;
             let mut adam = self.adam_cpu()?;
             let mut ws = eng.workspace(to_flat(&x.0)?);
             let res = self.train_fused(&mut eng, &mut adam, &mut ws, 0);
@@ -692,7 +708,7 @@ impl Pcn {
             .map(|s| data.narrow(0, s, bs.min(rows - s)))
             .collect::<candle_core::Result<_>>()?;
         if self.fused() {
-            let mut eng = self.engine()?;
+            let mut eng = self.take_engine()?;
             let mut adam = self.adam_cpu()?;
             let res = self.train_epochs_fused(
                 &mut eng,
@@ -759,36 +775,36 @@ impl Pcn {
         let mut rng = self.recall_rng(1);
         let mut runs = Vec::with_capacity(rc.iterations);
         if self.fused() {
-            let mut eng = self.engine()?;
-            let mut ws: Option<Workspace> = None;
-            for _ in 0..rc.iterations {
-                let x = self.init_values(&c, &mut rng)?;
-                let w = match ws.take() {
-                    None => eng.workspace(to_flat(&x.0)?),
-                    Some(mut w) => {
-                        for (dst, t) in w.x.iter_mut().zip(&x.0) {
-                            dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+            return self.with_engine(|mut eng| {
+                let mut ws: Option<Workspace> = None;
+                for _ in 0..rc.iterations {
+                    let x = self.init_values(&c, &mut rng)?;
+                    let mut w = match ws.take() {
+                        None => eng.workspace(to_flat(&x.0)?),
+                        Some(mut w) => {
+                            for (dst, t) in w.x.iter_mut().zip(&x.0) {
+                                dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+                            }
+                            w
                         }
-                        w
-                    }
-                };
-                let mut w = w;
-                runs.push(self.relax_fused(
-                    &mut eng,
-                    &mut w,
-                    None,
-                    rc.gamma,
-                    rc.steps,
-                    rc.tolerance,
-                    "recall",
-                    0,
-                )?);
-                // mu_0 = x_0 - eps_0 becomes the next cue.
-                let mu: Vec<f32> = w.x[0].iter().zip(&w.eps[0]).map(|(x, e)| x - e).collect();
-                c = Tensor::from_vec(mu, c.dims(), &self.device)?;
-                ws = Some(w);
-            }
-            return Ok((c, RecallInfo { runs }));
+                    };
+                    runs.push(self.relax_fused(
+                        &mut eng,
+                        &mut w,
+                        None,
+                        rc.gamma,
+                        rc.steps,
+                        rc.tolerance,
+                        "recall",
+                        0,
+                    )?);
+                    // mu_0 = x_0 - eps_0 becomes the next cue.
+                    let mu: Vec<f32> = w.x[0].iter().zip(&w.eps[0]).map(|(x, e)| x - e).collect();
+                    c = Tensor::from_vec(mu, c.dims(), &self.device)?;
+                    ws = Some(w);
+                }
+                Ok((c, RecallInfo { runs }))
+            });
         }
         for _ in 0..rc.iterations {
             let mut x = self.init_values(&c, &mut rng)?;
@@ -834,21 +850,22 @@ impl Pcn {
         let mut rng = self.recall_rng(2);
         let mut x = self.init_values(&c, &mut rng)?;
         if self.fused() {
-            let mut eng = self.engine()?;
-            let free = free.flatten_all()?.to_vec1::<f32>()?;
-            let mut ws = eng.workspace(to_flat(&x.0)?);
-            let info = self.relax_fused(
-                &mut eng,
-                &mut ws,
-                Some(&free),
-                rc.gamma,
-                rc.steps,
-                rc.tolerance,
-                "recall",
-                0,
-            )?;
-            let out = Tensor::from_vec(ws.x.swap_remove(0), (rows, d), &self.device)?;
-            return Ok((out, RecallInfo { runs: vec![info] }));
+            return self.with_engine(|mut eng| {
+                let free = free.flatten_all()?.to_vec1::<f32>()?;
+                let mut ws = eng.workspace(to_flat(&x.0)?);
+                let info = self.relax_fused(
+                    &mut eng,
+                    &mut ws,
+                    Some(&free),
+                    rc.gamma,
+                    rc.steps,
+                    rc.tolerance,
+                    "recall",
+                    0,
+                )?;
+                let out = Tensor::from_vec(ws.x.swap_remove(0), (rows, d), &self.device)?;
+                Ok((out, RecallInfo { runs: vec![info] }))
+            });
         }
         let (info, _) = self.relax(
             &mut x.0,
@@ -955,73 +972,107 @@ impl Pcn {
         self.config.kernel != Kernel::Candle && self.device.is_cpu()
     }
 
-    fn engine(&self) -> Result<Engine> {
+    fn engine_dims(&self) -> Vec<usize> {
         let mut dims = vec![self.config.input_dim];
         dims.extend(std::iter::repeat_n(
             self.config.hidden_dim,
             self.config.layers,
         ));
+        dims
+    }
+
+    /// Shapes of the parameters: weights in order, then the prior.
+    fn param_shapes(&self) -> Vec<(usize, usize)> {
+        let mut v: Vec<(usize, usize)> = (1..=self.config.layers)
+            .map(|l| (self.config.layer_dim(l - 1), self.config.layer_dim(l)))
+            .collect();
+        if self.config.memory_prior == MemoryPrior::Learned {
+            v.push((1, self.config.hidden_dim));
+        }
+        v
+    }
+
+    /// Moves the parameters into a fused-kernel engine, one tensor at a time so that at most one
+    /// matrix exists twice; [`Pcn::store_engine`] moves them back.
+    fn take_engine(&mut self) -> Result<Engine<'static>> {
+        let mut w = Vec::with_capacity(self.weights.len());
+        for t in self.weights.iter_mut() {
+            let taken = std::mem::replace(t, Tensor::zeros(0, DType::F32, &self.device)?);
+            w.push(Cow::Owned(taken.flatten_all()?.to_vec1::<f32>()?));
+        }
+        let b = match self.prior.take() {
+            Some(t) => Some(Cow::Owned(t.flatten_all()?.to_vec1::<f32>()?)),
+            None => None,
+        };
         Ok(Engine {
-            dims,
+            dims: self.engine_dims(),
             activation: self.config.activation,
             placement: self.config.placement,
-            w: to_flat(&self.weights)?,
+            w,
+            b,
             allow_gram: self.config.kernel == Kernel::Fused,
             gram: None,
-            b: self
-                .prior
-                .as_ref()
-                .map(|b| b.flatten_all()?.to_vec1::<f32>())
-                .transpose()?,
         })
     }
 
-    fn adam_cpu(&self) -> Result<Option<AdamCpu>> {
+    /// Runs `f` on an engine that borrows the parameters straight from the tensors' storage.
+    fn with_engine<R>(&self, f: impl FnOnce(Engine<'_>) -> Result<R>) -> Result<R> {
+        let params: Vec<&Tensor> = self.weights.iter().chain(self.prior.iter()).collect();
+        let guards: Vec<_> = params.iter().map(|t| t.storage_and_layout()).collect();
+        let mut slices = Vec::with_capacity(params.len());
+        for ((storage, layout), t) in guards.iter().zip(&params) {
+            match &**storage {
+                Storage::Cpu(CpuStorage::F32(v)) if layout.is_contiguous() => {
+                    let start = layout.start_offset();
+                    slices.push(Cow::Borrowed(&v[start..start + t.elem_count()]));
+                }
+                _ => {
+                    return Err(PcnError::Shape {
+                        what: "model parameters",
+                        got: t.dims().to_vec(),
+                        expected: "contiguous f32 tensors on the CPU for the fused kernel".into(),
+                    })
+                }
+            }
+        }
+        let b = if self.prior.is_some() {
+            slices.pop()
+        } else {
+            None
+        };
+        f(Engine {
+            dims: self.engine_dims(),
+            activation: self.config.activation,
+            placement: self.config.placement,
+            w: slices,
+            b,
+            allow_gram: self.config.kernel == Kernel::Fused,
+            gram: None,
+        })
+    }
+
+    /// Takes the fused kernel's Adam state (zeros at the first update); `store_engine` puts it
+    /// back.
+    fn adam_cpu(&mut self) -> Result<Option<AdamCpu>> {
         if !matches!(self.config.learning.optimizer, Optimizer::Adam { .. }) {
             return Ok(None);
         }
-        let shapes: Vec<usize> = self
-            .weights
-            .iter()
-            .chain(self.prior.iter())
-            .map(|t| t.elem_count())
-            .collect();
-        let mut st = AdamCpu::zeros(&shapes);
-        if let Some(a) = &self.adam {
-            st.step = a.step;
-            st.m = to_flat(&a.m)?;
-            st.v = to_flat(&a.v)?;
-        }
-        Ok(Some(st))
+        Ok(Some(self.adam_cpu.take().unwrap_or_else(|| {
+            let sizes: Vec<usize> = self.param_shapes().iter().map(|(r, c)| r * c).collect();
+            AdamCpu::zeros(&sizes)
+        })))
     }
 
-    fn store_engine(&mut self, eng: Engine, adam: Option<AdamCpu>) -> Result<()> {
-        let shapes: Vec<Vec<usize>> = self
-            .weights
-            .iter()
-            .chain(self.prior.iter())
-            .map(|t| t.dims().to_vec())
-            .collect();
+    fn store_engine(&mut self, eng: Engine<'static>, adam: Option<AdamCpu>) -> Result<()> {
+        let shapes = self.param_shapes();
         let nw = self.weights.len();
         for (i, w) in eng.w.into_iter().enumerate() {
-            self.weights[i] = Tensor::from_vec(w, shapes[i].as_slice(), &self.device)?;
+            self.weights[i] = Tensor::from_vec(w.into_owned(), shapes[i], &self.device)?;
         }
         if let Some(b) = eng.b {
-            self.prior = Some(Tensor::from_vec(b, shapes[nw].as_slice(), &self.device)?);
+            self.prior = Some(Tensor::from_vec(b.into_owned(), shapes[nw], &self.device)?);
         }
-        if let Some(a) = adam {
-            let back = |v: Vec<Vec<f32>>| -> Result<Vec<Tensor>> {
-                v.into_iter()
-                    .zip(&shapes)
-                    .map(|(x, s)| Ok(Tensor::from_vec(x, s.as_slice(), &self.device)?))
-                    .collect()
-            };
-            self.adam = Some(AdamState {
-                step: a.step,
-                m: back(a.m)?,
-                v: back(a.v)?,
-            });
-        }
+        self.adam_cpu = adam;
         Ok(())
     }
 

@@ -1,0 +1,123 @@
+//! Memory use of a training iteration, measured with a counting global allocator: the bytes
+//! allocated do not grow with the number of inference steps beyond the few bytes of
+//! bookkeeping that the `gemm` crate allocates inside each matrix product (no buffer of the
+//! state's size is allocated per step), live memory does not grow from one iteration to the
+//! next, and the peak stays within twice the size of weights + value nodes + data.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use candle_core::{Device, Tensor};
+use pcmem_model::{Optimizer, PcnConfig};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only keeps counters.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(l.size(), SeqCst) + l.size();
+            PEAK.fetch_max(now, SeqCst);
+            CALLS.fetch_add(1, SeqCst);
+            BYTES.fetch_add(l.size(), SeqCst);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(l) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(l.size(), SeqCst) + l.size();
+            PEAK.fetch_max(now, SeqCst);
+            CALLS.fetch_add(1, SeqCst);
+            BYTES.fetch_add(l.size(), SeqCst);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        LIVE.fetch_sub(l.size(), SeqCst);
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            LIVE.fetch_sub(l.size(), SeqCst);
+            let now = LIVE.fetch_add(new, SeqCst) + new;
+            PEAK.fetch_max(now, SeqCst);
+            CALLS.fetch_add(1, SeqCst);
+            BYTES.fetch_add(l.size(), SeqCst);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// (allocation calls, bytes allocated, live bytes after, peak bytes during) of one iteration.
+fn measure(pcn: &mut pcmem_model::Pcn, data: &Tensor) -> (usize, usize, usize, usize) {
+    let (calls0, bytes0) = (CALLS.load(SeqCst), BYTES.load(SeqCst));
+    PEAK.store(LIVE.load(SeqCst), SeqCst);
+    drop(pcn.train_step(data).unwrap());
+    (
+        CALLS.load(SeqCst) - calls0,
+        BYTES.load(SeqCst) - bytes0,
+        LIVE.load(SeqCst),
+        PEAK.load(SeqCst),
+    )
+}
+
+// One test in this file: the counters are process-wide.
+#[test]
+fn training_iteration_allocates_nothing_per_step_and_stays_within_twice_the_state() {
+    let (d, n, rows) = (3072usize, 512usize, 100usize);
+    let data = Tensor::rand(0f32, 1f32, (rows, d), &Device::Cpu).unwrap();
+    let floats = |x: usize| x * 4;
+    let weights = floats(d * n + n * n + n);
+    let values = floats(rows * (d + 2 * n));
+    let data_bytes = floats(rows * d);
+    let bound = 2 * (weights + values + data_bytes);
+    for optimizer in [Optimizer::Sgd, Optimizer::adam()] {
+        // Adam keeps two moments and a gradient buffer of the weights' size on top.
+        let extra = if optimizer == Optimizer::Sgd {
+            0
+        } else {
+            3 * weights
+        };
+        let mut counts = Vec::new();
+        for steps in [5, 25] {
+            let mut cfg = PcnConfig::new(d, n);
+            cfg.learning.optimizer = optimizer;
+            cfg.inference.steps = steps;
+            let mut pcn = cfg.init(&Device::Cpu).unwrap();
+            let (_, _, live1, peak1) = measure(&mut pcn, &data);
+            let (_, _, live2, peak2) = measure(&mut pcn, &data);
+            let (c3, b3, live3, _) = measure(&mut pcn, &data);
+            eprintln!(
+                "{optimizer:?} T={steps}: {c3} allocations of {b3} B in all, live {live1}/{live2}/{live3} B, \
+                 peak {peak1}/{peak2} B, bound {} B (+{extra} B Adam state)",
+                bound
+            );
+            assert_eq!(
+                live2, live3,
+                "{optimizer:?}: live memory grew between iterations"
+            );
+            assert!(
+                peak2 <= bound + extra,
+                "{optimizer:?}: peak {peak2} B above 2 x (weights + value nodes + data) = {bound} B"
+            );
+            counts.push(b3);
+        }
+        let per_step = (counts[1] as f64 - counts[0] as f64) / 20.0;
+        eprintln!("{optimizer:?}: {per_step:.0} B allocated per inference step");
+        assert!(
+            per_step < 16.0 * 1024.0,
+            "{optimizer:?}: {per_step} B allocated per inference step (state is {weights} B)"
+        );
+    }
+}
