@@ -1,0 +1,103 @@
+//! The `pcmem` binary as a user runs it: output, errors and exit codes.
+
+use std::process::Command;
+
+fn pcmem() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
+    c.env_remove("PCMEM_DATA_DIR").env_remove("PCMEM_MIRROR");
+    c
+}
+
+#[test]
+fn unknown_dataset_is_bad_input_with_the_known_names() {
+    let out = pcmem()
+        .args(["data", "fetch", "cifar100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cifar100") && err.contains("tiny-imagenet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = pcmem().args(["data", "frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn fetch_from_an_unreachable_mirror_fails_cleanly_and_says_where_to_put_the_file() {
+    let cache = tempfile::tempdir().unwrap();
+    // Port 9 on loopback: nothing listens, the connection is refused at once.
+    let out = pcmem()
+        .args([
+            "data",
+            "fetch",
+            "mnist",
+            "--mirror",
+            "http://127.0.0.1:9",
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http://127.0.0.1:9/train-images-idx3-ubyte.gz")
+            && err.contains("place it at"),
+        "{err}"
+    );
+    let left: Vec<_> = walk(cache.path());
+    assert!(
+        left.is_empty(),
+        "nothing may be left in the cache: {left:?}"
+    );
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        if e.path().is_dir() {
+            v.extend(walk(&e.path()));
+        } else {
+            v.push(e.path());
+        }
+    }
+    v
+}
+
+#[test]
+fn list_and_verify_on_the_real_data_folder() {
+    let Some(dir) = std::env::var_os("PCMEM_DATA_DIR") else {
+        eprintln!("PCMEM_DATA_DIR not set: skipping");
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let out = pcmem()
+        .args(["data", "list", "--data-dir"])
+        .arg(&dir)
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cifar10") && text.contains("2 ok"), "{text}");
+    let out = pcmem()
+        .args(["data", "verify", "--data-dir"])
+        .arg(&dir)
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 bad"));
+}
