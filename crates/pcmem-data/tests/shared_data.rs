@@ -67,7 +67,11 @@ fn real_folder_matches_its_sha256sums() {
 fn registry_checksums_match_the_real_mnist_test_files() {
     let Some(d) = dirs() else { return };
     let root = d.data_dir.unwrap().join("mnist");
-    for a in DatasetId::Mnist.archives().iter().filter(|a| a.file.starts_with("t10k")) {
+    for a in DatasetId::Mnist
+        .archives()
+        .iter()
+        .filter(|a| a.file.starts_with("t10k"))
+    {
         let path = root.join(a.file);
         let got = pcmem_data::download::digest_file(&path).unwrap();
         pcmem_data::download::check(&path, &got, &a.expected()).unwrap();

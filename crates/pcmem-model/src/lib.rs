@@ -20,6 +20,7 @@
 pub mod config;
 mod engine;
 pub mod error;
+pub mod memory;
 pub mod pcn;
 
 pub use config::{
@@ -27,6 +28,7 @@ pub use config::{
     MemoryPrior, Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
 };
 pub use error::{PcnError, Result};
+pub use memory::{AssociativeMemory, FitReport, MemoryError, Recall};
 pub use pcn::{
     per_row_mse, EpochStats, Gradients, InferenceInfo, Pcn, RecallInfo, StopReason, TrainReport,
     ValueNodes,

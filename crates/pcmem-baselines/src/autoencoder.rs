@@ -1,0 +1,249 @@
+//! Overparameterised autoencoder trained by backprop (Radhakrishnan, Belkin and Uhler 2019,
+//! "Overparameterized neural networks implement associative memory"): fully connected
+//! `d -> n -> ... -> n -> d`, trained with Adam to reproduce its training images; recall
+//! iterates the map from the cue, clamping the known pixels after every iteration (as the paper
+//! did for fairness).
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use pcmem_baselines::{Autoencoder, AutoencoderConfig};
+//! use pcmem_model::AssociativeMemory;
+//! let mut ae = Autoencoder::new(AutoencoderConfig { hidden_dim: 16, max_epochs: 5, ..Default::default() }, 8)?;
+//! assert_eq!(ae.parameter_count(), 8 * 16 + 16 + 16 * 16 + 16 + 16 * 8 + 8);
+//! let x = Tensor::rand(0f32, 1f32, (3, 8), &Device::Cpu)?;
+//! let fit = ae.fit(&x)?;
+//! assert_eq!(fit.curve.len(), 5);
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{check_rows, mask_for, BaselineError, Result};
+
+/// Hidden non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AeActivation {
+    /// Leaky ReLU with slope 0.01 below zero (default).
+    #[default]
+    LeakyRelu,
+    /// ReLU.
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+}
+
+/// Settings of the autoencoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoencoderConfig {
+    /// Width of every hidden layer. Default 512.
+    pub hidden_dim: usize,
+    /// Number of hidden layers; weight layers = this + 1. Default 2 (a "3-layer" network).
+    pub hidden_layers: usize,
+    /// Hidden activation. Default leaky ReLU.
+    pub activation: AeActivation,
+    /// Adam learning rate. Default 1e-3.
+    pub lr: f64,
+    /// Maximum full-batch epochs. Default 2000.
+    pub max_epochs: usize,
+    /// Stop once the training MSE falls below this. Default 1e-6.
+    pub target_mse: f64,
+    /// Maximum applications of the map during recall. Default 100.
+    pub recall_iterations: usize,
+    /// Stop recall once no value moves by more than this. Default 1e-6.
+    pub recall_tolerance: f64,
+    /// Seed of the initial weights. Default 0.
+    pub seed: u64,
+}
+
+impl Default for AutoencoderConfig {
+    fn default() -> Self {
+        Self {
+            hidden_dim: 512,
+            hidden_layers: 2,
+            activation: AeActivation::LeakyRelu,
+            lr: 1e-3,
+            max_epochs: 2000,
+            target_mse: 1e-6,
+            recall_iterations: 100,
+            recall_tolerance: 1e-6,
+            seed: 0,
+        }
+    }
+}
+
+/// The autoencoder; see the module docs.
+#[derive(Debug)]
+pub struct Autoencoder {
+    config: AutoencoderConfig,
+    /// (weight `(fan_in, fan_out)`, bias `(1, fan_out)`) per layer.
+    layers: Vec<(Var, Var)>,
+    input_dim: usize,
+}
+
+impl Autoencoder {
+    /// Builds the network for inputs of dimension `input_dim`, with seeded uniform
+    /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` weights and zero biases.
+    pub fn new(config: AutoencoderConfig, input_dim: usize) -> Result<Self> {
+        let bad = |field, value: String, reason| {
+            Err(BaselineError::InvalidConfig {
+                field,
+                value,
+                reason,
+            })
+        };
+        if config.hidden_dim == 0 {
+            return bad("hidden_dim", "0".into(), "must be at least 1");
+        }
+        if input_dim == 0 {
+            return bad("input_dim", "0".into(), "must be at least 1");
+        }
+        if !(config.lr.is_finite() && config.lr > 0.0) {
+            return bad("lr", config.lr.to_string(), "must be a finite number > 0");
+        }
+        if config.max_epochs == 0 || config.recall_iterations == 0 {
+            return bad(
+                "max_epochs/recall_iterations",
+                "0".into(),
+                "must be at least 1",
+            );
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+        let mut dims = vec![input_dim];
+        dims.extend(std::iter::repeat_n(config.hidden_dim, config.hidden_layers));
+        dims.push(input_dim);
+        let mut layers = Vec::new();
+        for w in dims.windows(2) {
+            let (fan_in, fan_out) = (w[0], w[1]);
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let data: Vec<f32> = (0..fan_in * fan_out)
+                .map(|_| rng.gen_range(-bound..bound))
+                .collect();
+            let weight =
+                Var::from_tensor(&Tensor::from_vec(data, (fan_in, fan_out), &Device::Cpu)?)?;
+            let bias = Var::from_tensor(&Tensor::zeros((1, fan_out), DType::F32, &Device::Cpu)?)?;
+            layers.push((weight, bias));
+        }
+        Ok(Self {
+            config,
+            layers,
+            input_dim,
+        })
+    }
+
+    /// The map `x -> AE(x)` on rows.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        let last = self.layers.len() - 1;
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+            if i < last {
+                h = match self.config.activation {
+                    AeActivation::Relu => h.relu()?,
+                    AeActivation::Tanh => h.tanh()?,
+                    AeActivation::LeakyRelu => h.maximum(&(&h * 0.01)?)?,
+                };
+            }
+        }
+        Ok(h)
+    }
+
+    fn fit_impl(&mut self, patterns: &Tensor) -> Result<FitReport> {
+        check_rows("patterns", patterns, Some(self.input_dim))?;
+        let x = patterns.to_dtype(DType::F32)?;
+        let vars: Vec<Var> = self
+            .layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect();
+        let mut opt = AdamW::new(
+            vars,
+            ParamsAdamW {
+                lr: self.config.lr,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+        )?;
+        let mut curve = Vec::new();
+        for epoch in 0..self.config.max_epochs {
+            let loss = (self.forward(&x)? - &x)?.sqr()?.mean_all()?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                return Err(BaselineError::Diverged {
+                    model: "autoencoder",
+                    epoch,
+                    loss: value,
+                });
+            }
+            curve.push(value);
+            if value < self.config.target_mse {
+                return Ok(FitReport {
+                    curve,
+                    converged: true,
+                    stop: "target MSE reached".into(),
+                });
+            }
+            opt.backward_step(&loss)?;
+        }
+        Ok(FitReport {
+            curve,
+            converged: false,
+            stop: "epoch limit".into(),
+        })
+    }
+
+    fn recall_impl(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall> {
+        check_rows("cues", cues, Some(self.input_dim))?;
+        let cues = cues.to_dtype(DType::F32)?;
+        let rows = cues.dims()[0];
+        let mask = known
+            .map(|k| mask_for(k, rows, self.input_dim))
+            .transpose()?;
+        let mut x = cues.clone();
+        let (mut steps, mut converged) = (0, false);
+        for _ in 0..self.config.recall_iterations {
+            let mut next = self.forward(&x)?.detach();
+            if let Some(m) = &mask {
+                next = (m * &cues + (m.affine(-1.0, 1.0)? * next)?)?;
+            }
+            let moved = (&next - &x)?.abs()?.max_all()?.to_scalar::<f32>()? as f64;
+            x = next;
+            steps += 1;
+            if moved <= self.config.recall_tolerance {
+                converged = true;
+                break;
+            }
+        }
+        Ok(Recall {
+            images: x,
+            steps,
+            converged,
+        })
+    }
+}
+
+impl AssociativeMemory for Autoencoder {
+    fn name(&self) -> &'static str {
+        "autoencoder"
+    }
+
+    fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError> {
+        Ok(self.fit_impl(patterns)?)
+    }
+
+    fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {
+        Ok(self.recall_impl(cues, known)?)
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(w, b)| w.elem_count() + b.elem_count())
+            .sum()
+    }
+}

@@ -1,0 +1,109 @@
+//! The one error type of this crate.
+
+/// What can go wrong when fitting or recalling with a baseline.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// A configuration value is out of range.
+    #[error("invalid config value `{field}` = {value}: {reason}")]
+    InvalidConfig {
+        /// Field name.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// A tensor has the wrong shape.
+    #[error("{what} has shape {got:?}, expected {expected}")]
+    Shape {
+        /// Which argument.
+        what: &'static str,
+        /// Shape given.
+        got: Vec<usize>,
+        /// Expected shape, in words.
+        expected: String,
+    },
+    /// Recall was asked of a memory that stores nothing yet.
+    #[error("{model}: recall before fit; call fit with the patterns to store first")]
+    NotFitted {
+        /// Which model.
+        model: &'static str,
+    },
+    /// A Hopfield network was given patterns that are not +1/-1.
+    #[error("{model}: patterns must be bipolar (+1/-1); binarise them first (pcmem_data::transforms::binarise)")]
+    NotBipolar {
+        /// Which model.
+        model: &'static str,
+    },
+    /// Input holds NaN or infinite values.
+    #[error("{what} contains NaN or infinite values")]
+    NonFinite {
+        /// Which argument.
+        what: &'static str,
+    },
+    /// Training diverged.
+    #[error("{model}: training loss became {loss} at epoch {epoch}; try a smaller learning rate")]
+    Diverged {
+        /// Which model.
+        model: &'static str,
+        /// Epoch.
+        epoch: usize,
+        /// The loss seen.
+        loss: f64,
+    },
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = BaselineError> = std::result::Result<T, E>;
+
+pub(crate) fn check_rows(
+    what: &'static str,
+    t: &candle_core::Tensor,
+    d: Option<usize>,
+) -> Result<()> {
+    let ok = t.rank() == 2 && t.dims()[0] > 0 && d.is_none_or(|d| t.dims()[1] == d);
+    if !ok {
+        return Err(BaselineError::Shape {
+            what,
+            got: t.dims().to_vec(),
+            expected: match d {
+                Some(d) => format!("[rows >= 1, {d}]"),
+                None => "[rows >= 1, d]".into(),
+            },
+        });
+    }
+    let s = t
+        .abs()?
+        .sum_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar::<f64>()?;
+    if !s.is_finite() {
+        return Err(BaselineError::NonFinite { what });
+    }
+    Ok(())
+}
+
+/// Checks a known-pixel mask against cues of `rows x d`; returns it as `(rows, d)` f32.
+pub(crate) fn mask_for(
+    known: &candle_core::Tensor,
+    rows: usize,
+    d: usize,
+) -> Result<candle_core::Tensor> {
+    if known.rank() != 2
+        || known.dims()[1] != d
+        || (known.dims()[0] != 1 && known.dims()[0] != rows)
+    {
+        return Err(BaselineError::Shape {
+            what: "known-pixel mask",
+            got: known.dims().to_vec(),
+            expected: format!("[{rows}, {d}] or [1, {d}] of 0/1"),
+        });
+    }
+    Ok(known
+        .to_dtype(candle_core::DType::F32)?
+        .broadcast_as((rows, d))?
+        .contiguous()?)
+}

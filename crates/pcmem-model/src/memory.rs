@@ -1,0 +1,96 @@
+//! The one trait every associative memory implements, so that the harness treats the PCN and
+//! every baseline alike: store a set of patterns, recall from cues.
+//!
+//! A cue comes with an optional known-pixel mask: `None` means every pixel is given but may be
+//! corrupted (recall from noise); `Some(mask)` (`(1, d)` or `(N, d)`, 1 = known) means the
+//! pixels where the mask is 1 are correct and the others are unknown (recall from a partial
+//! image). Patterns and cues are `(N, d)` f32 tensors, one flattened image per row.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use pcmem_model::{AssociativeMemory, PcnConfig};
+//! let mut cfg = PcnConfig::new(8, 4);
+//! cfg.learning.max_epochs = 2;
+//! cfg.recall.iterations = 1;
+//! cfg.recall.steps = 5;
+//! let mut memory: Box<dyn AssociativeMemory> = Box::new(cfg.init(&Device::Cpu)?);
+//! let patterns = Tensor::rand(0f32, 1f32, (3, 8), &Device::Cpu)?;
+//! let fit = memory.fit(&patterns)?;
+//! assert_eq!(fit.curve.len(), 2);
+//! let out = memory.recall(&patterns, None)?;
+//! assert_eq!(out.images.dims(), &[3, 8]);
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::pcn::{Pcn, StopReason};
+
+/// Errors of any memory, boxed so that every crate keeps its own error enum.
+pub type MemoryError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What storing the patterns did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FitReport {
+    /// Training loss (or energy) per epoch; empty for one-shot memories.
+    pub curve: Vec<f64>,
+    /// Whether training stopped because it met its target or converged.
+    pub converged: bool,
+    /// Free text on why it stopped.
+    pub stop: String,
+}
+
+/// The result of a recall.
+#[derive(Debug, Clone)]
+pub struct Recall {
+    /// `(N, d)` recalled patterns.
+    pub images: Tensor,
+    /// Update steps taken (per inference run or iteration, summed).
+    pub steps: usize,
+    /// Whether the dynamics reached a fixed point / tolerance.
+    pub converged: bool,
+}
+
+/// An associative memory: fit on patterns, recall from cues with an optional known-pixel mask.
+pub trait AssociativeMemory {
+    /// Short name written into run records (e.g. `pcn`, `ae`, `hopfield`, `modern_hopfield`).
+    fn name(&self) -> &'static str;
+    /// Stores the patterns (`(N, d)`, one per row).
+    fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError>;
+    /// Recalls from `cues` (`(N, d)`); see the module docs for `known`.
+    fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError>;
+    /// Number of learned or stored parameters.
+    fn parameter_count(&self) -> usize;
+}
+
+impl AssociativeMemory for Pcn {
+    fn name(&self) -> &'static str {
+        "pcn"
+    }
+
+    fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError> {
+        let report = self.train(patterns)?;
+        Ok(FitReport {
+            curve: report.epochs.iter().map(|e| e.energy).collect(),
+            converged: report.stop != StopReason::EpochLimit,
+            stop: format!("{:?}", report.stop),
+        })
+    }
+
+    fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {
+        let (images, info) = match known {
+            None => self.recall_noisy(cues)?,
+            Some(mask) => self.recall_partial(cues, mask)?,
+        };
+        Ok(Recall {
+            images,
+            steps: info.runs.iter().map(|r| r.steps).sum(),
+            converged: info.runs.iter().all(|r| r.converged),
+        })
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.config().parameter_count()
+    }
+}
