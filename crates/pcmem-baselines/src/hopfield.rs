@@ -319,6 +319,28 @@ impl DenseAm {
     }
 }
 
+impl DenseAm {
+    /// Energy `-sum_mu F(xi_mu . s)` of a bipolar state (for the exponential interaction,
+    /// `-log sum_mu exp(xi_mu . s)`, the same ordering of states without overflow).
+    pub fn energy(&self, s: &[f32]) -> f64 {
+        let overlaps: Vec<f64> = self
+            .patterns
+            .iter()
+            .map(|x| x.iter().zip(s).map(|(&a, &b)| a as f64 * b as f64).sum())
+            .collect();
+        match self.interaction {
+            Interaction::Polynomial { degree } => -overlaps
+                .iter()
+                .map(|m| m.max(0.0).powi(degree as i32))
+                .sum::<f64>(),
+            Interaction::Exponential => {
+                let mx = overlaps.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                -(mx + overlaps.iter().map(|m| (m - mx).exp()).sum::<f64>().ln())
+            }
+        }
+    }
+}
+
 impl AssociativeMemory for DenseAm {
     fn name(&self) -> &'static str {
         "dense_am"

@@ -173,6 +173,11 @@ fn dense_associative_memory_holds_more_than_the_classical_capacity() {
         let out = dam.recall(&tensor(&cues), None).unwrap();
         assert!(out.converged);
         assert_eq!(exact(&out.images, &stored), 24, "{interaction:?}");
+        let cue0 = &cues[0];
+        assert!(
+            dam.energy(&stored[0]) < dam.energy(cue0),
+            "{interaction:?}: stored pattern not lower in energy"
+        );
     }
     assert!(
         classical < 24,

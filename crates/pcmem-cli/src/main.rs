@@ -4,6 +4,12 @@
 //! pcmem data list                 what is known, where it was found, whether it verifies
 //! pcmem data fetch cifar10        download the official files into the cache (checksummed)
 //! pcmem data verify [NAME]        check cached archives and SHA256SUMS of the data directory
+//! pcmem reproduce [--profile quick|full] [--only ID ...] [--out DIR]
+//!                                 every grid of experiments/, then aggregate, figures, REPORT.md
+//! pcmem run experiments/ID.toml [--profile P] [--shard i/n] [--dry-run] [--force]
+//! pcmem aggregate DIR             records -> DIR/table.csv and table.parquet
+//! pcmem report DIR                figures and DIR/REPORT.md with the paper's claims
+//! pcmem regress DIR --baseline F  fail when retrieval drops below a committed baseline
 //! ```
 //! Exit codes: 0 success, 1 failure, 2 bad usage or bad input.
 
@@ -13,6 +19,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pcmem_data::{DataDirs, DataError, DatasetId, Split};
+
+mod harness;
 
 /// Associative memories via predictive coding: reproduction and experiments.
 #[derive(Parser, Debug)]
@@ -36,6 +44,86 @@ enum Command {
     /// Datasets: list, download, verify.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run every grid of the experiments folder, aggregate, draw the figures, write REPORT.md.
+    Reproduce {
+        /// Profile of every grid: quick (CPU, minutes) or full (the paper's sizes, for a GPU).
+        #[arg(long, default_value = "quick")]
+        profile: String,
+        /// Only these grid ids (e.g. --only fig3 --only table1).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Output folder for records, tables, figures and the report.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Folder of grid files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+        /// Claims of the paper.
+        #[arg(long, default_value = "results/paper/claims.toml")]
+        claims: PathBuf,
+        /// Device: cpu (cuda:N needs a build with the cuda feature).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Recompute cells that already have a record.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run one grid (cells already recorded are skipped).
+    Run {
+        /// The grid file.
+        grid: PathBuf,
+        /// Profile.
+        #[arg(long, default_value = "quick")]
+        profile: String,
+        /// Only every n-th cell starting at i (1-based), e.g. 2/4, for job arrays.
+        #[arg(long)]
+        shard: Option<String>,
+        /// List the cells and an estimate of the work; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Recompute cells that already have a record.
+        #[arg(long)]
+        force: bool,
+        /// Output folder.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Device: cpu.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Merge the records under DIR/runs into DIR/table.csv and DIR/table.parquet.
+    Aggregate {
+        /// Output folder of earlier runs.
+        dir: PathBuf,
+        /// Only records of this profile.
+        #[arg(long, default_value = "quick")]
+        profile: String,
+    },
+    /// Figures and DIR/REPORT.md from the records under DIR/runs.
+    Report {
+        /// Output folder of earlier runs.
+        dir: PathBuf,
+        /// Only records of this profile.
+        #[arg(long, default_value = "quick")]
+        profile: String,
+        /// Folder of grid files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+        /// Claims of the paper.
+        #[arg(long, default_value = "results/paper/claims.toml")]
+        claims: PathBuf,
+    },
+    /// Compare retrieval in DIR/table.csv against a baseline table; fail on a drop.
+    Regress {
+        /// Output folder of the run to check.
+        dir: PathBuf,
+        /// Baseline table (CSV written by `pcmem aggregate`).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Largest allowed drop of the retrieved fraction per row.
+        #[arg(long, default_value_t = 0.1)]
+        tolerance: f64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,9 +181,65 @@ fn describe(l: &pcmem_data::Located) -> String {
     }
 }
 
+fn check_device(device: &str) -> anyhow::Result<()> {
+    if device == "cpu" {
+        Ok(())
+    } else {
+        Err(BadInput(format!(
+            "device `{device}` is not available: this build runs on the CPU (the CUDA backend is tracked separately)"
+        ))
+        .into())
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let dirs = dirs(cli);
     match &cli.command {
+        Command::Reproduce {
+            profile,
+            only,
+            out,
+            experiments,
+            claims,
+            device,
+            force,
+        } => {
+            check_device(device)?;
+            harness::reproduce(&harness::Reproduce {
+                profile: profile.clone(),
+                only: only.clone(),
+                out: out.clone(),
+                experiments: experiments.clone(),
+                claims: claims.clone(),
+                force: *force,
+                data: dirs,
+            })
+        }
+        Command::Run {
+            grid,
+            profile,
+            shard,
+            dry_run,
+            force,
+            out,
+            device,
+        } => {
+            check_device(device)?;
+            let shard = shard.as_deref().map(harness::parse_shard).transpose()?;
+            harness::run_one(grid, profile, shard, *dry_run, *force, out, dirs)
+        }
+        Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
+        Command::Report {
+            dir,
+            profile,
+            experiments,
+            claims,
+        } => harness::report(dir, profile, experiments, claims),
+        Command::Regress {
+            dir,
+            baseline,
+            tolerance,
+        } => harness::regress(dir, baseline, *tolerance),
         Command::Data(DataCommand::List) => {
             println!(
                 "data dir: {}\ncache dir: {}",
@@ -201,6 +345,15 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
             }
             let bad_input = e.downcast_ref::<BadInput>().is_some()
+                || e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<pcmem_harness::HarnessError>(),
+                        Some(
+                            pcmem_harness::HarnessError::Spec { .. }
+                                | pcmem_harness::HarnessError::Invalid(_)
+                        )
+                    )
+                })
                 || e.chain().any(|c| {
                     matches!(
                         c.downcast_ref::<DataError>(),

@@ -403,14 +403,16 @@ pub fn fetch(id: DatasetId, dirs: &DataDirs, progress: bool) -> Result<Vec<PathB
                 .join("cifar-10-batches-bin/test_batch.bin")
                 .exists()
         {
-            extract_tar_gz(&dest, &dirs.cache_dir)?;
+            extract_cifar_archive(&dest, &dirs.cache_dir)?;
         }
         out.push(dest);
     }
     Ok(out)
 }
 
-fn extract_tar_gz(archive: &Path, into: &Path) -> Result<()> {
+/// Extracts the official `cifar-10-binary.tar.gz` so that `into/cifar-10-batches-bin/` holds
+/// the record files; extraction happens in a temporary folder renamed at the end.
+pub fn extract_cifar_archive(archive: &Path, into: &Path) -> Result<()> {
     let f = std::fs::File::open(archive).map_err(io_err(archive))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
     let tmp = into.join(format!(".extract-{}", std::process::id()));
@@ -419,6 +421,14 @@ fn extract_tar_gz(archive: &Path, into: &Path) -> Result<()> {
         reason: format!("cannot extract: {e}"),
     })?;
     let from = tmp.join("cifar-10-batches-bin");
+    if !from.is_dir() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(DataError::Format {
+            path: archive.to_path_buf(),
+            reason: "no cifar-10-batches-bin/ inside; is this the binary version of CIFAR-10?"
+                .into(),
+        });
+    }
     let to = into.join("cifar-10-batches-bin");
     std::fs::rename(&from, &to).map_err(io_err(&to))?;
     std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;

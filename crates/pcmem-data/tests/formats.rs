@@ -287,3 +287,57 @@ fn unknown_names_and_missing_data_explain_themselves() {
         "{msg}"
     );
 }
+
+#[test]
+fn official_cifar_archive_layout_extracts_and_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut recs = Vec::new();
+    for r in 0..3u8 {
+        recs.push(r);
+        recs.extend(std::iter::repeat_n(r * 20, 3072));
+    }
+    let archive = tmp.path().join("cifar-10-binary.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&archive).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for name in ["data_batch_1.bin", "test_batch.bin"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(recs.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(
+            &mut header,
+            format!("cifar-10-batches-bin/{name}"),
+            recs.as_slice(),
+        )
+        .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    pcmem_data::extract_cifar_archive(&archive, &cache).unwrap();
+    let d = DataDirs {
+        data_dir: None,
+        cache_dir: cache.clone(),
+        mirror: None,
+    };
+    let set = load(DatasetId::Cifar10, Split::Test, &Selection::All, &d).unwrap();
+    assert_eq!(set.labels, vec![0, 1, 2]);
+    assert_eq!(set.row(2)[5], 40.0 / 255.0);
+    // A tarball without the expected folder is refused, naming it.
+    let wrong = tmp.path().join("wrong.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&wrong).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut t = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_cksum();
+    t.append_data(&mut header, "other/file", &b"x"[..]).unwrap();
+    t.into_inner().unwrap().finish().unwrap();
+    let err = pcmem_data::extract_cifar_archive(&wrong, &tmp.path().join("c2")).unwrap_err();
+    assert!(err.to_string().contains("wrong.tar.gz"), "{err}");
+}

@@ -1,0 +1,166 @@
+//! Aggregation: every run record into one tidy polars table, one row per (cell, corruption),
+//! written as `table.csv` and `table.parquet`.
+//!
+//! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden,
+//! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
+//! converged, fit_s, recall_s, parameters, data_sha256, code_version`. `recalled` counts the
+//! images whose MSE is below `threshold`; `fraction = recalled / n`.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{io_err, Result};
+use crate::record::RunRecord;
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        0.5 * (s[m - 1] + s[m])
+    }
+}
+
+/// The tidy table of the given records.
+pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
+    let mut grid = Vec::new();
+    let mut profile = Vec::new();
+    let mut dataset = Vec::new();
+    let mut n_images = Vec::new();
+    let mut model = Vec::new();
+    let mut hidden = Vec::new();
+    let mut layers = Vec::new();
+    let mut seed = Vec::new();
+    let mut corruption = Vec::new();
+    let mut threshold = Vec::new();
+    let mut n = Vec::new();
+    let mut recalled = Vec::new();
+    let mut fraction = Vec::new();
+    let mut mean_mse = Vec::new();
+    let mut median_mse = Vec::new();
+    let mut epochs = Vec::new();
+    let mut converged = Vec::new();
+    let mut fit_s = Vec::new();
+    let mut recall_s = Vec::new();
+    let mut parameters = Vec::new();
+    let mut sha = Vec::new();
+    let mut version = Vec::new();
+    for r in records {
+        for rc in &r.recall {
+            let k = rc.mse.iter().filter(|&&m| m < rc.threshold).count();
+            grid.push(r.grid.clone());
+            profile.push(r.profile.clone());
+            dataset.push(r.cell.dataset.clone());
+            n_images.push(r.cell.n_images as u64);
+            model.push(r.cell.model.name().to_string());
+            hidden.push(r.cell.hidden as u64);
+            layers.push(r.cell.layers as u64);
+            seed.push(r.cell.seed);
+            corruption.push(rc.corruption.clone());
+            threshold.push(rc.threshold);
+            n.push(rc.mse.len() as u64);
+            recalled.push(k as u64);
+            fraction.push(if rc.mse.is_empty() {
+                f64::NAN
+            } else {
+                k as f64 / rc.mse.len() as f64
+            });
+            mean_mse.push(rc.mse.iter().sum::<f64>() / rc.mse.len().max(1) as f64);
+            median_mse.push(median(&rc.mse));
+            epochs.push(r.fit.curve.len() as u64);
+            converged.push(r.fit.converged);
+            fit_s.push(r.timings.fit_s);
+            recall_s.push(rc.seconds);
+            parameters.push(r.parameters as u64);
+            sha.push(r.data.sha256.clone());
+            version.push(r.code_version.clone());
+        }
+    }
+    Ok(df!(
+        "grid" => grid,
+        "profile" => profile,
+        "dataset" => dataset,
+        "n_images" => n_images,
+        "model" => model,
+        "hidden" => hidden,
+        "layers" => layers,
+        "seed" => seed,
+        "corruption" => corruption,
+        "threshold" => threshold,
+        "n" => n,
+        "recalled" => recalled,
+        "fraction" => fraction,
+        "mean_mse" => mean_mse,
+        "median_mse" => median_mse,
+        "epochs" => epochs,
+        "converged" => converged,
+        "fit_s" => fit_s,
+        "recall_s" => recall_s,
+        "parameters" => parameters,
+        "data_sha256" => sha,
+        "code_version" => version,
+    )?)
+}
+
+/// Mean over seeds of `fraction` and `recalled` per configuration of one grid, sorted.
+pub fn summary(df: &DataFrame, grid: &str) -> Result<DataFrame> {
+    let keys = [
+        "dataset",
+        "model",
+        "hidden",
+        "layers",
+        "n_images",
+        "corruption",
+    ];
+    Ok(df
+        .clone()
+        .lazy()
+        .filter(col("grid").eq(lit(grid)))
+        .group_by(keys.map(col))
+        .agg([
+            col("fraction").mean().alias("fraction"),
+            col("recalled")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("recalled"),
+            col("n").max().alias("n"),
+            col("median_mse").mean().alias("median_mse"),
+            col("fit_s").mean().alias("fit_s"),
+            col("seed").count().alias("seeds"),
+        ])
+        .sort(keys, SortMultipleOptions::default())
+        .collect()?)
+}
+
+/// Writes `table.csv` and `table.parquet` into `dir`.
+pub fn write(df: &mut DataFrame, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let csv = dir.join("table.csv");
+    let mut f = std::fs::File::create(&csv).map_err(io_err(&csv))?;
+    CsvWriter::new(&mut f).finish(df)?;
+    let pq = dir.join("table.parquet");
+    let f = std::fs::File::create(&pq).map_err(io_err(&pq))?;
+    ParquetWriter::new(f).finish(df)?;
+    Ok(())
+}
+
+/// A column as strings (numbers formatted), for reports and plots.
+pub fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    Ok(c.str()?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect())
+}
+
+/// A numeric column as f64.
+pub fn floats(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}

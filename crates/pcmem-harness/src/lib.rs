@@ -1,0 +1,16 @@
+//! # pcmem-harness: the paper's tables and figures as declarative grids
+//!
+//! [`spec`] parses a grid (`experiments/<id>.toml`) with its profiles; [`run`] expands it into
+//! training cells, skips cells already recorded, and writes one [`record::RunRecord`] per cell;
+//! [`aggregate`] turns the records into one tidy polars table; [`plots`] and [`report`] draw the
+//! figures and write `REPORT.md` with the paper's claims beside our numbers.
+
+pub mod aggregate;
+pub mod error;
+pub mod plots;
+pub mod record;
+pub mod report;
+pub mod run;
+pub mod spec;
+
+pub use error::{HarnessError, Result};

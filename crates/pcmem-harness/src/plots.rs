@@ -1,0 +1,167 @@
+//! Figures with plotters: retrieval percentage against an axis (Fig. 3, 7, 8 style) as PNG and
+//! SVG, and picture grids (original / corrupted / recalled rows, Fig. 4, 6, 9, 10 style) as PNG.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::error::{HarnessError, Result};
+
+fn plot_err(path: &Path) -> impl Fn(String) -> HarnessError + '_ {
+    move |reason| HarnessError::Plot {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Draws `k` images per named row (each a flat channel-major buffer of images of `shape` in
+/// [0, 1]) into one PNG, upscaled so that small images stay visible.
+pub fn picture_rows(
+    path: &Path,
+    shape: (usize, usize, usize),
+    k: usize,
+    rows: &[(&str, &[f32])],
+) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
+    }
+    let (c, h, w) = shape;
+    let scale = (96 / h.max(1)).clamp(1, 4);
+    let (cw, ch) = (w * scale + 4, h * scale + 4);
+    let label_w = 90;
+    let size = ((label_w + k * cw) as u32, (rows.len() * ch + 4) as u32);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let err = plot_err(path);
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    for (r, (name, data)) in rows.iter().enumerate() {
+        let y0 = r * ch + 2;
+        root.draw(&Text::new(
+            name.to_string(),
+            (4, (y0 + ch / 2) as i32 - 6),
+            ("sans-serif", 14),
+        ))
+        .map_err(|e| err(e.to_string()))?;
+        for i in 0..k.min(data.len() / (c * h * w)) {
+            let img = &data[i * c * h * w..(i + 1) * c * h * w];
+            let x0 = label_w + i * cw + 2;
+            for y in 0..h {
+                for x in 0..w {
+                    let px = |ch: usize| {
+                        (img[ch.min(c - 1) * h * w + y * w + x].clamp(0.0, 1.0) * 255.0).round()
+                            as u8
+                    };
+                    let color = RGBColor(px(0), px(1), px(2));
+                    let (sx, sy) = ((x0 + x * scale) as i32, (y0 + y * scale) as i32);
+                    root.draw(&Rectangle::new(
+                        [(sx, sy), (sx + scale as i32, sy + scale as i32)],
+                        color.filled(),
+                    ))
+                    .map_err(|e| err(e.to_string()))?;
+                }
+            }
+        }
+    }
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// One line of a capacity plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// (x, retrieved %) points, sorted by x.
+    pub points: Vec<(f64, f64)>,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn draw_capacity<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    series: &[Series],
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    let (lo, hi) = xs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.05).max(0.5);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d((lo - pad)..(hi + pad), -2f64..102f64)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("retrieved (%)")
+        .draw()
+        .map_err(e)?;
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(e)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// Retrieval percentage against `x_label`, one line per series, written as `<stem>.png` and
+/// `<stem>.svg`.
+pub fn capacity(stem: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    // Stems hold dots (e.g. `top_0.5`): append, do not replace, the extension.
+    let png = PathBuf::from(format!("{}.png", stem.display()));
+    let svg = PathBuf::from(format!("{}.svg", stem.display()));
+    if let Some(dir) = stem.parent() {
+        std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
+    }
+    draw_capacity(
+        &BitMapBackend::new(&png, (720, 480)).into_drawing_area(),
+        title,
+        x_label,
+        series,
+    )
+    .map_err(plot_err(&png))?;
+    draw_capacity(
+        &SVGBackend::new(&svg, (720, 480)).into_drawing_area(),
+        title,
+        x_label,
+        series,
+    )
+    .map_err(plot_err(&svg))?;
+    Ok(())
+}

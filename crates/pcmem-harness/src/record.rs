@@ -1,0 +1,172 @@
+//! Run records: one JSON file per finished training cell, written atomically, holding the fully
+//! resolved configuration, seed, data checksum, code version, device, timings, the training
+//! curve and the raw per-image recall errors of every corruption. Metrics (how many images count
+//! as retrieved) are computed from these in aggregation.
+//!
+//! Schema version 1 (stable; fields are only ever added):
+//! `schema, grid, profile, cell{dataset,n_images,model,hidden,layers,seed}, model_config,
+//! parameters, data{dataset,split,selection,sha256,source,n,shape,pixel_range}, code_version,
+//! device, finished_unix, timings{load_s,fit_s}, fit{curve,converged,stop},
+//! recall[{corruption,threshold,mse[],steps,converged,seconds,picture}]`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io_err, HarnessError, Result};
+use crate::spec::Cell;
+
+/// Version of the record layout.
+pub const SCHEMA: u32 = 1;
+
+/// The data a cell stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// Dataset name.
+    pub dataset: String,
+    /// Split.
+    pub split: String,
+    /// How the images were chosen.
+    pub selection: String,
+    /// SHA-256 of exactly the source bytes of the stored images.
+    pub sha256: String,
+    /// Files or folders read.
+    pub source: String,
+    /// Number of images.
+    pub n: usize,
+    /// Channels, height, width.
+    pub shape: [usize; 3],
+    /// Pixel range given to the model.
+    pub pixel_range: String,
+}
+
+/// Training outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitInfo {
+    /// Loss or energy per epoch.
+    pub curve: Vec<f64>,
+    /// Whether it converged or met its target.
+    pub converged: bool,
+    /// Why it stopped.
+    pub stop: String,
+}
+
+/// One recall condition's raw outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecallResult {
+    /// The corruption, in grid notation.
+    pub corruption: String,
+    /// Retrieval threshold on the per-image MSE.
+    pub threshold: f64,
+    /// Per-image MSE over all pixels between the recalled and the original image.
+    pub mse: Vec<f64>,
+    /// Update steps of the recall.
+    pub steps: usize,
+    /// Whether the recall dynamics converged.
+    pub converged: bool,
+    /// Seconds spent recalling.
+    pub seconds: f64,
+    /// Picture of originals / corrupted / recalled (path relative to the record), if kept.
+    pub picture: Option<String>,
+}
+
+/// Wall-clock seconds of the phases of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Loading the data.
+    pub load_s: f64,
+    /// Training.
+    pub fit_s: f64,
+}
+
+/// The record of one finished cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// Grid id.
+    pub grid: String,
+    /// Profile applied.
+    pub profile: String,
+    /// The training cell.
+    pub cell: Cell,
+    /// Fully resolved model configuration.
+    pub model_config: serde_json::Value,
+    /// Learned or stored parameters.
+    pub parameters: usize,
+    /// Stored data.
+    pub data: DataInfo,
+    /// `git describe`-like version of the code that ran.
+    pub code_version: String,
+    /// Device (`cpu`).
+    pub device: String,
+    /// Unix time at which the cell finished.
+    pub finished_unix: u64,
+    /// Timings.
+    pub timings: Timings,
+    /// Training outcome.
+    pub fit: FitInfo,
+    /// Every recall condition.
+    pub recall: Vec<RecallResult>,
+}
+
+/// Where the record of a cell lives: `<out>/runs/<grid>/<profile>/<cell id>.json`.
+pub fn record_path(out: &Path, grid: &str, profile: &str, cell: &Cell) -> PathBuf {
+    out.join("runs")
+        .join(grid)
+        .join(profile)
+        .join(format!("{}.json", cell.id()))
+}
+
+impl RunRecord {
+    /// Writes the record atomically (temporary file, then rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let dir = path.parent().expect("record paths have a folder");
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+        let text = serde_json::to_string_pretty(self).expect("records serialise");
+        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_err(path))
+    }
+
+    /// Reads a record; an unreadable or foreign file is an error naming it.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let rec: RunRecord = serde_json::from_str(&text).map_err(|e| HarnessError::Record {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if rec.schema != SCHEMA {
+            return Err(HarnessError::Record {
+                path: path.to_path_buf(),
+                reason: format!("schema {} is not the supported {SCHEMA}", rec.schema),
+            });
+        }
+        Ok(rec)
+    }
+}
+
+/// Every record under `<out>/runs` (recursively), sorted by path.
+pub fn read_all(out: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
+    let mut files = Vec::new();
+    let root = out.join("runs");
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        if !dir.exists() {
+            continue;
+        }
+        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let p = e.map_err(io_err(&dir))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| RunRecord::read(&p).map(|r| (p, r)))
+        .collect()
+}

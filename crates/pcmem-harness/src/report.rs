@@ -1,0 +1,391 @@
+//! The report: for every grid, its figure and table, and for every claim of the paper
+//! (`results/paper/claims.toml`) the paper's value, ours, and pass / fail / not run, as
+//! `REPORT.md` with the figures embedded.
+//!
+//! A claim names the grid, the cells it is about (`where`: column = value of the tidy table),
+//! a metric (`fraction` or `recalled`), a comparison (`op`, `value`) and, for claims comparing
+//! two models, `than` (another `where`) with `for_each` (the column over which the comparison
+//! must hold at every shared value). Claims are never softened: a cell the profile did not run
+//! is reported as not run, not as passed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::DataFrame;
+use serde::Deserialize;
+
+use crate::aggregate::{floats, strings, summary};
+use crate::error::{io_err, HarnessError, Result};
+use crate::plots::{capacity, Series};
+use crate::record::RunRecord;
+use crate::spec::Grid;
+
+/// One claim of the paper.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// Short id.
+    pub id: String,
+    /// Grid it is checked on.
+    pub grid: String,
+    /// Where in the paper it is stated.
+    pub source: String,
+    /// The claim in words.
+    pub text: String,
+    /// The paper's number, as text.
+    pub paper: String,
+    /// Cells of the tidy table the claim is about (column -> value).
+    #[serde(rename = "where")]
+    pub filter: BTreeMap<String, String>,
+    /// `fraction` or `recalled`.
+    pub metric: String,
+    /// `>=`, `<=`, `>`, `<` or `==`.
+    pub op: String,
+    /// Threshold value (absent when comparing against `than`).
+    pub value: Option<f64>,
+    /// Other cells to compare against.
+    pub than: Option<BTreeMap<String, String>>,
+    /// Column over which a comparison against `than` must hold at every shared value.
+    pub for_each: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimsFile {
+    claim: Vec<Claim>,
+}
+
+/// Reads the claims file.
+pub fn load_claims(path: &Path) -> Result<Vec<Claim>> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let f: ClaimsFile = toml::from_str(&text).map_err(|e| HarnessError::Spec {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(f.claim)
+}
+
+/// Outcome of one claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Our value, as text.
+    pub ours: String,
+    /// `Some(true)` pass, `Some(false)` fail, `None` not run in this profile.
+    pub pass: Option<bool>,
+}
+
+fn compare(a: f64, op: &str, b: f64) -> bool {
+    match op {
+        ">=" => a >= b - 1e-12,
+        "<=" => a <= b + 1e-12,
+        ">" => a > b,
+        "<" => a < b,
+        _ => (a - b).abs() < 1e-12,
+    }
+}
+
+/// Rows of the tidy table matching a filter: (for_each value, metric).
+fn select(
+    df: &DataFrame,
+    grid: &str,
+    filter: &BTreeMap<String, String>,
+    metric: &str,
+    by: Option<&str>,
+) -> Result<Vec<(String, f64)>> {
+    let g = strings(df, "grid")?;
+    let m = floats(df, metric)?;
+    let cols: Vec<(String, Vec<String>)> = filter
+        .keys()
+        .map(|k| Ok((k.clone(), strings(df, k)?)))
+        .collect::<Result<_>>()?;
+    let key = by.map(|b| strings(df, b)).transpose()?;
+    let mut out = Vec::new();
+    for i in 0..g.len() {
+        if g[i] != grid || !cols.iter().all(|(k, v)| v[i] == filter[k]) {
+            continue;
+        }
+        out.push((key.as_ref().map_or(String::new(), |k| k[i].clone()), m[i]));
+    }
+    Ok(out)
+}
+
+/// Evaluates a claim on the tidy table (seeds averaged).
+pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
+    let by = claim.for_each.as_deref();
+    let mean_by = |rows: Vec<(String, f64)>| {
+        let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        for (k, v) in rows {
+            let e = acc.entry(k).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+        acc.into_iter()
+            .map(|(k, (s, n))| (k, s / n as f64))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let ours = mean_by(select(df, &claim.grid, &claim.filter, &claim.metric, by)?);
+    if ours.is_empty() {
+        return Ok(Verdict {
+            ours: "not run in this profile".into(),
+            pass: None,
+        });
+    }
+    let fmt = |v: f64| {
+        if claim.metric == "fraction" {
+            format!("{:.0}%", 100.0 * v)
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    match (&claim.than, claim.value) {
+        (Some(than), _) => {
+            let other = mean_by(select(df, &claim.grid, than, &claim.metric, by)?);
+            let shared: Vec<_> = ours
+                .iter()
+                .filter_map(|(k, a)| other.get(k).map(|b| (k, *a, *b)))
+                .collect();
+            if shared.is_empty() {
+                return Ok(Verdict {
+                    ours: "compared cells not run in this profile".into(),
+                    pass: None,
+                });
+            }
+            let text = shared
+                .iter()
+                .map(|(k, a, b)| format!("{}={k}: {} vs {}", by.unwrap_or(""), fmt(*a), fmt(*b)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let pass = shared.iter().all(|(_, a, b)| compare(*a, &claim.op, *b));
+            Ok(Verdict {
+                ours: text,
+                pass: Some(pass),
+            })
+        }
+        (None, Some(v)) => {
+            let text = ours
+                .iter()
+                .map(|(k, a)| {
+                    if k.is_empty() {
+                        fmt(*a)
+                    } else {
+                        format!("{}={k}: {}", by.unwrap_or(""), fmt(*a))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            Ok(Verdict {
+                ours: text,
+                pass: Some(ours.values().all(|a| compare(*a, &claim.op, v))),
+            })
+        }
+        (None, None) => Err(HarnessError::Invalid(format!(
+            "claim {}: give `value` or `than`",
+            claim.id
+        ))),
+    }
+}
+
+/// Draws the figure(s) of a grid into `<out>/figures`; returns their paths relative to `out`.
+pub fn figures(
+    grid: &Grid,
+    df: &DataFrame,
+    records: &[(PathBuf, RunRecord)],
+    out: &Path,
+) -> Result<Vec<String>> {
+    let mut made = Vec::new();
+    let s = summary(df, &grid.id)?;
+    if s.height() == 0 {
+        return Ok(made);
+    }
+    match grid.plot.kind.as_str() {
+        "capacity" => {
+            let x = grid.plot.x.as_str();
+            let cols: BTreeMap<&str, Vec<String>> = [
+                "dataset",
+                "model",
+                "hidden",
+                "layers",
+                "n_images",
+                "corruption",
+            ]
+            .into_iter()
+            .map(|c| Ok((c, strings(&s, c)?)))
+            .collect::<Result<_>>()?;
+            let xs = floats(&s, x)?;
+            let frac = floats(&s, "fraction")?;
+            let mut panels: BTreeMap<(String, String), BTreeMap<String, Vec<(f64, f64)>>> =
+                BTreeMap::new();
+            for i in 0..s.height() {
+                let label = ["model", "hidden", "layers", "n_images"]
+                    .into_iter()
+                    .filter(|c| *c != x)
+                    .filter(|c| {
+                        !(cols["model"][i] != "pcn"
+                            && cols["model"][i] != "autoencoder"
+                            && (*c == "hidden" || *c == "layers"))
+                    })
+                    .map(|c| {
+                        if c == "model" {
+                            cols[c][i].clone()
+                        } else {
+                            format!("{c}={}", cols[c][i])
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                panels
+                    .entry((cols["dataset"][i].clone(), cols["corruption"][i].clone()))
+                    .or_default()
+                    .entry(label)
+                    .or_default()
+                    .push((xs[i], 100.0 * frac[i]));
+            }
+            for ((dataset, corruption), lines) in panels {
+                let series: Vec<Series> = lines
+                    .into_iter()
+                    .map(|(label, mut points)| {
+                        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        Series { label, points }
+                    })
+                    .collect();
+                let stem = format!(
+                    "figures/{}-{}-{}",
+                    grid.id,
+                    dataset,
+                    corruption.replace(':', "_")
+                );
+                capacity(
+                    &out.join(&stem),
+                    &format!("{}: {dataset}, {corruption}", grid.id),
+                    x,
+                    &series,
+                )?;
+                made.push(format!("{stem}.png"));
+            }
+        }
+        _ => {
+            // Picture grids were drawn by the runner next to the records; link a few.
+            for (path, rec) in records.iter().filter(|(_, r)| r.grid == grid.id).take(6) {
+                for rc in &rec.recall {
+                    if let Some(p) = &rc.picture {
+                        let abs = path.with_file_name(p);
+                        if let Ok(rel) = abs.strip_prefix(out) {
+                            made.push(rel.display().to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(made)
+}
+
+fn md_table(s: &DataFrame) -> Result<String> {
+    let cols = [
+        "dataset",
+        "model",
+        "hidden",
+        "layers",
+        "n_images",
+        "corruption",
+        "recalled",
+        "n",
+        "fraction",
+        "median_mse",
+        "fit_s",
+        "seeds",
+    ];
+    let data: Vec<Vec<String>> = cols.iter().map(|c| strings(s, c)).collect::<Result<_>>()?;
+    let mut t = format!(
+        "| {} |\n|{}|\n",
+        cols.join(" | "),
+        cols.map(|_| "---").join("|")
+    );
+    for i in 0..s.height() {
+        let row: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(j, c)| match *c {
+                "fraction" => format!(
+                    "{:.0}%",
+                    100.0 * data[j][i].parse::<f64>().unwrap_or(f64::NAN)
+                ),
+                "median_mse" => format!("{:.2e}", data[j][i].parse::<f64>().unwrap_or(f64::NAN)),
+                "fit_s" | "recalled" => {
+                    format!("{:.1}", data[j][i].parse::<f64>().unwrap_or(f64::NAN))
+                }
+                _ => data[j][i].clone(),
+            })
+            .collect();
+        let _ = writeln!(t, "| {} |", row.join(" | "));
+    }
+    Ok(t)
+}
+
+/// Writes `<out>/REPORT.md` for the given grids (those with records), with claims.
+pub fn write_report(
+    out: &Path,
+    grids: &[Grid],
+    df: &DataFrame,
+    records: &[(PathBuf, RunRecord)],
+    claims: &[Claim],
+    profile: &str,
+) -> Result<PathBuf> {
+    let mut md = String::new();
+    let version = records
+        .first()
+        .map_or("-", |(_, r)| r.code_version.as_str());
+    let _ = writeln!(md, "# pcmem: reproduction report\n");
+    let _ = writeln!(
+        md,
+        "Profile `{profile}`, {} cells, code `{version}`. Generated by `pcmem report`; every number below is computed from the run records under `runs/` (tidy table: `table.csv`, `table.parquet`).\n",
+        records.len()
+    );
+    let _ = writeln!(md, "## Claims of the paper\n");
+    let _ = writeln!(
+        md,
+        "| claim | source | paper | ours | status |\n|---|---|---|---|---|"
+    );
+    let (mut pass, mut fail, mut not_run) = (0, 0, 0);
+    for c in claims {
+        let v = evaluate(c, df)?;
+        let status = match v.pass {
+            Some(true) => {
+                pass += 1;
+                "PASS"
+            }
+            Some(false) => {
+                fail += 1;
+                "FAIL"
+            }
+            None => {
+                not_run += 1;
+                "not run"
+            }
+        };
+        let _ = writeln!(
+            md,
+            "| {} ({}) | {} | {} | {} | {status} |",
+            c.text, c.id, c.source, c.paper, v.ours
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n{pass} pass, {fail} fail, {not_run} not run in this profile.\n"
+    );
+    for g in grids {
+        let s = summary(df, &g.id)?;
+        if s.height() == 0 {
+            continue;
+        }
+        let _ = writeln!(md, "## {}: {} ({})\n", g.id, g.title, g.paper);
+        for f in figures(g, df, records, out)? {
+            let _ = writeln!(md, "![{}]({f})\n", g.id);
+        }
+        let _ = writeln!(md, "{}", md_table(&s)?);
+    }
+    let path = out.join("REPORT.md");
+    std::fs::write(&path, md).map_err(io_err(&path))?;
+    Ok(path)
+}

@@ -1,0 +1,503 @@
+//! Grid specifications: one TOML file per table or figure of the paper.
+//!
+//! A grid has axes that need a training run (`[train]`: dataset, number of stored images,
+//! model, width, depth, seed) kept apart from axes that only change recall (`[recall]`:
+//! corruptions), so one trained model serves a whole recall sweep. Model settings live in
+//! `[pcn]`, `[autoencoder]`, `[modern_hopfield]`, `[hopfield]` and `[dense_am]`; profiles
+//! (`[profile.quick]`, `[profile.full]`) override any of these tables key by key.
+//!
+//! ```
+//! use pcmem_harness::spec::Grid;
+//! let text = r#"
+//! id = "demo"
+//! title = "Demo"
+//! paper = "Sec. 3"
+//! [train]
+//! dataset = ["cifar10"]
+//! n_images = [4]
+//! model = ["modern_hopfield"]
+//! [recall]
+//! corruption = ["noise:0.2", "top:0.5"]
+//! threshold = 0.005
+//! [profile.quick.train]
+//! n_images = [2]
+//! "#;
+//! let grid = Grid::parse(text, "demo.toml", "quick")?;
+//! assert_eq!(grid.cells().len(), 1);
+//! assert_eq!(grid.train.n_images, vec![2]);
+//! # Ok::<(), pcmem_harness::HarnessError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use pcmem_data::transforms::{Mask, Noise};
+use pcmem_data::DatasetId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HarnessError, Result};
+
+/// A corruption applied to the stored images before recall.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Corruption {
+    /// Additive Gaussian noise (`noise:<variance>`, or `noise_std:<std>`); every pixel given.
+    Noise(Noise),
+    /// Only the pixels of a mask are known (`top:<fraction kept>`, `random:<fraction kept>`,
+    /// `centre:<side fraction hidden>`, `right:<fraction hidden>`).
+    Mask(Mask),
+}
+
+impl Corruption {
+    /// Parses the compact text form used in grids.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let (kind, value) = s.split_once(':').ok_or_else(|| {
+            format!("corruption `{s}` must look like kind:value, e.g. noise:0.2 or top:0.5")
+        })?;
+        let v: f64 = value
+            .parse()
+            .map_err(|_| format!("corruption `{s}`: `{value}` is not a number"))?;
+        if !(v.is_finite() && v >= 0.0) || (kind != "noise" && kind != "noise_std" && v > 1.0) {
+            return Err(format!("corruption `{s}`: value out of range"));
+        }
+        Ok(match kind {
+            "noise" => Corruption::Noise(Noise::Variance(v)),
+            "noise_std" => Corruption::Noise(Noise::Std(v)),
+            "top" => Corruption::Mask(Mask::TopRows { fraction: v }),
+            "random" => Corruption::Mask(Mask::RandomPixels { fraction: v }),
+            "centre" => Corruption::Mask(Mask::CentrePatch { fraction: v }),
+            "right" => Corruption::Mask(Mask::RightColumns { fraction: v }),
+            other => {
+                return Err(format!(
+                    "corruption kind `{other}` unknown; use noise, noise_std, top, random, centre or right"
+                ))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::Noise(Noise::Variance(v)) => write!(f, "noise:{v}"),
+            Corruption::Noise(Noise::Std(v)) => write!(f, "noise_std:{v}"),
+            Corruption::Mask(Mask::TopRows { fraction }) => write!(f, "top:{fraction}"),
+            Corruption::Mask(Mask::RandomPixels { fraction }) => write!(f, "random:{fraction}"),
+            Corruption::Mask(Mask::CentrePatch { fraction }) => write!(f, "centre:{fraction}"),
+            Corruption::Mask(Mask::RightColumns { fraction }) => write!(f, "right:{fraction}"),
+        }
+    }
+}
+
+/// Models a grid can train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// The generative PCN.
+    Pcn,
+    /// Backprop autoencoder.
+    Autoencoder,
+    /// Modern Hopfield network.
+    ModernHopfield,
+    /// Classical Hopfield network (patterns binarised to +-1).
+    Hopfield,
+    /// Dense associative memory (patterns binarised to +-1).
+    DenseAm,
+}
+
+impl ModelKind {
+    /// Name used in grids and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Pcn => "pcn",
+            ModelKind::Autoencoder => "autoencoder",
+            ModelKind::ModernHopfield => "modern_hopfield",
+            ModelKind::Hopfield => "hopfield",
+            ModelKind::DenseAm => "dense_am",
+        }
+    }
+
+    /// Whether patterns are binarised to +-1 before storing.
+    pub fn bipolar(self) -> bool {
+        matches!(self, ModelKind::Hopfield | ModelKind::DenseAm)
+    }
+}
+
+/// Axes that need a training run; the cells are their cartesian product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainAxes {
+    /// Datasets (`mnist`, `cifar10`, `tiny-imagenet`, `imagenet`).
+    pub dataset: Vec<String>,
+    /// Numbers of stored images N.
+    pub n_images: Vec<usize>,
+    /// Models.
+    pub model: Vec<ModelKind>,
+    /// Hidden widths n (ignored by the Hopfield networks). Default `[512]`.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Hidden layers L of the PCN (hidden layers of the autoencoder). Default `[2]`.
+    #[serde(default = "default_layers")]
+    pub layers: Vec<usize>,
+    /// Seeds. Default `[0]`.
+    #[serde(default = "default_seed")]
+    pub seed: Vec<u64>,
+    /// Stored images: `first` N of the split (default) or `class:<label>` (first N of a class).
+    #[serde(default = "default_subset")]
+    pub subset: String,
+    /// Split the images come from: `train` (default) or `test`.
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// Binarise every image to +-1 (threshold 0.5) for every model, as for Hopfield networks.
+    /// The Hopfield networks always get binarised images. Default false.
+    #[serde(default)]
+    pub binarise: bool,
+}
+
+fn default_split() -> String {
+    "train".into()
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![512]
+}
+fn default_layers() -> Vec<usize> {
+    vec![2]
+}
+fn default_seed() -> Vec<u64> {
+    vec![0]
+}
+fn default_subset() -> String {
+    "first".into()
+}
+
+/// Axes that only change recall, applied to every trained model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecallAxes {
+    /// Corruptions, in the compact form of [`Corruption::parse`].
+    pub corruption: Vec<String>,
+    /// An image counts as retrieved when its MSE over all pixels is below this (the paper:
+    /// 0.005 for noise, 0.001 for partial images). A per-kind threshold can be given instead
+    /// with `threshold_noise` and `threshold_mask`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Threshold for noise corruptions (overrides `threshold`).
+    #[serde(default)]
+    pub threshold_noise: Option<f64>,
+    /// Threshold for masks (overrides `threshold`).
+    #[serde(default)]
+    pub threshold_mask: Option<f64>,
+    /// Seed of the noise and random masks. Default 1.
+    #[serde(default = "default_noise_seed")]
+    pub noise_seed: u64,
+    /// How many images per cell are kept as pictures (original / corrupted / recalled). Default 6.
+    #[serde(default = "default_keep")]
+    pub keep_images: usize,
+}
+
+fn default_noise_seed() -> u64 {
+    1
+}
+fn default_keep() -> usize {
+    6
+}
+
+/// What figure or table the grid renders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlotSpec {
+    /// `capacity` (retrieved % against `x`), `table` (counts), or `images` (picture grids).
+    pub kind: String,
+    /// Column on the x axis of capacity plots (`n_images`, `layers`, `hidden`, `corruption`).
+    #[serde(default = "default_x")]
+    pub x: String,
+}
+
+fn default_x() -> String {
+    "n_images".into()
+}
+
+/// A parsed grid, with a profile applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Short id (`fig3`), also the record folder name.
+    pub id: String,
+    /// Title for the report.
+    pub title: String,
+    /// Where in the paper.
+    pub paper: String,
+    /// Training axes.
+    pub train: TrainAxes,
+    /// Recall axes.
+    pub recall: RecallAxes,
+    /// Figure kind.
+    #[serde(default = "default_plot")]
+    pub plot: PlotSpec,
+    /// PcnConfig overrides (any subset of its fields).
+    #[serde(default)]
+    pub pcn: toml::Table,
+    /// AutoencoderConfig overrides.
+    #[serde(default)]
+    pub autoencoder: toml::Table,
+    /// ModernHopfieldConfig overrides.
+    #[serde(default)]
+    pub modern_hopfield: toml::Table,
+    /// HopfieldConfig overrides (classical network).
+    #[serde(default)]
+    pub hopfield: toml::Table,
+    /// Dense AM settings: HopfieldConfig fields plus `interaction`.
+    #[serde(default)]
+    pub dense_am: toml::Table,
+    /// Profiles: tables merged over the above, key by key.
+    #[serde(default)]
+    pub profile: BTreeMap<String, toml::Table>,
+    /// The profile applied (set by [`Grid::parse`]).
+    #[serde(default)]
+    pub applied_profile: String,
+}
+
+fn default_plot() -> PlotSpec {
+    PlotSpec {
+        kind: "capacity".into(),
+        x: default_x(),
+    }
+}
+
+/// One training run of a grid, with every recall it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Dataset name.
+    pub dataset: String,
+    /// Stored images N.
+    pub n_images: usize,
+    /// Model.
+    pub model: ModelKind,
+    /// Hidden width n.
+    pub hidden: usize,
+    /// Layers L.
+    pub layers: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Cell {
+    /// File-name-safe identifier, unique within a grid and profile.
+    pub fn id(&self) -> String {
+        format!(
+            "{}-N{}-{}-n{}-L{}-s{}",
+            self.dataset,
+            self.n_images,
+            self.model.name(),
+            self.hidden,
+            self.layers,
+            self.seed
+        )
+    }
+}
+
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+impl Grid {
+    /// Parses a grid and applies `profile`. Unknown keys, wrong types and impossible values
+    /// are errors naming the file, the line where known, and the key.
+    pub fn parse(text: &str, file: &str, profile: &str) -> Result<Self> {
+        let spec_err = |msg: String| HarnessError::Spec {
+            file: file.to_string(),
+            message: msg,
+        };
+        // First pass on the text as written, for line numbers of unknown keys and wrong types.
+        let base: Grid = toml::from_str(text).map_err(|e| spec_err(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| spec_err(e.to_string()))?;
+        let Some(over) = base.profile.get(profile) else {
+            return Err(spec_err(format!(
+                "profile `{profile}` not defined; defined: {}",
+                base.profile.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        for key in over.keys() {
+            if ![
+                "train",
+                "recall",
+                "plot",
+                "pcn",
+                "autoencoder",
+                "modern_hopfield",
+                "hopfield",
+                "dense_am",
+            ]
+            .contains(&key.as_str())
+            {
+                return Err(spec_err(format!(
+                    "[profile.{profile}] has unknown table `{key}`"
+                )));
+            }
+        }
+        merge(&mut table, over);
+        table.insert(
+            "applied_profile".into(),
+            toml::Value::String(profile.into()),
+        );
+        let grid: Grid = table.try_into().map_err(|e: toml::de::Error| {
+            spec_err(format!("after applying [profile.{profile}]: {e}"))
+        })?;
+        grid.validate().map_err(spec_err)?;
+        Ok(grid)
+    }
+
+    /// Reads and parses a grid file.
+    pub fn load(path: &Path, profile: &str) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| HarnessError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), profile)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        let nonempty = |name: &str, len: usize| {
+            if len == 0 {
+                Err(format!("[train] {name} is empty; give at least one value"))
+            } else {
+                Ok(())
+            }
+        };
+        nonempty("dataset", t.dataset.len())?;
+        nonempty("n_images", t.n_images.len())?;
+        nonempty("model", t.model.len())?;
+        nonempty("hidden", t.hidden.len())?;
+        nonempty("layers", t.layers.len())?;
+        nonempty("seed", t.seed.len())?;
+        for d in &t.dataset {
+            DatasetId::from_name(d).map_err(|e| format!("[train] dataset: {e}"))?;
+        }
+        if let Some(bad) = t.n_images.iter().find(|&&n| n == 0) {
+            return Err(format!(
+                "[train] n_images contains {bad}; must be at least 1"
+            ));
+        }
+        if t.hidden.contains(&0) || t.layers.contains(&0) {
+            return Err("[train] hidden and layers must be at least 1".into());
+        }
+        if t.subset != "first"
+            && !t
+                .subset
+                .strip_prefix("class:")
+                .is_some_and(|l| l.parse::<u32>().is_ok())
+        {
+            return Err(format!(
+                "[train] subset `{}` must be `first` or `class:<label>`",
+                t.subset
+            ));
+        }
+        if t.split != "train" && t.split != "test" {
+            return Err(format!("[train] split `{}` must be train or test", t.split));
+        }
+        if self.recall.corruption.is_empty() {
+            return Err("[recall] corruption is empty".into());
+        }
+        for c in &self.recall.corruption {
+            Corruption::parse(c).map_err(|e| format!("[recall] {e}"))?;
+        }
+        for th in [
+            self.recall.threshold,
+            self.recall.threshold_noise,
+            self.recall.threshold_mask,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !(th.is_finite() && th > 0.0) {
+                return Err(format!("[recall] threshold {th} must be > 0"));
+            }
+        }
+        if self.recall.threshold.is_none()
+            && (self.recall.threshold_noise.is_none() || self.recall.threshold_mask.is_none())
+        {
+            return Err(
+                "[recall] give `threshold`, or both `threshold_noise` and `threshold_mask`".into(),
+            );
+        }
+        if !["capacity", "table", "images"].contains(&self.plot.kind.as_str()) {
+            return Err(format!(
+                "[plot] kind `{}` must be capacity, table or images",
+                self.plot.kind
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retrieval threshold for a corruption.
+    pub fn threshold(&self, c: &Corruption) -> f64 {
+        let specific = match c {
+            Corruption::Noise(_) => self.recall.threshold_noise,
+            Corruption::Mask(_) => self.recall.threshold_mask,
+        };
+        specific.or(self.recall.threshold).expect("validated")
+    }
+
+    /// Parsed corruptions.
+    pub fn corruptions(&self) -> Vec<Corruption> {
+        self.recall
+            .corruption
+            .iter()
+            .map(|c| Corruption::parse(c).expect("validated"))
+            .collect()
+    }
+
+    /// Every training cell, in a stable order.
+    pub fn cells(&self) -> Vec<Cell> {
+        let t = &self.train;
+        let mut out = Vec::new();
+        for dataset in &t.dataset {
+            for &n_images in &t.n_images {
+                for &model in &t.model {
+                    // Width and depth do not apply to the Hopfield networks: one cell each.
+                    let (hidden, layers): (Vec<usize>, Vec<usize>) = match model {
+                        ModelKind::ModernHopfield | ModelKind::Hopfield | ModelKind::DenseAm => {
+                            (vec![0], vec![0])
+                        }
+                        _ => (t.hidden.clone(), t.layers.clone()),
+                    };
+                    for &h in &hidden {
+                        for &l in &layers {
+                            for &seed in &t.seed {
+                                out.push(Cell {
+                                    dataset: dataset.clone(),
+                                    n_images,
+                                    model,
+                                    hidden: h,
+                                    layers: l,
+                                    seed,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Settings table of a model kind (after the profile).
+    pub fn model_table(&self, kind: ModelKind) -> &toml::Table {
+        match kind {
+            ModelKind::Pcn => &self.pcn,
+            ModelKind::Autoencoder => &self.autoencoder,
+            ModelKind::ModernHopfield => &self.modern_hopfield,
+            ModelKind::Hopfield => &self.hopfield,
+            ModelKind::DenseAm => &self.dense_am,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Grids, the resumable runner, aggregation and claims, end to end on generated CIFAR-10 records.
+
+use std::path::Path;
+
+use pcmem_data::DataDirs;
+use pcmem_harness::record::read_all;
+use pcmem_harness::report::{evaluate, Claim};
+use pcmem_harness::run::{plan, run_grid, RunOptions};
+use pcmem_harness::spec::Grid;
+use pcmem_harness::{aggregate, HarnessError};
+
+const GRID: &str = r#"
+id = "t"
+title = "test grid"
+paper = "none"
+
+[train]
+dataset = ["cifar10"]
+n_images = [4, 6]
+model = ["modern_hopfield", "pcn"]
+hidden = [16]
+
+[recall]
+corruption = ["noise:0.05", "top:0.5"]
+threshold_noise = 0.005
+threshold_mask = 0.001
+keep_images = 2
+
+[modern_hopfield]
+beta = 50.0
+
+[pcn]
+learning = { max_epochs = 3 }
+recall = { steps = 5, iterations = 1 }
+
+[profile.quick]
+"#;
+
+fn fixture_data(dir: &Path) {
+    let sub = dir.join("cifar-10-subset");
+    std::fs::create_dir_all(&sub).unwrap();
+    let mut recs = Vec::new();
+    for r in 0..12u32 {
+        recs.push((r % 10) as u8);
+        recs.extend((0..3072u32).map(|i| ((i * (r + 3) * 7919) % 251) as u8));
+    }
+    std::fs::write(sub.join("train_0000-0011.bin"), recs).unwrap();
+}
+
+fn options(out: &Path, data: &Path) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        shard: None,
+        force: false,
+        data: DataDirs {
+            data_dir: Some(data.to_path_buf()),
+            cache_dir: data.join("cache"),
+            mirror: None,
+        },
+        progress: false,
+    }
+}
+
+#[test]
+fn bad_grids_name_the_file_line_and_key() {
+    let unknown = GRID.replace("hidden = [16]", "hidden = [16]\nwidht = [3]");
+    let err = Grid::parse(&unknown, "g.toml", "quick")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("g.toml") && err.contains("widht") && err.contains("line 11"),
+        "{err}"
+    );
+    let wrong_type = GRID.replace("n_images = [4, 6]", "n_images = \"four\"");
+    let err = Grid::parse(&wrong_type, "g.toml", "quick")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n_images") && err.contains("line 8"), "{err}");
+    let zero = GRID.replace("n_images = [4, 6]", "n_images = [0]");
+    assert!(Grid::parse(&zero, "g.toml", "quick")
+        .unwrap_err()
+        .to_string()
+        .contains("n_images contains 0"));
+    let dataset = GRID.replace("[\"cifar10\"]", "[\"cifar100\"]");
+    assert!(Grid::parse(&dataset, "g.toml", "quick")
+        .unwrap_err()
+        .to_string()
+        .contains("cifar100"));
+    let corruption = GRID.replace("\"top:0.5\"", "\"top:1.5\"");
+    assert!(Grid::parse(&corruption, "g.toml", "quick")
+        .unwrap_err()
+        .to_string()
+        .contains("top:1.5"));
+    let err = Grid::parse(GRID, "g.toml", "full").unwrap_err().to_string();
+    assert!(err.contains("profile `full` not defined"), "{err}");
+    let bad_profile = GRID.replace(
+        "[profile.quick]",
+        "[profile.quick]\ntrian = { n_images = [2] }",
+    );
+    assert!(Grid::parse(&bad_profile, "g.toml", "quick")
+        .unwrap_err()
+        .to_string()
+        .contains("trian"));
+    let bad_model_key = GRID.replace("beta = 50.0", "beta = 50.0\nbetta = 1");
+    let grid = Grid::parse(&bad_model_key, "g.toml", "quick").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let err = run_grid(&grid, &options(&tmp.path().join("out"), tmp.path())).unwrap_err();
+    assert!(
+        matches!(err, HarnessError::Spec { .. }) && err.to_string().contains("betta"),
+        "{err}"
+    );
+}
+
+#[test]
+fn runner_writes_records_resumes_forces_and_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(GRID, "g.toml", "quick").unwrap();
+    let opts = options(&out, tmp.path());
+    assert_eq!(grid.cells().len(), 4);
+    let s = run_grid(&grid, &opts).unwrap();
+    assert_eq!((s.ran, s.skipped), (4, 0));
+    let recs = read_all(&out).unwrap();
+    assert_eq!(recs.len(), 4);
+    let (path, r) = &recs[0];
+    assert_eq!(r.recall.len(), 2);
+    assert_eq!(r.data.sha256.len(), 64);
+    assert!(!r.code_version.is_empty());
+    assert!(r.model_config.is_object());
+    assert!(
+        path.with_file_name(r.recall[0].picture.as_ref().unwrap())
+            .exists(),
+        "picture written"
+    );
+    // The modern Hopfield network with a large beta retrieves everything from mild noise.
+    let mhn = recs
+        .iter()
+        .find(|(_, r)| r.cell.model.name() == "modern_hopfield")
+        .unwrap();
+    assert!(
+        mhn.1.recall[0].mse.iter().all(|&m| m < 0.005),
+        "{:?}",
+        mhn.1.recall[0].mse
+    );
+    // Resume: nothing to do; remove one record, only it is recomputed.
+    assert_eq!(run_grid(&grid, &opts).unwrap().ran, 0);
+    std::fs::remove_file(path).unwrap();
+    let s = run_grid(&grid, &opts).unwrap();
+    assert_eq!((s.ran, s.skipped), (1, 3));
+    // Force recomputes all.
+    let forced = RunOptions {
+        force: true,
+        ..opts.clone()
+    };
+    assert_eq!(run_grid(&grid, &forced).unwrap().ran, 4);
+    // Shards partition the cells.
+    let a = plan(
+        &grid,
+        &RunOptions {
+            shard: Some((1, 2)),
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    let b = plan(
+        &grid,
+        &RunOptions {
+            shard: Some((2, 2)),
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(a.len() + b.len(), 4);
+    assert!(a.iter().all(|x| b.iter().all(|y| x.0 != y.0)));
+    assert!(plan(
+        &grid,
+        &RunOptions {
+            shard: Some((3, 2)),
+            ..opts
+        }
+    )
+    .is_err());
+    // Aggregation: one row per cell and corruption; claims evaluate on it.
+    let plain: Vec<_> = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let df = aggregate::tidy(&plain).unwrap();
+    assert_eq!(df.height(), 8);
+    let claim = |op: &str, value: f64, n: &str| Claim {
+        id: "c".into(),
+        grid: "t".into(),
+        source: "s".into(),
+        text: "t".into(),
+        paper: "p".into(),
+        filter: [
+            ("model".to_string(), "modern_hopfield".to_string()),
+            ("n_images".to_string(), n.to_string()),
+            ("corruption".to_string(), "noise:0.05".to_string()),
+        ]
+        .into(),
+        metric: "fraction".into(),
+        op: op.into(),
+        value: Some(value),
+        than: None,
+        for_each: None,
+    };
+    assert_eq!(
+        evaluate(&claim(">=", 1.0, "4"), &df).unwrap().pass,
+        Some(true)
+    );
+    assert_eq!(
+        evaluate(&claim("<", 0.5, "4"), &df).unwrap().pass,
+        Some(false)
+    );
+    assert_eq!(
+        evaluate(&claim(">=", 1.0, "250"), &df).unwrap().pass,
+        None,
+        "cells not run are not passed"
+    );
+}
