@@ -12,6 +12,14 @@ test:
 bench:
     cargo bench -p pcmem-model --bench train_iteration
 
+# The quick reproduction of every grid, then results/REPORT.md (needs PCMEM_DATA_DIR).
+reproduce PROFILE="quick":
+    cargo run --release -p pcmem-cli -- reproduce --profile {{PROFILE}}
+
+# Baseline benchmarks.
+bench-baselines:
+    cargo bench -p pcmem-baselines --bench recall
+
 # Train a small PCN on real images and report recall (needs PCMEM_DATA_DIR).
 demo *ARGS:
     cargo run --release -p pcmem-model --example recall_demo -- {{ARGS}}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Formatting, lints and the README's test command. Used by .ci/run, the justfile and GitHub.
+# Formatting, lints, the README's test command and the quick regression run.
+# Used by .ci/run, the justfile and the GitHub workflow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +21,16 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The README's test command:
 cargo test --workspace
-echo "ci/check.sh: all checks passed in $(( $(date +%s) - start )) s"
+echo "ci/check.sh: fmt, clippy and tests passed in $(( $(date +%s) - start )) s"
+
+# The quick regression run: every grid's quick profile, compared with the committed baseline.
+# Needs the real images; skipped (and said so) without them.
+if [ -n "${PCMEM_DATA_DIR:-}" ]; then
+  out=target/ci-quick
+  rm -rf "$out"
+  cargo run -p pcmem-cli -- reproduce --profile quick --out "$out"
+  cargo run -p pcmem-cli -- regress "$out" --baseline results/regression/quick.csv --tolerance 0.1
+  echo "ci/check.sh: quick regression passed; total $(( $(date +%s) - start )) s"
+else
+  echo "ci/check.sh: PCMEM_DATA_DIR unset, quick regression skipped"
+fi

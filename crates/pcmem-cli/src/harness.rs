@@ -225,9 +225,7 @@ pub fn regress(dir: &Path, baseline: &Path, tolerance: f64) -> anyhow::Result<()
             .with_has_header(true)
             .try_into_reader_with_file_path(Some(p.to_path_buf()));
         let reader = anyhow::Context::with_context(reader, || format!("opening {}", p.display()))?;
-        Ok(anyhow::Context::with_context(reader.finish(), || {
-            format!("reading {}", p.display())
-        })?)
+        anyhow::Context::with_context(reader.finish(), || format!("reading {}", p.display()))
     };
     let base = read(baseline)?;
     let now = read(&dir.join("table.csv"))?;

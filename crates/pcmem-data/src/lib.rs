@@ -25,5 +25,6 @@ pub mod transforms;
 pub use error::{DataError, Result};
 pub use image_set::{sha256_hex, ImageSet, Selection};
 pub use registry::{
-    fetch, load, locate, verify, Archive, DataDirs, DatasetId, FileCheck, Located, Split,
+    extract_cifar_archive, fetch, load, locate, verify, Archive, DataDirs, DatasetId, FileCheck,
+    Located, Split,
 };

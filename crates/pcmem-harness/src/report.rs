@@ -21,6 +21,9 @@ use crate::plots::{capacity, Series};
 use crate::record::RunRecord;
 use crate::spec::Grid;
 
+/// Points of each labelled line of one figure panel.
+type Lines = BTreeMap<String, Vec<(f64, f64)>>;
+
 /// One claim of the paper.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,8 +217,7 @@ pub fn figures(
             .collect::<Result<_>>()?;
             let xs = floats(&s, x)?;
             let frac = floats(&s, "fraction")?;
-            let mut panels: BTreeMap<(String, String), BTreeMap<String, Vec<(f64, f64)>>> =
-                BTreeMap::new();
+            let mut panels: BTreeMap<(String, String), Lines> = BTreeMap::new();
             for i in 0..s.height() {
                 let label = ["model", "hidden", "layers", "n_images"]
                     .into_iter()

@@ -412,15 +412,40 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     } else {
         None
     };
-    for (cell, path, _) in todo {
+    let total = todo.len();
+    for (k, (cell, path, _)) in todo.into_iter().enumerate() {
         if let Some(b) = &bar {
             b.set_message(cell.id());
         }
+        let t = Instant::now();
         let rec = run_cell(grid, cell, opts, path)?;
         rec.write(path)?;
         summary.ran += 1;
         if let Some(b) = &bar {
             b.inc(1);
+            // Without a terminal the bar is hidden: log one line per cell instead.
+            if b.is_hidden() {
+                let recalled: Vec<String> = rec
+                    .recall
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {}/{}",
+                            r.corruption,
+                            r.mse.iter().filter(|&&m| m < r.threshold).count(),
+                            r.mse.len()
+                        )
+                    })
+                    .collect();
+                eprintln!(
+                    "{} [{}/{total}] {} {:.1} s: {}",
+                    grid.id,
+                    k + 1,
+                    cell.id(),
+                    t.elapsed().as_secs_f64(),
+                    recalled.join(", ")
+                );
+            }
         }
     }
     if let Some(b) = bar {

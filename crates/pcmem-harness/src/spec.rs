@@ -390,12 +390,8 @@ impl Grid {
         if t.hidden.contains(&0) || t.layers.contains(&0) {
             return Err("[train] hidden and layers must be at least 1".into());
         }
-        if t.subset != "first"
-            && !t
-                .subset
-                .strip_prefix("class:")
-                .is_some_and(|l| l.parse::<u32>().is_ok())
-        {
+        let class_ok = |l: &str| l.parse::<u32>().is_ok();
+        if t.subset != "first" && t.subset.strip_prefix("class:").is_none_or(|l| !class_ok(l)) {
             return Err(format!(
                 "[train] subset `{}` must be `first` or `class:<label>`",
                 t.subset
