@@ -322,14 +322,17 @@ pub fn run_cell(
                     v.to_vec()
                 }
             };
+            let (orig, rec) = (to01(&pixels), to01(&recalled));
+            let error: Vec<f32> = orig.iter().zip(&rec).map(|(a, b)| (a - b).abs()).collect();
             crate::plots::picture_rows(
                 &path,
                 set.shape,
                 k,
                 &[
-                    ("original", &to01(&pixels)),
+                    ("original", &orig),
                     ("corrupted", &to01(&cue)),
-                    ("recalled", &to01(&recalled)),
+                    ("recalled", &rec),
+                    ("|error|", &error),
                 ],
             )?;
             Some(name)
