@@ -27,8 +27,12 @@ pub fn picture_rows(
         std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
     }
     let (c, h, w) = shape;
+    // Small images are upscaled to stay visible; large ones (ImageNet) are subsampled to keep
+    // the files small.
     let scale = (96 / h.max(1)).clamp(1, 4);
-    let (cw, ch) = (w * scale + 4, h * scale + 4);
+    let step = h.div_ceil(112).max(1);
+    let (sh, sw) = (h.div_ceil(step), w.div_ceil(step));
+    let (cw, ch) = (sw * scale + 4, sh * scale + 4);
     let label_w = 90;
     let size = ((label_w + k * cw) as u32, (rows.len() * ch + 4) as u32);
     let root = BitMapBackend::new(path, size).into_drawing_area();
@@ -45,11 +49,11 @@ pub fn picture_rows(
         for i in 0..k.min(data.len() / (c * h * w)) {
             let img = &data[i * c * h * w..(i + 1) * c * h * w];
             let x0 = label_w + i * cw + 2;
-            for y in 0..h {
-                for x in 0..w {
+            for y in 0..sh {
+                for x in 0..sw {
+                    let idx = (y * step) * w + x * step;
                     let px = |ch: usize| {
-                        (img[ch.min(c - 1) * h * w + y * w + x].clamp(0.0, 1.0) * 255.0).round()
-                            as u8
+                        (img[ch.min(c - 1) * h * w + idx].clamp(0.0, 1.0) * 255.0).round() as u8
                     };
                     let color = RGBColor(px(0), px(1), px(2));
                     let (sx, sy) = ((x0 + x * scale) as i32, (y0 + y * scale) as i32);
