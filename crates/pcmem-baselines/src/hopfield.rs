@@ -149,7 +149,6 @@ fn relax<C>(
 }
 
 fn recall_rows(
-    model: &'static str,
     d: usize,
     cues: &Tensor,
     known: Option<&Tensor>,
@@ -171,7 +170,6 @@ fn recall_rows(
             .collect(),
         None => vec![vec![true; d]; rows],
     };
-    let _ = model;
     let (mut steps, mut converged) = (0, true);
     for (s, f) in state.iter_mut().zip(&free) {
         let (n, c) = one(s, f);
@@ -265,7 +263,7 @@ impl AssociativeMemory for ClassicalHopfield {
                 .map(|(&a, &b)| a as f64 * b as f64)
                 .sum()
         };
-        Ok(recall_rows("hopfield", d, cues, known, |s, f| {
+        Ok(recall_rows(d, cues, known, |s, f| {
             relax(
                 &self.config,
                 s,
@@ -394,7 +392,7 @@ impl AssociativeMemory for DenseAm {
                 *mu += x[i] as f64 * (new - old) as f64;
             }
         };
-        Ok(recall_rows("dense_am", d, cues, known, |s, f| {
+        Ok(recall_rows(d, cues, known, |s, f| {
             let mut m = Vec::new();
             overlaps(s, &mut m);
             relax(&self.config, s, f, &mut m, field, on_flip, overlaps)

@@ -105,7 +105,7 @@ pub fn load_mnist(images: &Path, labels: &Path, sel: &Selection) -> Result<Image
             ),
         ));
     }
-    let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
+    let (h, w) = (img.dims[1], img.dims[2]);
     let per = h * w;
     let labels: Vec<u32> = lab.data.iter().map(|&b| b as u32).collect();
     let index = ImageSet {
@@ -117,7 +117,6 @@ pub fn load_mnist(images: &Path, labels: &Path, sel: &Selection) -> Result<Image
         source: images.display().to_string(),
     };
     let chosen = index.indices(sel)?;
-    let _ = n;
     let mut hasher = Sha256::new();
     let mut pixels = Vec::with_capacity(chosen.len() * per);
     for &i in &chosen {
