@@ -56,6 +56,20 @@ impl Default for HopfieldConfig {
     }
 }
 
+impl HopfieldConfig {
+    /// Checks the settings; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_sweeps == 0 {
+            return Err(BaselineError::InvalidConfig {
+                field: "max_sweeps",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Interaction function `F` of a dense associative memory.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -196,13 +210,7 @@ pub struct ClassicalHopfield {
 impl ClassicalHopfield {
     /// A network with no patterns stored yet.
     pub fn new(config: HopfieldConfig) -> Result<Self> {
-        if config.max_sweeps == 0 {
-            return Err(BaselineError::InvalidConfig {
-                field: "max_sweeps",
-                value: "0".into(),
-                reason: "must be at least 1",
-            });
-        }
+        config.validate()?;
         Ok(Self {
             config,
             weights: Vec::new(),
@@ -302,13 +310,7 @@ impl DenseAm {
                 });
             }
         }
-        if config.max_sweeps == 0 {
-            return Err(BaselineError::InvalidConfig {
-                field: "max_sweeps",
-                value: "0".into(),
-                reason: "must be at least 1",
-            });
-        }
+        config.validate()?;
         Ok(Self {
             config,
             interaction,
