@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use clap::Parser;
-use pcmem_model::{per_row_mse, GradientScale, Optimizer, Pcn, PcnConfig};
+use pcmem_model::{per_row_mse, GradientScale, MemoryPrior, Optimizer, Pcn, PcnConfig, ValueInit};
 
 /// Train a PCN on CIFAR-10 images and test recall.
 #[derive(Parser, Debug)]
@@ -39,6 +39,42 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Inference steps T per training epoch.
+    #[arg(long, default_value_t = 60)]
+    train_steps: usize,
+    /// Inference steps per recall (per application of F from noise).
+    #[arg(long, default_value_t = 1000)]
+    recall_steps: usize,
+    /// Inference rate during recall (default: --gamma).
+    #[arg(long)]
+    recall_gamma: Option<f64>,
+    /// Applications of F when recalling from noise.
+    #[arg(long, default_value_t = 10)]
+    iterations: usize,
+    /// Stop training at this sensory MSE (0 disables).
+    #[arg(long, default_value_t = 1e-4)]
+    target_mse: f64,
+    /// Keep each image's hidden value nodes from one epoch to the next.
+    #[arg(long)]
+    persistent: bool,
+    /// Number of hidden layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Starting std of the hidden value nodes (0: start at zero).
+    #[arg(long, default_value_t = 0.0)]
+    init_std: f64,
+    /// Free top layer instead of a learned memory vector.
+    #[arg(long)]
+    free_prior: bool,
+    /// Step size of the unknown pixels in partial recall (default: the recall gamma).
+    #[arg(long)]
+    free_rate: Option<f64>,
+    /// Save the trained model into this folder.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Load a saved model from this folder instead of training (recall settings from the flags).
+    #[arg(long)]
+    load: Option<PathBuf>,
 }
 
 fn load_cifar(dir: &std::path::Path, n: usize) -> Result<Tensor, String> {
@@ -72,9 +108,25 @@ fn load_cifar(dir: &std::path::Path, n: usize) -> Result<Tensor, String> {
 
 fn report(name: &str, pcn: &Pcn, images: &Tensor) -> Result<(), Box<dyn std::error::Error>> {
     let n = images.dims()[0];
-    let noise = Tensor::randn(0f32, 0.2f32.sqrt(), images.dims(), &Device::Cpu)?;
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7);
+    let normal = rand_distr::Normal::new(0f32, 0.2f32.sqrt())?;
+    let noise: Vec<f32> = (0..images.elem_count())
+        .map(|_| rand::Rng::sample(&mut rng, normal))
+        .collect();
+    let noise = Tensor::from_vec(noise, images.dims(), &Device::Cpu)?;
     let t = Instant::now();
-    let (out, _) = pcn.recall_noisy(&(images + noise)?)?;
+    let (mut out, _) = pcn.recall_noisy(&(images + noise)?)?;
+    for k in 1..std::env::var("NOISE_TRACE").map_or(0, |v| v.parse().unwrap()) {
+        let (next, info) = pcn.recall_noisy(&out)?;
+        let mse = per_row_mse(&out, images)?;
+        println!(
+            "  F^{k}: {}/{n} (median {:.2e}), energy/img of F^{k} clamped {:.4}",
+            mse.iter().filter(|&&m| m < 0.005).count(),
+            median(&mse),
+            info.runs[0].energy / n as f64
+        );
+        out = next;
+    }
     let mse = per_row_mse(&out, images)?;
     let k_noise = mse.iter().filter(|&&m| m < 0.005).count();
     let mut mask = vec![0f32; 3072];
@@ -82,8 +134,35 @@ fn report(name: &str, pcn: &Pcn, images: &Tensor) -> Result<(), Box<dyn std::err
         mask[c * 1024..c * 1024 + 512].fill(1.0);
     }
     let mask = Tensor::from_vec(mask, (1, 3072), &Device::Cpu)?;
-    let (out, _) = pcn.recall_partial(&images.broadcast_mul(&mask)?, &mask)?;
+    let (mut out, mut info) = pcn.recall_partial(&images.broadcast_mul(&mask)?, &mask)?;
+    for k in 1..std::env::var("PARTIAL_ITERS").map_or(1, |v| v.parse().unwrap()) {
+        let mse = per_row_mse(&out, images)?;
+        println!(
+            "  partial iteration {k}: {}/{n} (median {:.2e}), energy/img {:.4}",
+            mse.iter().filter(|&&m| m < 0.001).count(),
+            median(&mse),
+            info.runs[0].energy / n as f64
+        );
+        (out, info) = pcn.recall_partial(&out, &mask)?;
+    }
     let mse_half = per_row_mse(&out, images)?;
+    // Energy diagnostics: the stored images fully clamped, relaxed as long as recall.
+    let mut probe = pcn.config().clone();
+    probe.inference.gamma = probe.recall.gamma;
+    probe.inference.steps = probe.recall.steps;
+    let mut deep = Pcn::new(probe, &Device::Cpu)?;
+    deep.set_parameters(pcn.weights().to_vec(), pcn.prior().cloned())?;
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let mut x = deep.init_values(images, &mut rng)?;
+    let stored = deep.infer(&mut x)?;
+    let mut x = deep.init_values(&out, &mut rng)?;
+    let recalled = deep.infer(&mut x)?;
+    println!(
+        "energy per image: stored images clamped {:.4}, end of top-half recall {:.4}, its output clamped {:.4}",
+        stored.energy / n as f64,
+        info.runs[0].energy / n as f64,
+        recalled.energy / n as f64
+    );
     let k_half = mse_half.iter().filter(|&&m| m < 0.001).count();
     println!(
         "{name:>9}: noise var 0.2 -> {k_noise}/{n} recalled (median MSE {:.2e}); top half -> {k_half}/{n} (median MSE {:.2e}) [{:.1} s]",
@@ -116,15 +195,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.learning.gradient_scale = GradientScale::Mean;
     cfg.learning.alpha = args.alpha;
     cfg.learning.max_epochs = args.epochs;
-    cfg.learning.target_mse = Some(1e-4);
+    cfg.learning.target_mse = (args.target_mse > 0.0).then_some(args.target_mse);
+    cfg.learning.persistent_values = args.persistent;
+    cfg.layers = args.layers;
+    if args.init_std > 0.0 {
+        cfg.value_init = ValueInit::Random { std: args.init_std };
+    }
+    if args.free_prior {
+        cfg.memory_prior = MemoryPrior::Free;
+    }
     cfg.inference.gamma = args.gamma;
-    cfg.inference.steps = 60;
-    cfg.recall.gamma = args.gamma;
-    cfg.recall.steps = 1000;
-    cfg.recall.iterations = 10;
+    cfg.inference.steps = args.train_steps;
+    cfg.recall.gamma = args.recall_gamma.unwrap_or(args.gamma);
+    cfg.recall.steps = args.recall_steps;
+    cfg.recall.iterations = args.iterations;
+    cfg.recall.free_pixel_rate = args.free_rate;
     println!("config: {}", serde_json::to_string(&cfg)?);
     let mut pcn = cfg.init(&Device::Cpu)?;
     let untrained = pcn.clone();
+    if let Some(dir) = &args.load {
+        let mut pcn = Pcn::load(dir, &Device::Cpu)?;
+        *pcn.recall_config_mut() = cfg.recall.clone();
+        report("loaded", &pcn, &images)?;
+        return Ok(());
+    }
     let t = Instant::now();
     let rep = pcn.train_with(&images, |e| {
         if e.epoch % 50 == 0 {
@@ -142,6 +236,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rep.stop,
         last.sensory_mse
     );
+    if let Some(dir) = &args.save {
+        pcn.save(dir)?;
+    }
     report("trained", &pcn, &images)?;
     report("untrained", &untrained, &images)?;
     Ok(())

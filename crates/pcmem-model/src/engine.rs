@@ -362,14 +362,15 @@ impl Engine<'_> {
     }
 
     /// Runs `steps` inference steps (Eq. 3) from the state in `ws`, or until the relative
-    /// energy change of a step falls below `tolerance`; pixels with `free0 == 1` move too.
+    /// energy change of a step falls below `tolerance`; pixels with `free0.0 == 1` move too, with
+    /// step size `free0.1` (Alg. 2).
     /// Uses the Gram identity when the sensory layer is clamped and it saves work. Leaves the
     /// errors of the final state in `ws` and returns (steps, final energy, converged), or the
     /// step and energy at which the energy stopped being finite.
     pub fn relax(
         &mut self,
         ws: &mut Workspace,
-        free0: Option<&[f32]>,
+        free0: Option<(&[f32], f32)>,
         gamma: f32,
         steps: usize,
         tolerance: Option<f64>,
@@ -448,8 +449,8 @@ impl Engine<'_> {
     }
 
     /// One synchronous inference step (Eq. 3) using the errors of the last forward pass;
-    /// sensory pixels with `free0 == 1` move too (Alg. 2).
-    fn step(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32, mode: Mode) {
+    /// sensory pixels with `free0.0 == 1` move too, with step size `free0.1` (Alg. 2).
+    fn step(&self, ws: &mut Workspace, free0: Option<(&[f32], f32)>, gamma: f32, mode: Mode) {
         match self.activation {
             Activation::Relu => self.step_a::<Relu>(ws, free0, gamma, mode),
             Activation::Tanh => self.step_a::<Tanh>(ws, free0, gamma, mode),
@@ -457,7 +458,13 @@ impl Engine<'_> {
         }
     }
 
-    fn step_a<A: Act>(&self, ws: &mut Workspace, free0: Option<&[f32]>, gamma: f32, mode: Mode) {
+    fn step_a<A: Act>(
+        &self,
+        ws: &mut Workspace,
+        free0: Option<(&[f32], f32)>,
+        gamma: f32,
+        mode: Mode,
+    ) {
         let rows = ws.rows;
         let top = self.layers();
         for l in 1..=top {
@@ -507,10 +514,10 @@ impl Engine<'_> {
             }
             ws.back[l - 1] = back;
         }
-        if let Some(free) = free0 {
+        if let Some((free, rate)) = free0 {
             zip_apply(&mut ws.x[0], [&ws.eps[0], free], |x, [e, fr]| {
                 for ((xv, &ev), &fv) in x.iter_mut().zip(e).zip(fr) {
-                    *xv -= gamma * ev * fv;
+                    *xv -= rate * ev * fv;
                 }
             });
         }

@@ -452,26 +452,27 @@ impl Pcn {
         &self,
         x: &mut [Tensor],
         fw: &Forward,
-        free0: Option<&Tensor>,
+        free0: Option<(&Tensor, f64)>,
         gamma: f64,
     ) -> Result<()> {
         let grads = self.hidden_grads(x, fw)?;
         for (l, g) in grads.iter().enumerate() {
             x[l + 1] = (&x[l + 1] - g.affine(gamma, 0.0)?)?;
         }
-        if let Some(free) = free0 {
-            x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(gamma, 0.0)?)?;
+        if let Some((free, rate)) = free0 {
+            x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(rate, 0.0)?)?;
         }
         Ok(())
     }
 
     /// Runs inference on `x` (Eq. 3) with the sensory layer clamped, or with the pixels where
-    /// `free0 == 1` left free. Returns the info and the forward pass at the final state.
+    /// `free0.0 == 1` left free (step size `free0.1`). Returns the info and the forward pass at
+    /// the final state.
     #[allow(clippy::too_many_arguments)]
     fn relax(
         &self,
         x: &mut [Tensor],
-        free0: Option<&Tensor>,
+        free0: Option<(&Tensor, f64)>,
         gamma: f64,
         steps: usize,
         tolerance: Option<f64>,
@@ -824,8 +825,9 @@ impl Pcn {
     }
 
     /// Recall from partial images (Alg. 2): the sensory pixels where `known` is 1 are clamped to
-    /// the cue, the others start at the cue's values and evolve with the hidden layers; returns
-    /// the sensory value nodes after `recall.steps` steps. `known` is `(N, d)` or `(1, d)` of 0/1.
+    /// the cue, the others start at the cue's values and evolve with the hidden layers (step size
+    /// `recall.free_pixel_rate`, by default `recall.gamma`); returns the sensory value nodes after
+    /// `recall.steps` steps. `known` is `(N, d)` or `(1, d)` of 0/1.
     pub fn recall_partial(&self, cues: &Tensor, known: &Tensor) -> Result<(Tensor, RecallInfo)> {
         let rc = self.config.recall.clone();
         let c = self.check_patterns("cues", cues)?;
@@ -847,6 +849,7 @@ impl Pcn {
             .affine(-1.0, 1.0)?
             .broadcast_as((rows, d))?
             .contiguous()?;
+        let rate = rc.free_pixel_rate.unwrap_or(rc.gamma);
         let mut rng = self.recall_rng(2);
         let mut x = self.init_values(&c, &mut rng)?;
         if self.fused() {
@@ -856,7 +859,7 @@ impl Pcn {
                 let info = self.relax_fused(
                     &mut eng,
                     &mut ws,
-                    Some(&free),
+                    Some((&free, rate as f32)),
                     rc.gamma,
                     rc.steps,
                     rc.tolerance,
@@ -869,7 +872,7 @@ impl Pcn {
         }
         let (info, _) = self.relax(
             &mut x.0,
-            Some(&free),
+            Some((&free, rate)),
             rc.gamma,
             rc.steps,
             rc.tolerance,
@@ -1092,7 +1095,7 @@ impl Pcn {
         &self,
         eng: &mut Engine,
         ws: &mut Workspace,
-        free0: Option<&[f32]>,
+        free0: Option<(&[f32], f32)>,
         gamma: f64,
         steps: usize,
         tolerance: Option<f64>,

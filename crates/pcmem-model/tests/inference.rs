@@ -3,8 +3,10 @@
 
 mod common;
 
-use candle_core::{Device, Tensor};
-use pcmem_model::{Activation, PcnConfig, ValueInit, ValueNodes};
+use candle_core::{DType, Device, Tensor};
+use pcmem_model::{Activation, Kernel, PcnConfig, ValueInit, ValueNodes};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 #[test]
 fn energy_does_not_increase_during_inference_for_small_gamma() {
@@ -87,6 +89,47 @@ fn partial_recall_keeps_known_pixels_and_fills_the_rest() {
         .to_scalar()
         .unwrap();
     assert!(moved > 0.0, "unknown pixels never moved");
+}
+
+#[test]
+fn free_pixel_rate_one_sets_unknown_pixels_to_their_prediction() {
+    let (images, _) = common::images(3);
+    let mask = common::top_rows_mask(16);
+    let cue = images.broadcast_mul(&mask).unwrap();
+    for kernel in [Kernel::Candle, Kernel::Fused] {
+        let mut cfg = PcnConfig::new(3072, 24);
+        cfg.kernel = kernel;
+        // Start at the top-down prediction so that mu_0 is not zero.
+        cfg.value_init = ValueInit::Forward;
+        cfg.recall.steps = 1;
+        cfg.recall.free_pixel_rate = Some(1.0);
+        let mut pcn = cfg.init(&Device::Cpu).unwrap();
+        // A non-zero memory vector, so that the top-down prediction is not zero.
+        let b = Tensor::ones((1, 24), DType::F32, &Device::Cpu).unwrap();
+        pcn.set_parameters(pcn.weights().to_vec(), Some(b)).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let x = pcn.init_values(&cue, &mut rng).unwrap();
+        let eps0 = pcn.gradients(&x).unwrap().values.swap_remove(0);
+        let mu0 = (&cue - &eps0).unwrap();
+        let (out, _) = pcn.recall_partial(&cue, &mask).unwrap();
+        let free = mask.affine(-1.0, 1.0).unwrap();
+        let expected =
+            (cue.broadcast_mul(&mask).unwrap() + mu0.broadcast_mul(&free).unwrap()).unwrap();
+        let err: f32 = (out - &expected)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let scale: f32 = mu0.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(
+            scale > 1e-3,
+            "{kernel:?}: prediction is zero, test is vacuous"
+        );
+        assert!(err < 1e-5 * scale.max(1.0), "{kernel:?}: max error {err}");
+    }
 }
 
 #[test]

@@ -63,6 +63,9 @@ fn fused_kernel_matches_candle_reference() {
                 cfg.inference.steps = 20;
                 cfg.recall.steps = 40;
                 cfg.recall.iterations = 3;
+                if persistent {
+                    cfg.recall.free_pixel_rate = Some(1.0);
+                }
                 let tag =
                     format!("{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers}");
                 let run = |kernel| {
