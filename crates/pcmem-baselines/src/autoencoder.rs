@@ -18,7 +18,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
+use pcmem_model::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -153,7 +153,11 @@ impl Autoencoder {
         Ok(h)
     }
 
-    fn fit_impl(&mut self, patterns: &Tensor) -> Result<FitReport> {
+    fn fit_impl(
+        &mut self,
+        patterns: &Tensor,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<FitReport> {
         check_rows("patterns", patterns, Some(self.input_dim))?;
         let x = patterns.to_dtype(DType::F32)?;
         let vars: Vec<Var> = self
@@ -181,6 +185,12 @@ impl Autoencoder {
                 });
             }
             curve.push(value);
+            on_epoch(&FitProgress {
+                epoch: epoch + 1,
+                max_epochs: self.config.max_epochs,
+                loss: value,
+                mse: value,
+            });
             if value < self.config.target_mse {
                 return Ok(FitReport {
                     curve,
@@ -233,7 +243,15 @@ impl AssociativeMemory for Autoencoder {
     }
 
     fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError> {
-        Ok(self.fit_impl(patterns)?)
+        Ok(self.fit_impl(patterns, &mut |_| {})?)
+    }
+
+    fn fit_with(
+        &mut self,
+        patterns: &Tensor,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<FitReport, MemoryError> {
+        Ok(self.fit_impl(patterns, on_epoch)?)
     }
 
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {

@@ -70,9 +70,22 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// `PCMEM_DATA_DIR`, with a relative path taken from the workspace root (where the README's
+/// command runs), not from this crate's folder (where cargo runs the test).
+fn data_dir_env() -> Option<std::path::PathBuf> {
+    let d = std::path::PathBuf::from(std::env::var_os("PCMEM_DATA_DIR")?);
+    Some(if d.is_relative() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(d)
+    } else {
+        d
+    })
+}
+
 #[test]
 fn list_and_verify_on_the_real_data_folder() {
-    let Some(dir) = std::env::var_os("PCMEM_DATA_DIR") else {
+    let Some(dir) = data_dir_env() else {
         eprintln!("PCMEM_DATA_DIR not set: skipping");
         return;
     };

@@ -3,14 +3,27 @@
 
 use pcmem_data::{load, verify, DataDirs, DatasetId, Selection, Split};
 
+/// `PCMEM_DATA_DIR`, with a relative path taken from the workspace root (where the README's
+/// command runs), not from this crate's folder (where cargo runs the test).
+fn data_dir_env() -> Option<std::path::PathBuf> {
+    let d = std::path::PathBuf::from(std::env::var_os("PCMEM_DATA_DIR")?);
+    Some(if d.is_relative() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(d)
+    } else {
+        d
+    })
+}
+
 fn dirs() -> Option<DataDirs> {
-    let Some(d) = std::env::var_os("PCMEM_DATA_DIR") else {
+    let Some(d) = data_dir_env() else {
         eprintln!("PCMEM_DATA_DIR not set: skipping the real-data checks");
         return None;
     };
     let tmp = std::env::temp_dir().join("pcmem-empty-cache");
     Some(DataDirs {
-        data_dir: Some(d.into()),
+        data_dir: Some(d),
         cache_dir: tmp,
         mirror: None,
     })

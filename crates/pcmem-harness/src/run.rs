@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pcmem_baselines::{
     Autoencoder, AutoencoderConfig, ClassicalHopfield, DenseAm, HopfieldConfig, Interaction,
     ModernHopfield, ModernHopfieldConfig,
 };
 use pcmem_data::transforms::binarise;
 use pcmem_data::{DataDirs, DatasetId, Selection, Split};
-use pcmem_model::{AssociativeMemory, PcnConfig};
+use pcmem_model::{AssociativeMemory, FitProgress, PcnConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -225,12 +225,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Trains one cell and evaluates every recall condition; writes nothing.
+/// Trains one cell and evaluates every recall condition; writes nothing except the pictures.
+/// `on_epoch` is called after every training epoch.
 pub fn run_cell(
     grid: &Grid,
     cell: &Cell,
     opts: &RunOptions,
     record_file: &std::path::Path,
+    on_epoch: &mut dyn FnMut(&FitProgress),
 ) -> Result<RunRecord> {
     let t0 = Instant::now();
     let id = DatasetId::from_name(&cell.dataset)?;
@@ -263,7 +265,7 @@ pub fn run_cell(
         reason: e.to_string(),
     };
     let t1 = Instant::now();
-    let fit = model.fit(&truth).map_err(cell_err)?;
+    let fit = model.fit_with(&truth, on_epoch).map_err(cell_err)?;
     let fit_s = t1.elapsed().as_secs_f64();
     let mut recall = Vec::new();
     let fill = if bipolar { -1.0 } else { 0.0 };
@@ -395,8 +397,9 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         skipped: cells.len() - todo.len(),
         ..Default::default()
     };
+    let multi = MultiProgress::new();
     let bar = if opts.progress {
-        let b = ProgressBar::new(todo.len() as u64);
+        let b = multi.add(ProgressBar::new(todo.len() as u64));
         b.set_style(
             ProgressStyle::with_template(
                 "{prefix:>8} [{bar:30}] {pos}/{len} cells {elapsed_precise} {msg}",
@@ -421,7 +424,45 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
             b.set_message(cell.id());
         }
         let t = Instant::now();
-        let rec = run_cell(grid, cell, opts, path)?;
+        // Per-cell progress: a bar of epochs on a terminal, a log line every 30 s otherwise.
+        let cell_bar = bar.as_ref().map(|_| {
+            let b = multi.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] epoch {pos}/{len} {elapsed_precise} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_prefix("training");
+            b
+        });
+        let mut last_log = Instant::now();
+        let mut on_epoch = |p: &FitProgress| {
+            let Some(b) = &cell_bar else { return };
+            b.set_length(p.max_epochs as u64);
+            b.set_position(p.epoch as u64);
+            b.set_message(format!("loss {:.4e}  MSE {:.2e}", p.loss, p.mse));
+            if b.is_hidden() && last_log.elapsed().as_secs() >= 30 {
+                last_log = Instant::now();
+                eprintln!(
+                    "{} [{}/{total}] {}: epoch {}/{} loss {:.4e} MSE {:.2e} ({:.0} s)",
+                    grid.id,
+                    k + 1,
+                    cell.id(),
+                    p.epoch,
+                    p.max_epochs,
+                    p.loss,
+                    p.mse,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        };
+        let rec = run_cell(grid, cell, opts, path, &mut on_epoch);
+        if let Some(b) = cell_bar {
+            b.finish_and_clear();
+        }
+        let rec = rec?;
         rec.write(path)?;
         summary.ran += 1;
         if let Some(b) = &bar {

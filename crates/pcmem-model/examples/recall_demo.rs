@@ -114,6 +114,11 @@ fn report(name: &str, pcn: &Pcn, images: &Tensor) -> Result<(), Box<dyn std::err
         .map(|_| rand::Rng::sample(&mut rng, normal))
         .collect();
     let noise = Tensor::from_vec(noise, images.dims(), &Device::Cpu)?;
+    let noise = if std::env::var_os("CLEAN").is_some() {
+        noise.zeros_like()?
+    } else {
+        noise
+    };
     let t = Instant::now();
     let (mut out, _) = pcn.recall_noisy(&(images + noise)?)?;
     for k in 1..std::env::var("NOISE_TRACE").map_or(0, |v| v.parse().unwrap()) {

@@ -28,7 +28,7 @@ pub use config::{
     MemoryPrior, Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
 };
 pub use error::{PcnError, Result};
-pub use memory::{AssociativeMemory, FitReport, MemoryError, Recall};
+pub use memory::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall};
 pub use pcn::{
     per_row_mse, EpochStats, Gradients, InferenceInfo, Pcn, RecallInfo, StopReason, TrainReport,
     ValueNodes,

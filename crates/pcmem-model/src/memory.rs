@@ -41,6 +41,19 @@ pub struct FitReport {
     pub stop: String,
 }
 
+/// Where a training run is, reported after every epoch by [`AssociativeMemory::fit_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitProgress {
+    /// Epochs finished so far.
+    pub epoch: usize,
+    /// The epoch limit.
+    pub max_epochs: usize,
+    /// Loss (or energy) of the last epoch.
+    pub loss: f64,
+    /// Mean squared reconstruction error per pixel of the last epoch.
+    pub mse: f64,
+}
+
 /// The result of a recall.
 #[derive(Debug, Clone)]
 pub struct Recall {
@@ -58,6 +71,16 @@ pub trait AssociativeMemory {
     fn name(&self) -> &'static str;
     /// Stores the patterns (`(N, d)`, one per row).
     fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError>;
+    /// Like [`AssociativeMemory::fit`], calling `on_epoch` after every epoch (for progress
+    /// bars). One-shot memories keep the default, which never calls it.
+    fn fit_with(
+        &mut self,
+        patterns: &Tensor,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<FitReport, MemoryError> {
+        let _ = on_epoch;
+        self.fit(patterns)
+    }
     /// Recalls from `cues` (`(N, d)`); see the module docs for `known`.
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError>;
     /// Number of learned or stored parameters.
@@ -70,7 +93,23 @@ impl AssociativeMemory for Pcn {
     }
 
     fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError> {
-        let report = self.train(patterns)?;
+        self.fit_with(patterns, &mut |_| {})
+    }
+
+    fn fit_with(
+        &mut self,
+        patterns: &Tensor,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<FitReport, MemoryError> {
+        let max_epochs = self.config().learning.max_epochs;
+        let report = self.train_with(patterns, |e| {
+            on_epoch(&FitProgress {
+                epoch: e.epoch + 1,
+                max_epochs,
+                loss: e.energy,
+                mse: e.sensory_mse,
+            })
+        })?;
         Ok(FitReport {
             curve: report.epochs.iter().map(|e| e.energy).collect(),
             converged: report.stop != StopReason::EpochLimit,

@@ -722,45 +722,22 @@ impl Pcn {
             return res;
         }
         let mut kept: Vec<Option<ValueNodes>> = vec![None; batches.len()];
-        let mut epochs = Vec::new();
-        let mut tracker = StopTracker::new(&lc);
         let pixels = pixels_of(rows, &self.config);
-        for epoch in 0..lc.max_epochs {
-            let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
-            for (i, batch) in batches.iter().enumerate() {
-                let start = match kept[i].take() {
-                    Some(x) if lc.persistent_values => x,
-                    _ => {
-                        let mut rng = self.rng.clone();
-                        let x = self.init_values(batch, &mut rng)?;
-                        self.rng = rng;
-                        x
-                    }
-                };
-                let (info, x, sensory_sq) = self.train_from(start, epoch)?;
-                energy += info.energy;
-                steps += info.steps as f64;
-                sq += sensory_sq;
-                if lc.persistent_values {
-                    kept[i] = Some(x);
+        epoch_loop(&lc, batches.len(), pixels, &mut on_epoch, |epoch, i| {
+            let start = match kept[i].take() {
+                Some(x) if lc.persistent_values => x,
+                _ => {
+                    let mut rng = self.rng.clone();
+                    let x = self.init_values(&batches[i], &mut rng)?;
+                    self.rng = rng;
+                    x
                 }
-            }
-            let sensory_mse = sq / pixels;
-            let stats = EpochStats {
-                epoch,
-                energy,
-                sensory_mse,
-                inference_steps: steps / batches.len() as f64,
             };
-            on_epoch(&stats);
-            epochs.push(stats);
-            if let Some(stop) = tracker.update(&stats) {
-                return Ok(TrainReport { epochs, stop });
+            let (info, x, sensory_sq) = self.train_from(start, epoch)?;
+            if lc.persistent_values {
+                kept[i] = Some(x);
             }
-        }
-        Ok(TrainReport {
-            epochs,
-            stop: StopReason::EpochLimit,
+            Ok((info, sensory_sq))
         })
     }
 
@@ -1167,48 +1144,64 @@ impl Pcn {
     ) -> Result<TrainReport> {
         let lc = self.config.learning.clone();
         let mut spaces: Vec<Option<Workspace>> = (0..batches.len()).map(|_| None).collect();
-        let mut tracker = StopTracker::new(&lc);
-        let mut epochs = Vec::new();
-        for epoch in 0..lc.max_epochs {
-            let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
-            for (i, batch) in batches.iter().enumerate() {
-                let keep = lc.persistent_values && spaces[i].is_some();
-                if !keep {
-                    let mut rng = self.rng.clone();
-                    let x = self.init_values(batch, &mut rng)?;
-                    self.rng = rng;
-                    match spaces[i].as_mut() {
-                        Some(ws) => {
-                            for (dst, t) in ws.x.iter_mut().zip(&x.0) {
-                                dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
-                            }
+        epoch_loop(&lc, batches.len(), pixels, on_epoch, |epoch, i| {
+            if !(lc.persistent_values && spaces[i].is_some()) {
+                let mut rng = self.rng.clone();
+                let x = self.init_values(&batches[i], &mut rng)?;
+                self.rng = rng;
+                match spaces[i].as_mut() {
+                    Some(ws) => {
+                        for (dst, t) in ws.x.iter_mut().zip(&x.0) {
+                            dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
                         }
-                        None => spaces[i] = Some(eng.workspace(to_flat(&x.0)?)),
                     }
+                    None => spaces[i] = Some(eng.workspace(to_flat(&x.0)?)),
                 }
-                let ws = spaces[i].as_mut().expect("workspace set above");
-                let (info, s) = self.train_fused(eng, adam, ws, epoch)?;
-                energy += info.energy;
-                sq += s;
-                steps += info.steps as f64;
             }
-            let stats = EpochStats {
-                epoch,
-                energy,
-                sensory_mse: sq / pixels,
-                inference_steps: steps / batches.len() as f64,
-            };
-            on_epoch(&stats);
-            epochs.push(stats);
-            if let Some(stop) = tracker.update(&stats) {
-                return Ok(TrainReport { epochs, stop });
-            }
-        }
-        Ok(TrainReport {
-            epochs,
-            stop: StopReason::EpochLimit,
+            let ws = spaces[i].as_mut().expect("workspace set above");
+            self.train_fused(eng, adam, ws, epoch)
         })
     }
+}
+
+/// The epoch loop shared by the kernels: `batch(epoch, i)` trains on batch `i` and returns its
+/// inference info and sensory squared error; this sums them into [`EpochStats`], reports each
+/// epoch and stops as [`LearningConfig`] says.
+///
+/// [`LearningConfig`]: crate::config::LearningConfig
+fn epoch_loop(
+    lc: &crate::config::LearningConfig,
+    n_batches: usize,
+    pixels: f64,
+    on_epoch: &mut impl FnMut(&EpochStats),
+    mut batch: impl FnMut(usize, usize) -> Result<(InferenceInfo, f64)>,
+) -> Result<TrainReport> {
+    let mut tracker = StopTracker::new(lc);
+    let mut epochs = Vec::new();
+    for epoch in 0..lc.max_epochs {
+        let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
+        for i in 0..n_batches {
+            let (info, s) = batch(epoch, i)?;
+            energy += info.energy;
+            sq += s;
+            steps += info.steps as f64;
+        }
+        let stats = EpochStats {
+            epoch,
+            energy,
+            sensory_mse: sq / pixels,
+            inference_steps: steps / n_batches as f64,
+        };
+        on_epoch(&stats);
+        epochs.push(stats);
+        if let Some(stop) = tracker.update(&stats) {
+            return Ok(TrainReport { epochs, stop });
+        }
+    }
+    Ok(TrainReport {
+        epochs,
+        stop: StopReason::EpochLimit,
+    })
 }
 
 /// Decides when training stops (target MSE, plateau of the energy).

@@ -14,10 +14,23 @@ pub enum Source {
     Generated,
 }
 
+/// `PCMEM_DATA_DIR`, with a relative path taken from the workspace root (where the README's
+/// command runs), not from this crate's folder (where cargo runs the test).
+fn data_dir_env() -> Option<std::path::PathBuf> {
+    let d = std::path::PathBuf::from(std::env::var_os("PCMEM_DATA_DIR")?);
+    Some(if d.is_relative() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(d)
+    } else {
+        d
+    })
+}
+
 /// `n` images of 32x32x3 in [0, 1], flattened channel-major as CIFAR stores them (R, G, B planes).
 pub fn images(n: usize) -> (Tensor, Source) {
-    if let Ok(dir) = std::env::var("PCMEM_DATA_DIR") {
-        let path = std::path::Path::new(&dir).join("cifar-10-subset/train_0000-3999.bin");
+    if let Some(dir) = data_dir_env() {
+        let path = dir.join("cifar-10-subset/train_0000-3999.bin");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
             panic!(
                 "PCMEM_DATA_DIR is set but {} is unreadable: {e}",
