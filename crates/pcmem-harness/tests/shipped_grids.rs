@@ -27,7 +27,7 @@ fn every_shipped_grid_parses_with_quick_and_full() {
     }
     ids.sort();
     for want in [
-        "fig10", "fig3", "fig4", "fig6", "fig7", "fig8", "fig9a", "table1",
+        "fig10", "fig10b", "fig3", "fig4", "fig6", "fig6b", "fig7", "fig8", "fig9a", "table1",
     ] {
         assert!(ids.iter().any(|i| i == want), "no grid {want}: {ids:?}");
     }

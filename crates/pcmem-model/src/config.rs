@@ -218,11 +218,13 @@ pub struct RecallConfig {
     pub iterations: usize,
     /// Early stop on relative energy change, as in [`InferenceConfig::tolerance`]. Default none.
     pub tolerance: Option<f64>,
-    /// Step size of the free (unknown) sensory pixels in recall from a partial image. Default
-    /// none: `gamma`, Alg. 2 as written. `1.0` sets them to their prediction `mu_0` at every step,
-    /// which minimises the energy over them exactly: the fixed points are the same, but the
-    /// slow joint drift of free pixels and latents (curvature shrunk by `1 + |W_1 v|^2`) is gone,
-    /// so recall converges in far fewer steps. Values in (0, 1].
+    /// How the free (unknown) sensory pixels move in recall from a partial image. Default none:
+    /// a gradient step of size `gamma` with the latents, Alg. 2 as written. `Some(r)`, r in
+    /// (0, 1]: before every latent step they move the fraction `r` of the way to their current
+    /// prediction `mu_0`; with `1.0` they sit on it, so the latents feel only the known pixels
+    /// (gradient descent on the energy minimised over the free pixels). The fixed points are
+    /// the same; the slow joint drift of free pixels and latents along the valley, whose
+    /// curvature shrinks by `1 + |W_1 v|^2`, is gone, so recall converges in far fewer steps.
     pub free_pixel_rate: Option<f64>,
 }
 

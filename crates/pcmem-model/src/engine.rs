@@ -83,6 +83,16 @@ trait Act: Copy + Send + Sync {
     fn f(v: f32) -> f32;
     fn df(v: f32) -> f32;
 }
+
+/// How the free sensory pixels of a partial recall move.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FreeRule {
+    /// With the latents, one gradient step of this size per step (Alg. 2).
+    Step(f32),
+    /// Before every latent step, this fraction of the way to their current prediction.
+    Pull(f32),
+}
+
 #[derive(Clone, Copy)]
 struct Relu;
 #[derive(Clone, Copy)]
@@ -361,16 +371,41 @@ impl Engine<'_> {
         0.5 * (hidden + sensory)
     }
 
+    /// Moves the free sensory pixels a fraction `r` of the way to their current prediction and
+    /// updates the errors of the last forward pass to match (no new matrix product: the error
+    /// of a free pixel shrinks by `1 - r`, and so does the signal it sends up).
+    fn pull_free(&self, ws: &mut Workspace, free: &[f32], r: f32) {
+        let post = self.placement == ActivationPlacement::PostSynaptic;
+        let Workspace { x, eps, inp, .. } = ws;
+        zip_apply(&mut x[0], [&eps[0], free], |xv, [e, fr]| {
+            for ((xi, &ei), &fi) in xv.iter_mut().zip(e).zip(fr) {
+                *xi -= r * fi * ei;
+            }
+        });
+        zip_apply(&mut eps[0], [free], |e, [fr]| {
+            for (ei, &fi) in e.iter_mut().zip(fr) {
+                *ei *= 1.0 - r * fi;
+            }
+        });
+        if post {
+            zip_apply(&mut inp[0], [free], |a, [fr]| {
+                for (ai, &fi) in a.iter_mut().zip(fr) {
+                    *ai *= 1.0 - r * fi;
+                }
+            });
+        }
+    }
+
     /// Runs `steps` inference steps (Eq. 3) from the state in `ws`, or until the relative
-    /// energy change of a step falls below `tolerance`; pixels with `free0.0 == 1` move too, with
-    /// step size `free0.1` (Alg. 2).
+    /// energy change of a step falls below `tolerance`; pixels with `free0.0 == 1` move too, by
+    /// the rule `free0.1` (Alg. 2).
     /// Uses the Gram identity when the sensory layer is clamped and it saves work. Leaves the
     /// errors of the final state in `ws` and returns (steps, final energy, converged), or the
     /// step and energy at which the energy stopped being finite.
     pub fn relax(
         &mut self,
         ws: &mut Workspace,
-        free0: Option<(&[f32], f32)>,
+        free0: Option<(&[f32], FreeRule)>,
         gamma: f32,
         steps: usize,
         tolerance: Option<f64>,
@@ -390,7 +425,14 @@ impl Engine<'_> {
         }
         let mut prev: Option<f64> = None;
         let (mut taken, mut converged) = (0, false);
+        let pull = match free0 {
+            Some((free, FreeRule::Pull(r))) => Some((free, r)),
+            _ => None,
+        };
         self.forward_mode(ws, mode);
+        if let Some((free, r)) = pull {
+            self.pull_free(ws, free, r);
+        }
         for t in 0..steps {
             if let Some(tol) = tolerance {
                 let e = self.energy_mode(ws, mode);
@@ -408,6 +450,9 @@ impl Engine<'_> {
             self.step(ws, free0, gamma, mode);
             taken = t + 1;
             self.forward_mode(ws, mode);
+            if let Some((free, r)) = pull {
+                self.pull_free(ws, free, r);
+            }
         }
         if mode == Mode::Gram {
             self.forward_mode(ws, Mode::Direct);
@@ -449,8 +494,8 @@ impl Engine<'_> {
     }
 
     /// One synchronous inference step (Eq. 3) using the errors of the last forward pass;
-    /// sensory pixels with `free0.0 == 1` move too, with step size `free0.1` (Alg. 2).
-    fn step(&self, ws: &mut Workspace, free0: Option<(&[f32], f32)>, gamma: f32, mode: Mode) {
+    /// sensory pixels with `free0.0 == 1` move too under [`FreeRule::Step`] (Alg. 2).
+    fn step(&self, ws: &mut Workspace, free0: Option<(&[f32], FreeRule)>, gamma: f32, mode: Mode) {
         match self.activation {
             Activation::Relu => self.step_a::<Relu>(ws, free0, gamma, mode),
             Activation::Tanh => self.step_a::<Tanh>(ws, free0, gamma, mode),
@@ -461,7 +506,7 @@ impl Engine<'_> {
     fn step_a<A: Act>(
         &self,
         ws: &mut Workspace,
-        free0: Option<(&[f32], f32)>,
+        free0: Option<(&[f32], FreeRule)>,
         gamma: f32,
         mode: Mode,
     ) {
@@ -514,7 +559,7 @@ impl Engine<'_> {
             }
             ws.back[l - 1] = back;
         }
-        if let Some((free, rate)) = free0 {
+        if let Some((free, FreeRule::Step(rate))) = free0 {
             zip_apply(&mut ws.x[0], [&ws.eps[0], free], |x, [e, fr]| {
                 for ((xv, &ev), &fv) in x.iter_mut().zip(e).zip(fr) {
                     *xv -= rate * ev * fv;

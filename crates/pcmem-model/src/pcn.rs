@@ -35,7 +35,7 @@ use crate::config::{
     Activation, ActivationPlacement, GradientScale, Kernel, MemoryPrior, Optimizer, PcnConfig,
     ValueInit, WeightInit,
 };
-use crate::engine::{AdamCpu, Engine, Workspace};
+use crate::engine::{AdamCpu, Engine, FreeRule, Workspace};
 use crate::error::{PcnError, Result};
 
 /// Value nodes of every layer; `0` is the sensory layer. Each tensor is `(rows, width)`.
@@ -452,15 +452,15 @@ impl Pcn {
         &self,
         x: &mut [Tensor],
         fw: &Forward,
-        free0: Option<(&Tensor, f64)>,
+        free0: Option<(&Tensor, FreeRule)>,
         gamma: f64,
     ) -> Result<()> {
         let grads = self.hidden_grads(x, fw)?;
         for (l, g) in grads.iter().enumerate() {
             x[l + 1] = (&x[l + 1] - g.affine(gamma, 0.0)?)?;
         }
-        if let Some((free, rate)) = free0 {
-            x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(rate, 0.0)?)?;
+        if let Some((free, FreeRule::Step(rate))) = free0 {
+            x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(rate as f64, 0.0)?)?;
         }
         Ok(())
     }
@@ -472,7 +472,7 @@ impl Pcn {
     fn relax(
         &self,
         x: &mut [Tensor],
-        free0: Option<(&Tensor, f64)>,
+        free0: Option<(&Tensor, FreeRule)>,
         gamma: f64,
         steps: usize,
         tolerance: Option<f64>,
@@ -490,7 +490,18 @@ impl Pcn {
         let mut prev: Option<f64> = None;
         let mut taken = 0;
         let mut converged = false;
+        let pull = |x: &mut [Tensor], fw: &mut Forward| -> Result<()> {
+            if let Some((free, FreeRule::Pull(r))) = free0 {
+                let moved = free.affine(r as f64, 0.0)?;
+                x[0] = (&x[0] - (&fw.eps[0] * &moved)?)?;
+                let keep = moved.affine(-1.0, 1.0)?;
+                fw.eps[0] = (&fw.eps[0] * &keep)?;
+                fw.deltas[0] = (&fw.deltas[0] * &keep)?;
+            }
+            Ok(())
+        };
         let mut fw = self.forward(x)?;
+        pull(x, &mut fw)?;
         for t in 0..steps {
             if let Some(tol) = tolerance {
                 let e = Self::energy_of(&fw)?;
@@ -508,6 +519,7 @@ impl Pcn {
             self.apply_step(x, &fw, free0, gamma)?;
             taken = t + 1;
             fw = self.forward(x)?;
+            pull(x, &mut fw)?;
         }
         let energy = Self::energy_of(&fw)?;
         if !energy.is_finite() {
@@ -826,7 +838,10 @@ impl Pcn {
             .affine(-1.0, 1.0)?
             .broadcast_as((rows, d))?
             .contiguous()?;
-        let rate = rc.free_pixel_rate.unwrap_or(rc.gamma);
+        let rule = match rc.free_pixel_rate {
+            None => FreeRule::Step(rc.gamma as f32),
+            Some(r) => FreeRule::Pull(r as f32),
+        };
         let mut rng = self.recall_rng(2);
         let mut x = self.init_values(&c, &mut rng)?;
         if self.fused() {
@@ -836,7 +851,7 @@ impl Pcn {
                 let info = self.relax_fused(
                     &mut eng,
                     &mut ws,
-                    Some((&free, rate as f32)),
+                    Some((&free, rule)),
                     rc.gamma,
                     rc.steps,
                     rc.tolerance,
@@ -849,7 +864,7 @@ impl Pcn {
         }
         let (info, _) = self.relax(
             &mut x.0,
-            Some((&free, rate)),
+            Some((&free, rule)),
             rc.gamma,
             rc.steps,
             rc.tolerance,
@@ -1072,7 +1087,7 @@ impl Pcn {
         &self,
         eng: &mut Engine,
         ws: &mut Workspace,
-        free0: Option<(&[f32], f32)>,
+        free0: Option<(&[f32], FreeRule)>,
         gamma: f64,
         steps: usize,
         tolerance: Option<f64>,

@@ -101,7 +101,9 @@ fn free_pixel_rate_one_sets_unknown_pixels_to_their_prediction() {
         cfg.kernel = kernel;
         // Start at the top-down prediction so that mu_0 is not zero.
         cfg.value_init = ValueInit::Forward;
+        // Latents that barely move: the free pixels must sit exactly on the initial prediction.
         cfg.recall.steps = 1;
+        cfg.recall.gamma = 1e-9;
         cfg.recall.free_pixel_rate = Some(1.0);
         let mut pcn = cfg.init(&Device::Cpu).unwrap();
         // A non-zero memory vector, so that the top-down prediction is not zero.
@@ -129,6 +131,20 @@ fn free_pixel_rate_one_sets_unknown_pixels_to_their_prediction() {
             "{kernel:?}: prediction is zero, test is vacuous"
         );
         assert!(err < 1e-5 * scale.max(1.0), "{kernel:?}: max error {err}");
+
+        // With the free pixels on their prediction, inference is gradient descent on the energy
+        // minimised over them: it falls step after step for a small gamma.
+        let mut energies = Vec::new();
+        for steps in [1, 10, 100] {
+            pcn.recall_config_mut().gamma = 0.01;
+            pcn.recall_config_mut().steps = steps;
+            let (_, info) = pcn.recall_partial(&cue, &mask).unwrap();
+            energies.push(info.runs[0].energy);
+        }
+        assert!(
+            energies.windows(2).all(|w| w[1] < w[0]),
+            "{kernel:?}: energy did not fall: {energies:?}"
+        );
     }
 }
 
