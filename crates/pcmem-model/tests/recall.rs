@@ -21,7 +21,7 @@ fn trained_pcn_recalls_a_handful_of_images_from_noise_and_from_half() {
     cfg.learning.gradient_scale = GradientScale::Mean;
     cfg.learning.alpha = 5e-4;
     cfg.learning.max_epochs = 600;
-    cfg.learning.target_mse = Some(1e-4);
+    cfg.learning.target_mse = Some(3e-5);
     cfg.inference.gamma = 0.03;
     cfg.inference.steps = 60;
     cfg.recall.gamma = 0.03;
