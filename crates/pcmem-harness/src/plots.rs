@@ -115,9 +115,21 @@ fn draw_capacity<DB: DrawingBackend>(
         .y_label_area_size(50)
         .build_cartesian_2d((lo - pad)..(hi + pad), -2f64..102f64)
         .map_err(e)?;
+    // Whole-number axes (N, depth) get whole-number labels only.
+    let whole = xs.iter().all(|x| x.fract() == 0.0);
+    let fmt_x = move |v: &f64| {
+        if !whole {
+            format!("{v}")
+        } else if (v - v.round()).abs() < 1e-6 {
+            format!("{}", v.round() as i64)
+        } else {
+            String::new()
+        }
+    };
     chart
         .configure_mesh()
         .x_desc(x_label)
+        .x_label_formatter(&fmt_x)
         .y_desc("retrieved (%)")
         .draw()
         .map_err(e)?;
