@@ -182,6 +182,18 @@ pub struct DataDirs {
     pub mirror: Option<String>,
 }
 
+/// `PCMEM_DATA_DIR` (`None` when unset or empty), a relative path taken from `base` instead of
+/// the working directory. Tests pass the workspace root: cargo runs each test binary in its
+/// crate's folder, while the README's test command sets the variable relative to the workspace.
+pub fn data_dir_env_from(base: &Path) -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("PCMEM_DATA_DIR").filter(|v| !v.is_empty())?);
+    Some(if dir.is_relative() {
+        base.join(dir)
+    } else {
+        dir
+    })
+}
+
 impl DataDirs {
     /// From an explicit data directory (wins) or `PCMEM_DATA_DIR`, `PCMEM_CACHE_DIR` (default
     /// `$XDG_CACHE_HOME/pcmem` or `$HOME/.cache/pcmem`) and `PCMEM_MIRROR`.

@@ -14,17 +14,9 @@ pub enum Source {
     Generated,
 }
 
-/// `PCMEM_DATA_DIR`, with a relative path taken from the workspace root (where the README's
-/// command runs), not from this crate's folder (where cargo runs the test).
+/// `PCMEM_DATA_DIR`, a relative path taken from the workspace root.
 fn data_dir_env() -> Option<std::path::PathBuf> {
-    let d = std::path::PathBuf::from(std::env::var_os("PCMEM_DATA_DIR")?);
-    Some(if d.is_relative() {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(d)
-    } else {
-        d
-    })
+    pcmem_data::data_dir_env_from(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// `n` images of 32x32x3 in [0, 1], flattened channel-major as CIFAR stores them (R, G, B planes).
