@@ -69,6 +69,14 @@ struct Args {
     /// Step size of the unknown pixels in partial recall (default: the recall gamma).
     #[arg(long)]
     free_rate: Option<f64>,
+    /// Print the recall from noise after each of the first K applications of F (one inference
+    /// run each), with the energy of each cue clamped: shows where F helps and where it drifts.
+    #[arg(long, default_value_t = 0)]
+    trace: usize,
+    /// Start recall from the clean images instead of noisy ones (with --trace: how fast F drifts
+    /// away from a stored image).
+    #[arg(long)]
+    clean: bool,
     /// Save the trained model into this folder.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -106,7 +114,12 @@ fn load_cifar(dir: &std::path::Path, n: usize) -> Result<Tensor, String> {
     Tensor::from_vec(data, (n, 3072), &Device::Cpu).map_err(|e| e.to_string())
 }
 
-fn report(name: &str, pcn: &Pcn, images: &Tensor) -> Result<(), Box<dyn std::error::Error>> {
+fn report(
+    name: &str,
+    pcn: &Pcn,
+    images: &Tensor,
+    opts: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
     let n = images.dims()[0];
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7);
     let normal = rand_distr::Normal::new(0f32, 0.2f32.sqrt())?;
@@ -114,14 +127,14 @@ fn report(name: &str, pcn: &Pcn, images: &Tensor) -> Result<(), Box<dyn std::err
         .map(|_| rand::Rng::sample(&mut rng, normal))
         .collect();
     let noise = Tensor::from_vec(noise, images.dims(), &Device::Cpu)?;
-    let noise = if std::env::var_os("CLEAN").is_some() {
+    let noise = if opts.clean {
         noise.zeros_like()?
     } else {
         noise
     };
     let t = Instant::now();
     let (mut out, _) = pcn.recall_noisy(&(images + noise)?)?;
-    for k in 1..std::env::var("NOISE_TRACE").map_or(0, |v| v.parse().unwrap()) {
+    for k in 1..opts.trace {
         let (next, info) = pcn.recall_noisy(&out)?;
         let mse = per_row_mse(&out, images)?;
         println!(
@@ -139,17 +152,7 @@ fn report(name: &str, pcn: &Pcn, images: &Tensor) -> Result<(), Box<dyn std::err
         mask[c * 1024..c * 1024 + 512].fill(1.0);
     }
     let mask = Tensor::from_vec(mask, (1, 3072), &Device::Cpu)?;
-    let (mut out, mut info) = pcn.recall_partial(&images.broadcast_mul(&mask)?, &mask)?;
-    for k in 1..std::env::var("PARTIAL_ITERS").map_or(1, |v| v.parse().unwrap()) {
-        let mse = per_row_mse(&out, images)?;
-        println!(
-            "  partial iteration {k}: {}/{n} (median {:.2e}), energy/img {:.4}",
-            mse.iter().filter(|&&m| m < 0.001).count(),
-            median(&mse),
-            info.runs[0].energy / n as f64
-        );
-        (out, info) = pcn.recall_partial(&out, &mask)?;
-    }
+    let (out, info) = pcn.recall_partial(&images.broadcast_mul(&mask)?, &mask)?;
     let mse_half = per_row_mse(&out, images)?;
     // Energy diagnostics: the stored images fully clamped, relaxed as long as recall.
     let mut probe = pcn.config().clone();
@@ -221,7 +224,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.load {
         let mut pcn = Pcn::load(dir, &Device::Cpu)?;
         *pcn.recall_config_mut() = cfg.recall.clone();
-        report("loaded", &pcn, &images)?;
+        report("loaded", &pcn, &images, &args)?;
         return Ok(());
     }
     let t = Instant::now();
@@ -244,7 +247,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.save {
         pcn.save(dir)?;
     }
-    report("trained", &pcn, &images)?;
-    report("untrained", &untrained, &images)?;
+    report("trained", &pcn, &images, &args)?;
+    report("untrained", &untrained, &images, &args)?;
     Ok(())
 }
