@@ -266,21 +266,42 @@ pub fn figures(
                 made.push(format!("{stem}.png"));
             }
         }
-        _ => {
-            // Picture grids were drawn by the runner next to the records; link a few.
-            for (path, rec) in records.iter().filter(|(_, r)| r.grid == grid.id).take(6) {
-                for rc in &rec.recall {
-                    if let Some(p) = &rc.picture {
-                        let abs = path.with_file_name(p);
-                        if let Ok(rel) = abs.strip_prefix(out) {
-                            made.push(rel.display().to_string());
-                        }
-                    }
+        _ => made.extend(pictures(grid, records, out, |_| true)),
+    }
+    if grid.plot.kind == "capacity" && grid.plot.pictures {
+        let grid_records = records.iter().filter(|(_, r)| r.grid == grid.id);
+        let largest = grid_records.map(|(_, r)| r.cell.n_images).max();
+        made.extend(pictures(grid, records, out, |r| {
+            Some(r.cell.n_images) == largest
+        }));
+    }
+    Ok(made)
+}
+
+/// Links (relative to `out`) the picture grids the runner drew next to the records of `grid`
+/// that `keep` selects, from at most six records.
+fn pictures(
+    grid: &Grid,
+    records: &[(PathBuf, RunRecord)],
+    out: &Path,
+    keep: impl Fn(&RunRecord) -> bool,
+) -> Vec<String> {
+    let mut made = Vec::new();
+    for (path, rec) in records
+        .iter()
+        .filter(|(_, r)| r.grid == grid.id && keep(r))
+        .take(6)
+    {
+        for rc in &rec.recall {
+            if let Some(p) = &rc.picture {
+                let abs = path.with_file_name(p);
+                if let Ok(rel) = abs.strip_prefix(out) {
+                    made.push(rel.display().to_string());
                 }
             }
         }
     }
-    Ok(made)
+    made
 }
 
 fn md_table(s: &DataFrame) -> Result<String> {

@@ -212,6 +212,10 @@ pub struct PlotSpec {
     /// Column on the x axis of capacity plots (`n_images`, `layers`, `hidden`, `corruption`).
     #[serde(default = "default_x")]
     pub x: String,
+    /// Capacity plots only: also show the picture grids of the cells with the largest N (one
+    /// per model), as the paper does for Fig. 9. Default false.
+    #[serde(default)]
+    pub pictures: bool,
 }
 
 fn default_x() -> String {
@@ -262,6 +266,7 @@ fn default_plot() -> PlotSpec {
     PlotSpec {
         kind: "capacity".into(),
         x: default_x(),
+        pictures: false,
     }
 }
 
