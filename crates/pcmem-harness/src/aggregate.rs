@@ -108,16 +108,20 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
     )?)
 }
 
+/// The columns that name one configuration of a grid (all but the seed): the rows of
+/// [`summary`], the series and panels of the figures.
+pub const CONFIG_COLUMNS: [&str; 6] = [
+    "dataset",
+    "model",
+    "hidden",
+    "layers",
+    "n_images",
+    "corruption",
+];
+
 /// Mean over seeds of `fraction` and `recalled` per configuration of one grid, sorted.
 pub fn summary(df: &DataFrame, grid: &str) -> Result<DataFrame> {
-    let keys = [
-        "dataset",
-        "model",
-        "hidden",
-        "layers",
-        "n_images",
-        "corruption",
-    ];
+    let keys = CONFIG_COLUMNS;
     Ok(df
         .clone()
         .lazy()

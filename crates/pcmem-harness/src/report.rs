@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::DataFrame;
 use serde::Deserialize;
 
-use crate::aggregate::{floats, strings, summary};
+use crate::aggregate::{floats, strings, summary, CONFIG_COLUMNS};
 use crate::error::{io_err, HarnessError, Result};
 use crate::plots::{capacity, Series};
 use crate::record::RunRecord;
@@ -204,17 +204,10 @@ pub fn figures(
     match grid.plot.kind.as_str() {
         "capacity" => {
             let x = grid.plot.x.as_str();
-            let cols: BTreeMap<&str, Vec<String>> = [
-                "dataset",
-                "model",
-                "hidden",
-                "layers",
-                "n_images",
-                "corruption",
-            ]
-            .into_iter()
-            .map(|c| Ok((c, strings(&s, c)?)))
-            .collect::<Result<_>>()?;
+            let cols: BTreeMap<&str, Vec<String>> = CONFIG_COLUMNS
+                .into_iter()
+                .map(|c| Ok((c, strings(&s, c)?)))
+                .collect::<Result<_>>()?;
             let xs = floats(&s, x)?;
             let frac = floats(&s, "fraction")?;
             let mut panels: BTreeMap<(String, String), Lines> = BTreeMap::new();
@@ -305,25 +298,15 @@ fn pictures(
 }
 
 fn md_table(s: &DataFrame) -> Result<String> {
-    let cols = [
-        "dataset",
-        "model",
-        "hidden",
-        "layers",
-        "n_images",
-        "corruption",
-        "recalled",
-        "n",
-        "fraction",
-        "median_mse",
-        "fit_s",
-        "seeds",
-    ];
+    let cols: Vec<&str> = CONFIG_COLUMNS
+        .into_iter()
+        .chain(["recalled", "n", "fraction", "median_mse", "fit_s", "seeds"])
+        .collect();
     let data: Vec<Vec<String>> = cols.iter().map(|c| strings(s, c)).collect::<Result<_>>()?;
     let mut t = format!(
         "| {} |\n|{}|\n",
         cols.join(" | "),
-        cols.map(|_| "---").join("|")
+        cols.iter().map(|_| "---").collect::<Vec<_>>().join("|")
     );
     for i in 0..s.height() {
         let row: Vec<String> = cols
