@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use pcmem_harness::aggregate::CONFIG_COLUMNS;
 use pcmem_harness::report::load_claims;
 use pcmem_harness::spec::Grid;
 
@@ -32,15 +33,7 @@ fn every_shipped_grid_parses_with_quick_and_full() {
         assert!(ids.iter().any(|i| i == want), "no grid {want}: {ids:?}");
     }
     let claims = load_claims(&root().join("results/paper/claims.toml")).unwrap();
-    let columns = [
-        "dataset",
-        "model",
-        "hidden",
-        "layers",
-        "n_images",
-        "corruption",
-        "seed",
-    ];
+    let columns: Vec<&str> = CONFIG_COLUMNS.into_iter().chain(["seed"]).collect();
     for c in &claims {
         assert!(
             ids.contains(&c.grid),

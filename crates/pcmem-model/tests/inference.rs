@@ -69,14 +69,7 @@ fn partial_recall_keeps_known_pixels_and_fills_the_rest() {
     assert_eq!(info.runs.len(), 1);
     let known_before = cue.broadcast_mul(&mask).unwrap();
     let known_after = out.broadcast_mul(&mask).unwrap();
-    let diff: f32 = (known_after - known_before)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let diff = common::max_abs_diff(&known_after, &known_before);
     assert_eq!(diff, 0.0, "known pixels changed during partial recall");
     let free = mask.affine(-1.0, 1.0).unwrap();
     let moved: f32 = out
@@ -117,14 +110,7 @@ fn free_pixel_rate_one_sets_unknown_pixels_to_their_prediction() {
         let free = mask.affine(-1.0, 1.0).unwrap();
         let expected =
             (cue.broadcast_mul(&mask).unwrap() + mu0.broadcast_mul(&free).unwrap()).unwrap();
-        let err: f32 = (out - &expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let err = common::max_abs_diff(&out, &expected);
         let scale: f32 = mu0.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert!(
             scale > 1e-3,

@@ -6,15 +6,10 @@ use pcmem_model::{
     Activation, ActivationPlacement, Kernel, MemoryPrior, Optimizer, PcnConfig, ValueInit,
 };
 
+mod common;
+
 fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let num: f32 = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let num = common::max_abs_diff(a, b);
     let den: f32 = b.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
     num / den.max(1e-6)
 }

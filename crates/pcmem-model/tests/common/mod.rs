@@ -105,3 +105,15 @@ pub fn count_recalled(recalled: &Tensor, truth: &Tensor, threshold: f32) -> (usi
     let mse = pcmem_model::per_row_mse(recalled, truth).unwrap();
     (mse.iter().filter(|&&m| m < threshold).count(), mse)
 }
+
+/// Largest absolute difference between two tensors of the same shape.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
