@@ -240,10 +240,12 @@ pub fn regress(dir: &Path, baseline: &Path, tolerance: f64) -> anyhow::Result<()
             "seed",
             "corruption",
         ];
-        let v: Vec<Vec<String>> = cols
+        let mut v: Vec<Vec<String>> = cols
             .iter()
             .map(|c| agg::strings(df, c))
             .collect::<Result<_, _>>()?;
+        // The search point (absent from baselines written before searches existed).
+        v.push(agg::strings(df, "search").unwrap_or_else(|_| vec![String::new(); df.height()]));
         Ok((0..df.height())
             .map(|i| v.iter().map(|c| c[i].clone()).collect::<Vec<_>>().join("|"))
             .collect())

@@ -3,8 +3,13 @@
 //!
 //! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden,
 //! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
-//! converged, fit_s, recall_s, parameters, data_sha256, code_version`. `recalled` counts the
-//! images whose MSE is below `threshold`; `fraction = recalled / n`.
+//! converged, fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss,
+//! selected`. `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
+//! / n`. `search` is the cell's hyperparameter-search point (empty without a search),
+//! `train_loss` the last value of its training curve (the PCN's energy summed over the stored
+//! images; NaN for one-shot memories), and `selected` marks the point with the lowest
+//! `train_loss` among the points of the same cell (always true without a search): figures,
+//! tables and claims use only selected rows.
 
 use std::path::Path;
 
@@ -27,8 +32,47 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The final training loss of a record (NaN when it has no curve or diverged).
+pub fn train_loss(r: &RunRecord) -> f64 {
+    r.fit.curve.last().copied().unwrap_or(f64::NAN)
+}
+
+/// For each record, whether it is the selected point of its cell: among records of the same
+/// grid, profile and cell apart from the search point, the one with the lowest finite final
+/// training loss (ties and all-NaN groups: the first in the given order). Recall accuracy
+/// plays no part.
+pub fn selected(records: &[RunRecord]) -> Vec<bool> {
+    let mut best: std::collections::HashMap<(String, String, String), (usize, f64)> =
+        std::collections::HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let key = (r.grid.clone(), r.profile.clone(), r.cell.base().id());
+        let loss = train_loss(r);
+        let loss = if loss.is_finite() {
+            loss
+        } else {
+            f64::INFINITY
+        };
+        best.entry(key)
+            .and_modify(|b| {
+                if loss < b.1 {
+                    *b = (i, loss);
+                }
+            })
+            .or_insert((i, loss));
+    }
+    let mut out = vec![false; records.len()];
+    for (i, _) in best.into_values() {
+        out[i] = true;
+    }
+    out
+}
+
 /// The tidy table of the given records.
 pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
+    let chosen = selected(records);
+    let mut search = Vec::new();
+    let mut loss = Vec::new();
+    let mut is_selected = Vec::new();
     let mut grid = Vec::new();
     let mut profile = Vec::new();
     let mut dataset = Vec::new();
@@ -51,8 +95,11 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
     let mut parameters = Vec::new();
     let mut sha = Vec::new();
     let mut version = Vec::new();
-    for r in records {
+    for (r, &chosen) in records.iter().zip(&chosen) {
         for rc in &r.recall {
+            search.push(r.cell.search.clone());
+            loss.push(train_loss(r));
+            is_selected.push(chosen);
             let k = rc.mse.iter().filter(|&&m| m < rc.threshold).count();
             grid.push(r.grid.clone());
             profile.push(r.profile.clone());
@@ -105,6 +152,9 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
         "parameters" => parameters,
         "data_sha256" => sha,
         "code_version" => version,
+        "search" => search,
+        "train_loss" => loss,
+        "selected" => is_selected,
     )?)
 }
 
@@ -119,13 +169,14 @@ pub const CONFIG_COLUMNS: [&str; 6] = [
     "corruption",
 ];
 
-/// Mean over seeds of `fraction` and `recalled` per configuration of one grid, sorted.
+/// Mean over seeds of `fraction` and `recalled` per configuration of one grid (selected
+/// search points only), sorted.
 pub fn summary(df: &DataFrame, grid: &str) -> Result<DataFrame> {
     let keys = CONFIG_COLUMNS;
     Ok(df
         .clone()
         .lazy()
-        .filter(col("grid").eq(lit(grid)))
+        .filter(col("grid").eq(lit(grid)).and(col("selected")))
         .group_by(keys.map(col))
         .agg([
             col("fraction").mean().alias("fraction"),

@@ -6,7 +6,9 @@
 //! a metric (`fraction` or `recalled`), a comparison (`op`, `value`) and, for claims comparing
 //! two models, `than` (another `where`) with `for_each` (the column over which the comparison
 //! must hold at every shared value). Claims are never softened: a cell the profile did not run
-//! is reported as not run, not as passed.
+//! is reported as not run, not as passed. Claims, figures and tables use the selected points
+//! of a grid's hyperparameter search only (see [`crate::aggregate::selected`]); the report
+//! lists every point of a search in its own table.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::DataFrame;
 use serde::Deserialize;
 
-use crate::aggregate::{floats, strings, summary, CONFIG_COLUMNS};
+use crate::aggregate::{floats, selected, strings, summary, CONFIG_COLUMNS};
 use crate::error::{io_err, HarnessError, Result};
 use crate::plots::{capacity, Series};
 use crate::record::RunRecord;
@@ -103,9 +105,10 @@ fn select(
         .map(|k| Ok((k.clone(), strings(df, k)?)))
         .collect::<Result<_>>()?;
     let key = by.map(|b| strings(df, b)).transpose()?;
+    let chosen = strings(df, "selected")?;
     let mut out = Vec::new();
     for i in 0..g.len() {
-        if g[i] != grid || !cols.iter().all(|(k, v)| v[i] == filter[k]) {
+        if g[i] != grid || chosen[i] != "true" || !cols.iter().all(|(k, v)| v[i] == filter[k]) {
             continue;
         }
         out.push((key.as_ref().map_or(String::new(), |k| k[i].clone()), m[i]));
@@ -280,9 +283,11 @@ fn pictures(
     keep: impl Fn(&RunRecord) -> bool,
 ) -> Vec<String> {
     let mut made = Vec::new();
-    for (path, rec) in records
+    let plain: Vec<RunRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+    for ((path, rec), _) in records
         .iter()
-        .filter(|(_, r)| r.grid == grid.id && keep(r))
+        .zip(selected(&plain))
+        .filter(|((_, r), chosen)| *chosen && r.grid == grid.id && keep(r))
         .take(6)
     {
         for rc in &rec.recall {
@@ -327,6 +332,61 @@ fn md_table(s: &DataFrame) -> Result<String> {
         let _ = writeln!(t, "| {} |", row.join(" | "));
     }
     Ok(t)
+}
+
+/// Every search point of a grid, one row per cell and corruption; `None` without a search.
+fn search_table(df: &DataFrame, grid: &str) -> Result<Option<String>> {
+    let g = strings(df, "grid")?;
+    let search = strings(df, "search")?;
+    let rows: Vec<usize> = (0..df.height())
+        .filter(|&i| g[i] == grid && !search[i].is_empty())
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let cols = [
+        "search",
+        "dataset",
+        "model",
+        "hidden",
+        "layers",
+        "n_images",
+        "seed",
+        "epochs",
+        "train_loss",
+        "selected",
+        "corruption",
+        "recalled",
+        "n",
+        "median_mse",
+    ];
+    let data: Vec<Vec<String>> = cols.iter().map(|c| strings(df, c)).collect::<Result<_>>()?;
+    let mut t = format!(
+        "| {} |\n|{}|\n",
+        cols.join(" | "),
+        cols.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
+    let mut order = rows;
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| (data[1][i].clone(), data[5][i].clone(), data[10][i].clone());
+        key(a).cmp(&key(b)).then(data[0][a].cmp(&data[0][b]))
+    });
+    for i in order {
+        let row: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(j, c)| match *c {
+                "train_loss" | "median_mse" => {
+                    format!("{:.3e}", data[j][i].parse::<f64>().unwrap_or(f64::NAN))
+                }
+                "selected" if data[j][i] == "true" => "**yes**".into(),
+                "selected" => "no".into(),
+                _ => data[j][i].clone(),
+            })
+            .collect();
+        let _ = writeln!(t, "| {} |", row.join(" | "));
+    }
+    Ok(Some(t))
 }
 
 /// Writes `<out>/REPORT.md` for the given grids (those with records), with claims.
@@ -390,6 +450,12 @@ pub fn write_report(
             let _ = writeln!(md, "![{}]({f})\n", g.id);
         }
         let _ = writeln!(md, "{}", md_table(&s)?);
+        if let Some(t) = search_table(df, &g.id)? {
+            let _ = writeln!(
+                md,
+                "### Hyperparameter search\n\nEvery point of `[search]`; per cell the point with the lowest final training loss (`train_loss`, the PCN's energy summed over the stored images) is selected and used above and in the claims. Recall columns are shown for transparency; they play no part in the choice.\n\n{t}"
+            );
+        }
     }
     let path = out.join("REPORT.md");
     std::fs::write(&path, md).map_err(io_err(&path))?;

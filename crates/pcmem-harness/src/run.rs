@@ -137,12 +137,12 @@ fn build(
     cell: &Cell,
     d: usize,
 ) -> Result<(Box<dyn AssociativeMemory>, serde_json::Value)> {
-    let table = grid.model_table(cell.model);
     let cell_err = |e: String| HarnessError::Cell {
         grid: grid.id.clone(),
         cell: cell.id(),
         reason: e,
     };
+    let table = &grid.cell_table(cell).map_err(cell_err)?;
     Ok(match cell.model {
         ModelKind::Pcn => {
             let fixed = serde_json::json!({"input_dim": d, "hidden_dim": cell.hidden, "layers": cell.layers, "seed": cell.seed});

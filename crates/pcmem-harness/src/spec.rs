@@ -6,6 +6,13 @@
 //! `[pcn]`, `[autoencoder]`, `[modern_hopfield]`, `[hopfield]` and `[dense_am]`; profiles
 //! (`[profile.quick]`, `[profile.full]`) override any of these tables key by key.
 //!
+//! A grid may declare a small hyperparameter search (`[search.pcn]`, `[search.autoencoder]`,
+//! ...): each key is a dotted path into that model's settings, each value the list to try.
+//! Every cell of that model is trained at every combination (its id and record carry the
+//! point); aggregation then selects, per cell, the point with the lowest final training loss
+//! (the PCN's training energy), never by recall accuracy. Figures, tables and claims use the
+//! selected points; the report lists every point.
+//!
 //! ```
 //! use pcmem_harness::spec::Grid;
 //! let text = r#"
@@ -254,6 +261,10 @@ pub struct Grid {
     /// Dense AM settings: HopfieldConfig fields plus `interaction`.
     #[serde(default)]
     pub dense_am: toml::Table,
+    /// Hyperparameter search: model table name (`pcn`, `autoencoder`, ...) -> dotted path
+    /// into its settings (`inference.gamma`) -> values to try. Default: none.
+    #[serde(default)]
+    pub search: BTreeMap<String, BTreeMap<String, Vec<toml::Value>>>,
     /// Profiles: tables merged over the above, key by key.
     #[serde(default)]
     pub profile: BTreeMap<String, toml::Table>,
@@ -285,12 +296,16 @@ pub struct Cell {
     pub layers: usize,
     /// Seed.
     pub seed: u64,
+    /// Point of the grid's hyperparameter search (`inference.gamma=0.01,learning.alpha=0.0002`,
+    /// keys sorted); empty when the grid declares no search for this model.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub search: String,
 }
 
 impl Cell {
     /// File-name-safe identifier, unique within a grid and profile.
     pub fn id(&self) -> String {
-        format!(
+        let mut id = format!(
             "{}-N{}-{}-n{}-L{}-s{}",
             self.dataset,
             self.n_images,
@@ -298,8 +313,52 @@ impl Cell {
             self.hidden,
             self.layers,
             self.seed
-        )
+        );
+        if !self.search.is_empty() {
+            id.push('-');
+            id.extend(self.search.chars().map(|c| match c {
+                '=' => '-',
+                ',' => '_',
+                c if c.is_ascii_alphanumeric() || ".-_".contains(c) => c,
+                _ => '~',
+            }));
+        }
+        id
     }
+
+    /// The same cell without its search point: the group within which a point is selected.
+    pub fn base(&self) -> Cell {
+        Cell {
+            search: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The label of a search point: `path=value` pairs joined by commas, in key order.
+fn point_label(point: &[(String, toml::Value)]) -> String {
+    point
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Sets `path` (dotted) in `table` to `value`, creating tables on the way.
+pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().expect("split yields at least one part");
+    let mut t = table;
+    for p in parts {
+        let entry = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        t = entry.as_table_mut().expect("made a table");
+    }
+    t.insert(last.to_string(), value);
 }
 
 fn merge(base: &mut toml::Table, over: &toml::Table) {
@@ -340,6 +399,7 @@ impl Grid {
                 "modern_hopfield",
                 "hopfield",
                 "dense_am",
+                "search",
             ]
             .contains(&key.as_str())
             {
@@ -430,6 +490,35 @@ impl Grid {
                 "[recall] give `threshold`, or both `threshold_noise` and `threshold_mask`".into(),
             );
         }
+        for (model, keys) in &self.search {
+            if !t.model.iter().any(|m| m.name() == model) {
+                return Err(format!(
+                    "[search.{model}]: no model `{model}` in [train] model; searchable: {}",
+                    t.model
+                        .iter()
+                        .map(|m| m.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            for (path, values) in keys {
+                if path.is_empty() || path.split('.').any(str::is_empty) {
+                    return Err(format!(
+                        "[search.{model}] key `{path}` must be a dotted path such as \"inference.gamma\""
+                    ));
+                }
+                if values.is_empty() {
+                    return Err(format!(
+                        "[search.{model}] `{path}` is empty; give at least one value"
+                    ));
+                }
+                if values.iter().any(|v| v.is_table() || v.is_array()) {
+                    return Err(format!(
+                        "[search.{model}] `{path}`: values must be numbers, strings or booleans"
+                    ));
+                }
+            }
+        }
         if !["capacity", "table", "images"].contains(&self.plot.kind.as_str()) {
             return Err(format!(
                 "[plot] kind `{}` must be capacity, table or images",
@@ -474,14 +563,17 @@ impl Grid {
                     for &h in &hidden {
                         for &l in &layers {
                             for &seed in &t.seed {
-                                out.push(Cell {
-                                    dataset: dataset.clone(),
-                                    n_images,
-                                    model,
-                                    hidden: h,
-                                    layers: l,
-                                    seed,
-                                });
+                                for (search, _) in self.search_points(model) {
+                                    out.push(Cell {
+                                        dataset: dataset.clone(),
+                                        n_images,
+                                        model,
+                                        hidden: h,
+                                        layers: l,
+                                        seed,
+                                        search,
+                                    });
+                                }
                             }
                         }
                     }
@@ -489,6 +581,51 @@ impl Grid {
             }
         }
         out
+    }
+
+    /// The search points of a model kind with their labels, in a stable order: the cartesian
+    /// product of `[search.<model>]`, or one unlabelled point when there is none.
+    pub fn search_points(&self, kind: ModelKind) -> Vec<(String, Vec<(String, toml::Value)>)> {
+        let mut points: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+        if let Some(keys) = self.search.get(kind.name()) {
+            for (path, values) in keys {
+                points = points
+                    .into_iter()
+                    .flat_map(|p| {
+                        values.iter().map(move |v| {
+                            let mut q = p.clone();
+                            q.push((path.clone(), v.clone()));
+                            q
+                        })
+                    })
+                    .collect();
+            }
+        }
+        points.into_iter().map(|p| (point_label(&p), p)).collect()
+    }
+
+    /// The settings table of a cell's model: [`Grid::model_table`] with the cell's search point
+    /// applied. An unknown point (a record from an edited grid) is an error naming it.
+    pub fn cell_table(&self, cell: &Cell) -> std::result::Result<toml::Table, String> {
+        let mut table = self.model_table(cell.model).clone();
+        if cell.search.is_empty() {
+            return Ok(table);
+        }
+        let (_, point) = self
+            .search_points(cell.model)
+            .into_iter()
+            .find(|(label, _)| *label == cell.search)
+            .ok_or_else(|| {
+                format!(
+                    "search point `{}` is not in [search.{}]",
+                    cell.search,
+                    cell.model.name()
+                )
+            })?;
+        for (path, value) in point {
+            set_path(&mut table, &path, value);
+        }
+        Ok(table)
     }
 
     /// Settings table of a model kind (after the profile).

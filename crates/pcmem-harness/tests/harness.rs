@@ -222,3 +222,118 @@ fn runner_writes_records_resumes_forces_and_shards() {
         "cells not run are not passed"
     );
 }
+
+const SEARCH_GRID: &str = r#"
+id = "s"
+title = "search grid"
+paper = "none"
+
+[train]
+dataset = ["cifar10"]
+n_images = [4]
+model = ["pcn"]
+hidden = [16]
+
+[recall]
+corruption = ["top:0.5"]
+threshold = 0.001
+keep_images = 0
+
+[pcn]
+learning = { max_epochs = 3 }
+recall = { steps = 5, iterations = 1 }
+
+[search.pcn]
+"learning.max_epochs" = [1, 4]
+"inference.gamma" = [0.05]
+
+[profile.quick]
+"#;
+
+#[test]
+fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(SEARCH_GRID, "s.toml", "quick").unwrap();
+    let cells = grid.cells();
+    assert_eq!(cells.len(), 2);
+    assert_eq!(
+        cells[0].search,
+        "inference.gamma=0.05,learning.max_epochs=1"
+    );
+    assert!(cells[0]
+        .id()
+        .ends_with("-inference.gamma-0.05_learning.max_epochs-1"));
+    assert_eq!(cells[0].base(), cells[1].base());
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let recs = read_all(&out).unwrap();
+    assert_eq!(recs.len(), 2);
+    for (_, r) in &recs {
+        // The point is applied over [pcn] and written into the resolved config.
+        let epochs = if r.cell.search.ends_with("=1") { 1 } else { 4 };
+        assert_eq!(r.model_config["learning"]["max_epochs"], epochs);
+        assert_eq!(r.model_config["inference"]["gamma"], 0.05);
+        assert_eq!(r.fit.curve.len(), epochs);
+    }
+    let mut plain: Vec<_> = recs.into_iter().map(|(_, r)| r).collect();
+    let losses: Vec<f64> = plain.iter().map(aggregate::train_loss).collect();
+    let best = if losses[0] <= losses[1] { 0 } else { 1 };
+    assert_eq!(aggregate::selected(&plain)[best], true);
+    assert_eq!(aggregate::selected(&plain)[1 - best], false);
+    // A diverged point (NaN loss) is never selected over a finite one.
+    plain[1 - best].fit.curve.push(f64::NAN);
+    plain[best].fit.curve.push(f64::NAN);
+    plain[1 - best].fit.curve.pop();
+    let now = aggregate::selected(&plain);
+    assert_eq!((now[best], now[1 - best]), (false, true));
+    plain[best].fit.curve.pop();
+    // Claims and summaries see the selected point only.
+    let df = aggregate::tidy(&plain).unwrap();
+    assert_eq!(df.height(), 2);
+    let summary = aggregate::summary(&df, "s").unwrap();
+    assert_eq!(summary.height(), 1);
+    let want = plain[best].recall[0]
+        .mse
+        .iter()
+        .filter(|&&m| m < 0.001)
+        .count();
+    let claim = Claim {
+        id: "c".into(),
+        grid: "s".into(),
+        source: "s".into(),
+        text: "t".into(),
+        paper: "p".into(),
+        filter: [("model".to_string(), "pcn".to_string())].into(),
+        metric: "recalled".into(),
+        op: ">=".into(),
+        value: Some(0.0),
+        than: None,
+        for_each: None,
+    };
+    assert_eq!(
+        evaluate(&claim, &df).unwrap().ours,
+        format!("{:.1}", want as f64)
+    );
+    // Bad searches are errors naming the table and key.
+    for (bad, needle) in [
+        (
+            "[search.autoencoder]\n\"lr\" = [1e-3]\n",
+            "[search.autoencoder]",
+        ),
+        ("[search.pcn]\n\"inference.gamma\" = []\n", "is empty"),
+        (
+            "[search.pcn]\n\"inference..gamma\" = [0.1]\n",
+            "dotted path",
+        ),
+    ] {
+        let text = SEARCH_GRID.replace("[profile.quick]\n", "").replace(
+            "[search.pcn]\n\"learning.max_epochs\" = [1, 4]\n\"inference.gamma\" = [0.05]\n",
+            bad,
+        ) + "[profile.quick]\n";
+        let e = Grid::parse(&text, "s.toml", "quick")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle) && e.contains("s.toml"), "{e}");
+    }
+}
