@@ -96,7 +96,7 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
         skipped += s.skipped;
     }
     aggregate(&r.out, &r.profile)?;
-    let path = write_report(&r.out, &r.profile, &grids, &r.claims)?;
+    let path = write_report(&r.out, &r.profile, &grids, &r.experiments, &r.claims)?;
     println!(
         "{} grids, {ran} cells run, {skipped} already done, in {:.0} s; report: {}",
         grids.len(),
@@ -191,6 +191,7 @@ fn write_report(
     dir: &Path,
     profile: &str,
     grids: &[Grid],
+    experiments: &Path,
     claims: &Path,
 ) -> anyhow::Result<PathBuf> {
     let recs = records_of(dir, profile)?;
@@ -205,13 +206,28 @@ fn write_report(
         );
         Vec::new()
     };
-    Ok(rep::write_report(dir, grids, &df, &recs, &claims, profile)?)
+    // The same grids at the paper's sizes, for the report's list of differences.
+    let reference: Vec<Grid> = if profile == "full" {
+        grids.to_vec()
+    } else {
+        grids
+            .iter()
+            .filter_map(|g| {
+                let text =
+                    std::fs::read_to_string(experiments.join(format!("{}.toml", g.id))).ok()?;
+                Grid::parse(&text, &g.id, "full").ok()
+            })
+            .collect()
+    };
+    Ok(rep::write_report(
+        dir, grids, &reference, &df, &recs, &claims, profile,
+    )?)
 }
 
 /// `pcmem report`.
 pub fn report(dir: &Path, profile: &str, experiments: &Path, claims: &Path) -> anyhow::Result<()> {
     let grids = load_grids(experiments, profile, &[])?;
-    let path = write_report(dir, profile, &grids, claims)?;
+    let path = write_report(dir, profile, &grids, experiments, claims)?;
     println!("report: {}", path.display());
     Ok(())
 }

@@ -159,7 +159,10 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             }
             let text = shared
                 .iter()
-                .map(|(k, a, b)| format!("{}={k}: {} vs {}", by.unwrap_or(""), fmt(*a), fmt(*b)))
+                .map(|(k, a, b)| {
+                    let tie = if (a - b).abs() < 1e-12 { " (tie)" } else { "" };
+                    format!("{}={k}: {} vs {}{tie}", by.unwrap_or(""), fmt(*a), fmt(*b))
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             let pass = shared.iter().all(|(_, a, b)| compare(*a, &claim.op, *b));
@@ -389,10 +392,108 @@ fn search_table(df: &DataFrame, grid: &str) -> Result<Option<String>> {
     Ok(Some(t))
 }
 
+/// Leaves of a settings table as dotted paths.
+fn flatten(t: &toml::Table) -> BTreeMap<String, toml::Value> {
+    let mut out = BTreeMap::new();
+    for (k, v) in t {
+        match v {
+            toml::Value::Table(inner) => {
+                for (k2, v2) in flatten(inner) {
+                    out.insert(format!("{k}.{k2}"), v2);
+                }
+            }
+            v => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The sizes (training axes) in which each grid of this profile differs from the same grid at
+/// the paper's sizes (`reference`, the `full` profile), as a Markdown table; `None` if none do.
+pub fn size_differences(grids: &[Grid], reference: &[Grid]) -> Option<String> {
+    let mut rows = String::new();
+    for g in grids {
+        let Some(r) = reference.iter().find(|r| r.id == g.id) else {
+            continue;
+        };
+        let list = |v: &[String]| v.join(", ");
+        let nums = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let models = |gr: &Grid| {
+            gr.train
+                .model
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        let pairs = [
+            ("dataset", list(&g.train.dataset), list(&r.train.dataset)),
+            (
+                "n_images",
+                list(&nums(&g.train.n_images)),
+                list(&nums(&r.train.n_images)),
+            ),
+            ("model", list(&models(g)), list(&models(r))),
+            (
+                "hidden",
+                list(&nums(&g.train.hidden)),
+                list(&nums(&r.train.hidden)),
+            ),
+            (
+                "layers",
+                list(&nums(&g.train.layers)),
+                list(&nums(&r.train.layers)),
+            ),
+            (
+                "corruption",
+                list(&g.recall.corruption),
+                list(&r.recall.corruption),
+            ),
+        ];
+        let differ: Vec<String> = pairs
+            .iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(k, a, b)| format!("{k}: {a} (full: {b})"))
+            .collect();
+        let mut changed = Vec::new();
+        for (name, a, b) in [
+            ("pcn", &g.pcn, &r.pcn),
+            ("autoencoder", &g.autoencoder, &r.autoencoder),
+            ("modern_hopfield", &g.modern_hopfield, &r.modern_hopfield),
+        ] {
+            let (fa, fb) = (flatten(a), flatten(b));
+            for (k, v) in &fa {
+                let full = fb.get(k).map_or("default".to_string(), |x| x.to_string());
+                if fb.get(k) != Some(v) {
+                    changed.push(format!("{name}.{k} = {v} (full: {full})"));
+                }
+            }
+            for (k, v) in &fb {
+                if !fa.contains_key(k) {
+                    changed.push(format!("{name}.{k} = default (full: {v})"));
+                }
+            }
+        }
+        let settings = changed.join("; ");
+        if differ.is_empty() && settings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(rows, "| {} | {} | {settings} |", g.id, differ.join("; "));
+    }
+    (!rows.is_empty()).then(|| {
+        format!("| grid | sizes here (the full profile's, the paper's sizes, in brackets) | settings here (the full profile's in brackets) |\n|---|---|---|\n{rows}")
+    })
+}
+
 /// Writes `<out>/REPORT.md` for the given grids (those with records), with claims.
+/// `reference` holds the same grids at the paper's sizes (the `full` profile); when this
+/// profile is smaller the report lists the differences, the reason claims are not run or may
+/// fall short here.
 pub fn write_report(
     out: &Path,
     grids: &[Grid],
+    reference: &[Grid],
     df: &DataFrame,
     records: &[(PathBuf, RunRecord)],
     claims: &[Claim],
@@ -440,6 +541,12 @@ pub fn write_report(
         md,
         "\n{pass} pass, {fail} fail, {not_run} not run in this profile.\n"
     );
+    if let Some(t) = size_differences(grids, reference) {
+        let _ = writeln!(
+            md,
+            "### Where profile `{profile}` differs from the paper\n\nClaims are stated at the paper's sizes; a claim whose cells this profile does not train is not run, and a claim checked here at smaller sizes (fewer images, narrower networks, shorter training) may pass or fail for reasons of size alone. A comparison reported as `a vs b` with equal values is a tie, which fails a strict `>`.\n\n{t}"
+        );
+    }
     for g in grids {
         let s = summary(df, &g.id)?;
         if s.height() == 0 {

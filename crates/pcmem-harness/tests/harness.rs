@@ -337,3 +337,21 @@ fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
         assert!(e.contains(needle) && e.contains("s.toml"), "{e}");
     }
 }
+
+#[test]
+fn the_report_lists_where_a_profile_differs_from_the_full_one() {
+    let text = GRID.replace(
+        "[profile.quick]\n",
+        "[profile.full]\n[profile.quick]\ntrain = { n_images = [2] }\npcn = { learning = { max_epochs = 1 } }\n",
+    );
+    let quick = Grid::parse(&text, "g.toml", "quick").unwrap();
+    let full = Grid::parse(&text, "g.toml", "full").unwrap();
+    let t = pcmem_harness::report::size_differences(&[quick], &[full.clone()]).unwrap();
+    assert!(t.contains("n_images: 2 (full: 4, 6)"), "{t}");
+    assert!(t.contains("pcn.learning.max_epochs = 1 (full: 3)"), "{t}");
+    assert!(!t.contains("hidden"), "{t}");
+    assert_eq!(
+        pcmem_harness::report::size_differences(&[full.clone()], &[full]),
+        None
+    );
+}

@@ -1,12 +1,17 @@
-//! Trains a generative PCN on the first N CIFAR-10 training images of the data directory and
-//! reports how many it recalls from Gaussian noise (variance 0.2, MSE < 0.005) and from the top
-//! half of their rows (MSE < 0.001), next to the same network untrained.
+//! Trains a generative PCN on the first N training images of a dataset in the data directory
+//! (CIFAR-10 unless `--dataset`; `--class` picks one class) and reports how many it recalls
+//! from Gaussian noise (variance 0.2, MSE < 0.005) and from the top rows (`--keep-rows`,
+//! default half; MSE < 0.001), next to the same network untrained.
 //!
 //! ```text
 //! cargo run --release -p pcmem-model --example recall_demo -- --data-dir ../shared/data --n 10
 //! ```
-//! The data directory is `--data-dir`, else `PCMEM_DATA_DIR`; it must hold
-//! `cifar-10-subset/train_0000-3999.bin` or the official `cifar-10-batches-bin/data_batch_1.bin`.
+//! The data directory is `--data-dir`, else `PCMEM_DATA_DIR` (layouts: `pcmem data list`).
+//! The 50 Tiny ImageNet goldfish from 1/8 of their rows, with a saved model:
+//! ```text
+//! cargo run --release -p pcmem-model --example recall_demo -- --data-dir ../shared/data \
+//!   --dataset tiny-imagenet --class 0 --n 50 --hidden 1024 --keep-rows 0.125 --save /tmp/gf
+//! ```
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,6 +26,19 @@ struct Args {
     /// Data directory (default: $PCMEM_DATA_DIR).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Dataset (cifar10, tiny-imagenet, imagenet, mnist).
+    #[arg(long, default_value = "cifar10")]
+    dataset: String,
+    /// Store the first N images of this class instead of the first N (0 = goldfish in
+    /// Tiny ImageNet).
+    #[arg(long)]
+    class: Option<u32>,
+    /// Fraction of the top rows known in partial recall.
+    #[arg(long, default_value_t = 0.5)]
+    keep_rows: f64,
+    /// Skip recall from noise.
+    #[arg(long)]
+    skip_noise: bool,
     /// Number of images to store.
     #[arg(long, default_value_t = 10)]
     n: usize,
@@ -85,42 +103,32 @@ struct Args {
     load: Option<PathBuf>,
 }
 
-fn load_cifar(dir: &std::path::Path, n: usize) -> Result<Tensor, String> {
-    let candidates = [
-        dir.join("cifar-10-subset/train_0000-3999.bin"),
-        dir.join("cifar-10-batches-bin/data_batch_1.bin"),
-    ];
-    let path = candidates.iter().find(|p| p.exists()).ok_or_else(|| {
-        format!(
-            "no CIFAR-10 records under {}: expected one of {candidates:?}",
-            dir.display()
-        )
-    })?;
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() < n * 3073 {
-        return Err(format!(
-            "{} holds {} records, fewer than --n {n}",
-            path.display(),
-            bytes.len() / 3073
-        ));
-    }
-    let data: Vec<f32> = (0..n)
-        .flat_map(|r| {
-            bytes[r * 3073 + 1..(r + 1) * 3073]
-                .iter()
-                .map(|&b| b as f32 / 255.0)
-        })
-        .collect();
-    Tensor::from_vec(data, (n, 3072), &Device::Cpu).map_err(|e| e.to_string())
+fn load_images(
+    dir: &std::path::Path,
+    args: &Args,
+) -> Result<(Tensor, (usize, usize, usize)), String> {
+    let id = pcmem_data::DatasetId::from_name(&args.dataset).map_err(|e| e.to_string())?;
+    let sel = match args.class {
+        Some(label) => pcmem_data::Selection::Class { label, n: args.n },
+        None => pcmem_data::Selection::First(args.n),
+    };
+    let dirs = pcmem_data::DataDirs::from_env(Some(dir.to_path_buf()));
+    let set =
+        pcmem_data::load(id, pcmem_data::Split::Train, &sel, &dirs).map_err(|e| e.to_string())?;
+    let t = Tensor::from_vec(set.pixels.clone(), (set.len(), set.dim()), &Device::Cpu)
+        .map_err(|e| e.to_string())?;
+    Ok((t, set.shape))
 }
 
 fn report(
     name: &str,
     pcn: &Pcn,
     images: &Tensor,
+    shape: (usize, usize, usize),
     opts: &Args,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let n = images.dims()[0];
+    let d = images.dims()[1];
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7);
     let normal = rand_distr::Normal::new(0f32, 0.2f32.sqrt())?;
     let noise: Vec<f32> = (0..images.elem_count())
@@ -133,7 +141,11 @@ fn report(
         noise
     };
     let t = Instant::now();
-    let (mut out, _) = pcn.recall_noisy(&(images + noise)?)?;
+    let mut out = if opts.skip_noise {
+        images.clone()
+    } else {
+        pcn.recall_noisy(&(images + noise)?)?.0
+    };
     for k in 1..opts.trace {
         let (next, info) = pcn.recall_noisy(&out)?;
         let mse = per_row_mse(&out, images)?;
@@ -147,11 +159,11 @@ fn report(
     }
     let mse = per_row_mse(&out, images)?;
     let k_noise = mse.iter().filter(|&&m| m < 0.005).count();
-    let mut mask = vec![0f32; 3072];
-    for c in 0..3 {
-        mask[c * 1024..c * 1024 + 512].fill(1.0);
+    let mask = pcmem_data::transforms::Mask::TopRows {
+        fraction: opts.keep_rows,
     }
-    let mask = Tensor::from_vec(mask, (1, 3072), &Device::Cpu)?;
+    .build(shape, 0);
+    let mask = Tensor::from_vec(mask, (1, d), &Device::Cpu)?;
     let (out, info) = pcn.recall_partial(&images.broadcast_mul(&mask)?, &mask)?;
     let mse_half = per_row_mse(&out, images)?;
     // Energy diagnostics: the stored images fully clamped, relaxed as long as recall.
@@ -173,9 +185,11 @@ fn report(
     );
     let k_half = mse_half.iter().filter(|&&m| m < 0.001).count();
     println!(
-        "{name:>9}: noise var 0.2 -> {k_noise}/{n} recalled (median MSE {:.2e}); top half -> {k_half}/{n} (median MSE {:.2e}) [{:.1} s]",
+        "{name:>9}: noise var 0.2 -> {k_noise}/{n} recalled (median MSE {:.2e}); top {} of rows -> {k_half}/{n} (median MSE {:.2e}, {} steps) [{:.1} s]",
         median(&mse),
+        opts.keep_rows,
         median(&mse_half),
+        info.runs[0].steps,
         t.elapsed().as_secs_f64()
     );
     Ok(())
@@ -196,8 +210,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or(
             "no data directory: pass --data-dir DIR or set PCMEM_DATA_DIR (e.g. ../shared/data)",
         )?;
-    let images = load_cifar(&dir, args.n)?;
-    let mut cfg = PcnConfig::new(3072, args.hidden);
+    let (images, shape) = load_images(&dir, &args)?;
+    let mut cfg = PcnConfig::new(images.dims()[1], args.hidden);
     cfg.seed = args.seed;
     cfg.learning.optimizer = Optimizer::adam();
     cfg.learning.gradient_scale = GradientScale::Mean;
@@ -224,7 +238,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.load {
         let mut pcn = Pcn::load(dir, &Device::Cpu)?;
         *pcn.recall_config_mut() = cfg.recall.clone();
-        report("loaded", &pcn, &images, &args)?;
+        report("loaded", &pcn, &images, shape, &args)?;
         return Ok(());
     }
     let t = Instant::now();
@@ -247,7 +261,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.save {
         pcn.save(dir)?;
     }
-    report("trained", &pcn, &images, &args)?;
-    report("untrained", &untrained, &images, &args)?;
+    report("trained", &pcn, &images, shape, &args)?;
+    report("untrained", &untrained, &images, shape, &args)?;
     Ok(())
 }
