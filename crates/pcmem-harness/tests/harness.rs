@@ -279,8 +279,8 @@ fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
     let mut plain: Vec<_> = recs.into_iter().map(|(_, r)| r).collect();
     let losses: Vec<f64> = plain.iter().map(aggregate::train_loss).collect();
     let best = if losses[0] <= losses[1] { 0 } else { 1 };
-    assert_eq!(aggregate::selected(&plain)[best], true);
-    assert_eq!(aggregate::selected(&plain)[1 - best], false);
+    assert!(aggregate::selected(&plain)[best]);
+    assert!(!aggregate::selected(&plain)[1 - best]);
     // A diverged point (NaN loss) is never selected over a finite one.
     plain[1 - best].fit.curve.push(f64::NAN);
     plain[best].fit.curve.push(f64::NAN);
@@ -346,12 +346,15 @@ fn the_report_lists_where_a_profile_differs_from_the_full_one() {
     );
     let quick = Grid::parse(&text, "g.toml", "quick").unwrap();
     let full = Grid::parse(&text, "g.toml", "full").unwrap();
-    let t = pcmem_harness::report::size_differences(&[quick], &[full.clone()]).unwrap();
+    let t = pcmem_harness::report::size_differences(&[quick], std::slice::from_ref(&full)).unwrap();
     assert!(t.contains("n_images: 2 (full: 4, 6)"), "{t}");
     assert!(t.contains("pcn.learning.max_epochs = 1 (full: 3)"), "{t}");
     assert!(!t.contains("hidden"), "{t}");
     assert_eq!(
-        pcmem_harness::report::size_differences(&[full.clone()], &[full]),
+        pcmem_harness::report::size_differences(
+            std::slice::from_ref(&full),
+            std::slice::from_ref(&full)
+        ),
         None
     );
 }
