@@ -36,6 +36,10 @@ struct Args {
     /// Fraction of the top rows known in partial recall.
     #[arg(long, default_value_t = 0.5)]
     keep_rows: f64,
+    /// Precision of the sensory error during recall from noise (1: the energy as written;
+    /// smaller trusts the cue less and the memory more).
+    #[arg(long, default_value_t = 1.0)]
+    sensory_precision: f64,
     /// Skip recall from noise.
     #[arg(long)]
     skip_noise: bool,
@@ -141,10 +145,26 @@ fn report(
         noise
     };
     let t = Instant::now();
+    // Sensory precision p during recall from noise, E = p/2 |c - mu_0|^2 + (upper layers):
+    // the same as the unit-precision energy of the cue and first weights scaled by sqrt(p), with
+    // the prediction scaled back.
+    let scale = opts.sensory_precision.sqrt();
+    let scaled = if (scale - 1.0).abs() > 0.0 {
+        let mut w = pcn.weights().to_vec();
+        w[0] = w[0].affine(scale, 0.0)?;
+        let mut m = pcn.clone();
+        m.set_parameters(w, pcn.prior().cloned())?;
+        m
+    } else {
+        pcn.clone()
+    };
     let mut out = if opts.skip_noise {
         images.clone()
     } else {
-        pcn.recall_noisy(&(images + noise)?)?.0
+        scaled
+            .recall_noisy(&(images + noise)?.affine(scale, 0.0)?)?
+            .0
+            .affine(1.0 / scale, 0.0)?
     };
     for k in 1..opts.trace {
         let (next, info) = pcn.recall_noisy(&out)?;

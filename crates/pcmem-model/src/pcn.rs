@@ -838,6 +838,11 @@ impl Pcn {
             .affine(-1.0, 1.0)?
             .broadcast_as((rows, d))?
             .contiguous()?;
+        if rc.free_pixel_rate == Some(1.0) && known.dims()[0] == 1 {
+            if let Some(out) = self.recall_known_only(&c, &known)? {
+                return Ok(out);
+            }
+        }
         let rule = match rc.free_pixel_rate {
             None => FreeRule::Step(rc.gamma as f32),
             Some(r) => FreeRule::Pull(r as f32),
@@ -873,6 +878,48 @@ impl Pcn {
         )?;
         let out = x.0.swap_remove(0);
         Ok((out, RecallInfo { runs: vec![info] }))
+    }
+
+    /// Partial recall with `free_pixel_rate = 1` and one mask for every row, on the network
+    /// restricted to the known pixels. With rate 1 the free pixels sit on their prediction
+    /// after every step, so their errors are zero and the latents feel only the known pixels:
+    /// inference with the known pixels clamped and the first weight matrix cut to their rows
+    /// runs the very same dynamics (same steps, same energy), at the cost of the known pixels
+    /// only and with the Gram identity; the free pixels are then read off as `mu_0`.
+    /// `None` when no pixel is known (nothing to restrict to) or the mask is not 0/1.
+    fn recall_known_only(
+        &self,
+        c: &Tensor,
+        known: &Tensor,
+    ) -> Result<Option<(Tensor, RecallInfo)>> {
+        let rc = &self.config.recall;
+        let mask = known.flatten_all()?.to_vec1::<f32>()?;
+        if mask.iter().any(|&m| m != 0.0 && m != 1.0) {
+            return Ok(None);
+        }
+        let idx: Vec<u32> = (0..mask.len() as u32)
+            .filter(|&i| mask[i as usize] == 1.0)
+            .collect();
+        if idx.is_empty() {
+            return Ok(None);
+        }
+        let idx = Tensor::from_vec(idx.clone(), idx.len(), &self.device)?;
+        let mut cfg = self.config.clone();
+        cfg.input_dim = idx.dims()[0];
+        cfg.inference.gamma = rc.gamma;
+        cfg.inference.steps = rc.steps;
+        cfg.inference.tolerance = rc.tolerance;
+        let mut sub = Pcn::new(cfg, &self.device)?;
+        let mut w = self.weights.clone();
+        w[0] = w[0].index_select(&idx, 0)?;
+        sub.set_parameters(w, self.prior.clone())?;
+        let mut rng = self.recall_rng(2);
+        let mut x = sub.init_values(&c.index_select(&idx, 1)?.contiguous()?, &mut rng)?;
+        let info = sub.infer(&mut x)?;
+        let mu0 = self.predict(1, &x.0[1])?;
+        let keep = known.broadcast_as(c.dims())?;
+        let out = ((c * &keep)? + (mu0 * keep.affine(-1.0, 1.0)?)?)?;
+        Ok(Some((out, RecallInfo { runs: vec![info] })))
     }
 
     /// Saves the model into folder `dir`: `config.json` and `weights.safetensors`. Files are

@@ -124,3 +124,65 @@ fn fused_kernel_matches_candle_reference() {
     }
     assert_eq!(cases, 18);
 }
+
+/// With `free_pixel_rate = 1` and one mask for all rows, partial recall runs on the network cut
+/// to the known pixels; a per-row mask (the same mask repeated) takes the full-network path.
+/// Both must give the same images and energy, for every kernel, placement and depth.
+#[test]
+fn known_pixel_network_recall_equals_full_network_recall() {
+    let dev = Device::Cpu;
+    let v: Vec<f32> = (0..5 * 40)
+        .map(|i| ((i * 4099) % 787) as f32 / 787.0)
+        .collect();
+    let data = Tensor::from_vec(v, (5, 40), &dev).unwrap();
+    let row: Vec<f32> = (0..40).map(|i| ((i % 3) != 0) as u8 as f32).collect();
+    let one = Tensor::from_vec(row.clone(), (1, 40), &dev).unwrap();
+    let every = one.broadcast_as((5, 40)).unwrap().contiguous().unwrap();
+    for kernel in [Kernel::Candle, Kernel::Fused, Kernel::FusedDirect] {
+        for placement in [
+            ActivationPlacement::PreSynaptic,
+            ActivationPlacement::PostSynaptic,
+        ] {
+            for (layers, prior) in [
+                (1, MemoryPrior::Learned),
+                (2, MemoryPrior::Free),
+                (3, MemoryPrior::Learned),
+            ] {
+                let mut cfg = PcnConfig::new(40, 12);
+                cfg.kernel = kernel;
+                cfg.placement = placement;
+                cfg.layers = layers;
+                cfg.memory_prior = prior;
+                cfg.learning.max_epochs = 20;
+                cfg.inference.gamma = 0.05;
+                cfg.recall.gamma = 0.05;
+                cfg.recall.steps = 60;
+                cfg.recall.free_pixel_rate = Some(1.0);
+                let mut pcn = cfg.init(&dev).unwrap();
+                pcn.train(&data).unwrap();
+                let cue = data.broadcast_mul(&one).unwrap();
+                let (fast, fi) = pcn.recall_partial(&cue, &one).unwrap();
+                let (full, gi) = pcn.recall_partial(&cue, &every).unwrap();
+                let tag = format!("{kernel:?} {placement:?} L={layers} {prior:?}");
+                assert!(
+                    rel_diff(&fast, &full) < 1e-4,
+                    "{tag}: {}",
+                    rel_diff(&fast, &full)
+                );
+                let (ef, eg) = (fi.runs[0].energy, gi.runs[0].energy);
+                assert!(
+                    (ef - eg).abs() <= 1e-4 * eg.abs().max(1e-6),
+                    "{tag}: energy {ef} vs {eg}"
+                );
+                assert_eq!(fi.runs[0].steps, gi.runs[0].steps, "{tag}");
+                // The known pixels are the cue's; the recall moved the others.
+                let known = fast.broadcast_mul(&one).unwrap();
+                assert!(common::max_abs_diff(&known, &cue) < 1e-6, "{tag}");
+                assert!(
+                    common::max_abs_diff(&fast, &cue) > 1e-3,
+                    "{tag}: nothing recalled"
+                );
+            }
+        }
+    }
+}
