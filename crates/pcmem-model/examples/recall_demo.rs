@@ -40,6 +40,9 @@ struct Args {
     /// smaller trusts the cue less and the memory more).
     #[arg(long, default_value_t = 1.0)]
     sensory_precision: f64,
+    /// Give partial recall one mask row per image (takes the full-network path).
+    #[arg(long)]
+    per_row_mask: bool,
     /// Skip recall from noise.
     #[arg(long)]
     skip_noise: bool,
@@ -184,7 +187,21 @@ fn report(
     }
     .build(shape, 0);
     let mask = Tensor::from_vec(mask, (1, d), &Device::Cpu)?;
-    let (out, info) = pcn.recall_partial(&images.broadcast_mul(&mask)?, &mask)?;
+    let cue = images.broadcast_mul(&mask)?;
+    // One mask row lets free_pixel_rate = 1 recall run on the known pixels only; a per-row
+    // mask takes the full network (same result, for timing the difference).
+    let mask_arg = if opts.per_row_mask {
+        mask.broadcast_as(images.dims())?.contiguous()?
+    } else {
+        mask.clone()
+    };
+    let tp = Instant::now();
+    let (out, info) = pcn.recall_partial(&cue, &mask_arg)?;
+    println!(
+        "partial recall: {} steps in {:.2} s",
+        info.runs[0].steps,
+        tp.elapsed().as_secs_f64()
+    );
     let mse_half = per_row_mse(&out, images)?;
     // Energy diagnostics: the stored images fully clamped, relaxed as long as recall.
     let mut probe = pcn.config().clone();
