@@ -40,6 +40,10 @@ struct Args {
     /// smaller trusts the cue less and the memory more).
     #[arg(long, default_value_t = 1.0)]
     sensory_precision: f64,
+    /// With --trace: an image stops once an application of F changes it by a per-pixel MSE
+    /// below this value.
+    #[arg(long)]
+    step_stop: Option<f64>,
     /// Give partial recall one mask row per image (takes the full-network path).
     #[arg(long)]
     per_row_mask: bool,
@@ -169,16 +173,33 @@ fn report(
             .0
             .affine(1.0 / scale, 0.0)?
     };
+    // With --step-stop TAU, an image stops taking applications of F once one changes it by a
+    // per-pixel MSE below TAU (a label-free rule; TAU e.g. the training sensory MSE).
+    let mut frozen = vec![false; n];
     for k in 1..opts.trace {
         let (next, info) = pcn.recall_noisy(&out)?;
         let mse = per_row_mse(&out, images)?;
+        let step = per_row_mse(&next, &out)?;
         println!(
-            "  F^{k}: {}/{n} (median {:.2e}), energy/img of F^{k} clamped {:.4}",
+            "  F^{k}: {}/{n} (median {:.2e}), energy/img of F^{k} clamped {:.4}, median step {:.2e}, frozen {}",
             mse.iter().filter(|&&m| m < 0.005).count(),
             median(&mse),
-            info.runs[0].energy / n as f64
+            info.runs[0].energy / n as f64,
+            median(&step),
+            frozen.iter().filter(|&&f| f).count()
         );
-        out = next;
+        if let Some(tau) = opts.step_stop {
+            for (f, &st) in frozen.iter_mut().zip(&step) {
+                if (st as f64) < tau {
+                    *f = true;
+                }
+            }
+            let keep: Vec<f32> = frozen.iter().map(|&f| f as u8 as f32).collect();
+            let keep = Tensor::from_vec(keep, (n, 1), &Device::Cpu)?;
+            out = (out.broadcast_mul(&keep)? + next.broadcast_mul(&keep.affine(-1.0, 1.0)?)?)?;
+        } else {
+            out = next;
+        }
     }
     let mse = per_row_mse(&out, images)?;
     let k_noise = mse.iter().filter(|&&m| m < 0.005).count();
