@@ -909,10 +909,18 @@ impl Pcn {
         cfg.inference.gamma = rc.gamma;
         cfg.inference.steps = rc.steps;
         cfg.inference.tolerance = rc.tolerance;
-        let mut sub = Pcn::new(cfg, &self.device)?;
-        let mut w = self.weights.clone();
-        w[0] = w[0].index_select(&idx, 0)?;
-        sub.set_parameters(w, self.prior.clone())?;
+        cfg.validate()?;
+        let mut weights = self.weights.clone();
+        weights[0] = weights[0].index_select(&idx, 0)?.contiguous()?;
+        let sub = Pcn {
+            config: cfg,
+            device: self.device.clone(),
+            weights,
+            prior: self.prior.clone(),
+            adam: None,
+            adam_cpu: None,
+            rng: self.rng.clone(),
+        };
         let mut rng = self.recall_rng(2);
         let mut x = sub.init_values(&c.index_select(&idx, 1)?.contiguous()?, &mut rng)?;
         let info = sub.infer(&mut x)?;
