@@ -8,6 +8,8 @@ use pcmem_model::{
     Activation, ActivationPlacement, GradientScale, MemoryPrior, Pcn, PcnConfig, ValueNodes,
 };
 
+mod common;
+
 fn act(a: Activation, x: &Tensor) -> Tensor {
     match a {
         Activation::Relu => x.relu().unwrap(),
@@ -38,17 +40,6 @@ fn reference_energy(cfg: &PcnConfig, x: &[Var], w: &[Var], b: Option<&Var>) -> T
         e = (e + eps.sqr().unwrap().sum_all().unwrap()).unwrap();
     }
     (e * 0.5).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn max_abs(a: &Tensor) -> f32 {
@@ -101,13 +92,13 @@ fn check_case(cfg: &PcnConfig, rows: usize) {
     for (l, v) in xv.iter().enumerate() {
         let g = auto.get(v).expect("grad of x_l");
         let tol = 1e-4 * max_abs(g).max(1.0);
-        let d = max_abs_diff(g, &hand.values[l]);
+        let d = common::max_abs_diff(g, &hand.values[l]);
         assert!(d <= tol, "{tag}: dE/dx_{l} differs by {d} (tol {tol})");
     }
     for (l, v) in wv.iter().enumerate() {
         let g = auto.get(v).expect("grad of W");
         let tol = 1e-4 * max_abs(g).max(1.0);
-        let d = max_abs_diff(g, &hand.weights[l]);
+        let d = common::max_abs_diff(g, &hand.weights[l]);
         assert!(
             d <= tol,
             "{tag}: dE/dW_{} differs by {d} (tol {tol})",
@@ -117,7 +108,7 @@ fn check_case(cfg: &PcnConfig, rows: usize) {
     match (&bv, &hand.prior) {
         (Some(v), Some(hb)) => {
             let g = auto.get(v).expect("grad of b");
-            let d = max_abs_diff(g, hb);
+            let d = common::max_abs_diff(g, hb);
             assert!(
                 d <= 1e-4 * max_abs(g).max(1.0),
                 "{tag}: dE/db differs by {d}"
@@ -168,10 +159,10 @@ fn one_inference_step_is_minus_gamma_times_the_value_gradient() {
         let info = pcn.infer(&mut after).unwrap();
         assert_eq!(info.steps, 1);
         // Sensory layer is clamped during training inference.
-        assert_eq!(max_abs_diff(&after.0[0], &x.0[0]), 0.0);
+        assert_eq!(common::max_abs_diff(&after.0[0], &x.0[0]), 0.0);
         for l in 1..=layers {
             let expect = (&x.0[l] - (&grads.values[l] * 0.05).unwrap()).unwrap();
-            let d = max_abs_diff(&after.0[l], &expect);
+            let d = common::max_abs_diff(&after.0[l], &expect);
             assert!(d < 1e-5, "L={layers}: x_{l} after one step off by {d}");
         }
     }
@@ -197,7 +188,7 @@ fn one_weight_update_is_minus_alpha_times_the_parameter_gradient() {
         for (l, w) in pcn.weights().iter().enumerate() {
             // Eq. 4: W += alpha * eps f(x)^T, i.e. W -= alpha * dE/dW.
             let expect = (&before_w[l] - (&grads.weights[l] * k).unwrap()).unwrap();
-            let d = max_abs_diff(w, &expect);
+            let d = common::max_abs_diff(w, &expect);
             assert!(d < 1e-6, "{scale:?}: W_{} off by {d}", l + 1);
         }
         // Eq. 5 with the sign of gradient descent: b += alpha * eps_L.
@@ -207,7 +198,7 @@ fn one_weight_update_is_minus_alpha_times_the_parameter_gradient() {
             .sum_keepdim(0)
             .unwrap();
         let expect_b = (&before_b + (eps_top * k).unwrap()).unwrap();
-        let d = max_abs_diff(pcn.prior().unwrap(), &expect_b);
+        let d = common::max_abs_diff(pcn.prior().unwrap(), &expect_b);
         assert!(d < 1e-6, "{scale:?}: b off by {d}");
     }
 }
