@@ -41,10 +41,12 @@ pub fn train_loss(r: &RunRecord) -> f64 {
 /// grid, profile and cell apart from the search point, the one with the lowest finite final
 /// training loss (ties and all-NaN groups: the first in the given order). Recall accuracy
 /// plays no part.
-pub fn selected(records: &[RunRecord]) -> Vec<bool> {
+pub fn selected<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Vec<bool> {
     let mut best: std::collections::HashMap<(String, String, String), (usize, f64)> =
         std::collections::HashMap::new();
-    for (i, r) in records.iter().enumerate() {
+    let mut count = 0;
+    for (i, r) in records.into_iter().enumerate() {
+        count += 1;
         let key = (r.grid.clone(), r.profile.clone(), r.cell.base().id());
         let loss = train_loss(r);
         let loss = if loss.is_finite() {
@@ -60,7 +62,7 @@ pub fn selected(records: &[RunRecord]) -> Vec<bool> {
             })
             .or_insert((i, loss));
     }
-    let mut out = vec![false; records.len()];
+    let mut out = vec![false; count];
     for (i, _) in best.into_values() {
         out[i] = true;
     }

@@ -286,10 +286,10 @@ fn pictures(
     keep: impl Fn(&RunRecord) -> bool,
 ) -> Vec<String> {
     let mut made = Vec::new();
-    let plain: Vec<RunRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+    let chosen = selected(records.iter().map(|(_, r)| r));
     for ((path, rec), _) in records
         .iter()
-        .zip(selected(&plain))
+        .zip(chosen)
         .filter(|((_, r), chosen)| *chosen && r.grid == grid.id && keep(r))
         .take(6)
     {
