@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use clap::Parser;
-use pcmem_model::{per_row_mse, GradientScale, MemoryPrior, Optimizer, Pcn, PcnConfig, ValueInit};
+use pcmem_model::{
+    per_row_mse, GradientScale, KnownPrecision, MemoryPrior, Optimizer, Pcn, PcnConfig, ValueInit,
+};
 
 /// Train a PCN on CIFAR-10 images and test recall.
 #[derive(Parser, Debug)]
@@ -40,6 +42,10 @@ struct Args {
     /// smaller trusts the cue less and the memory more).
     #[arg(long, default_value_t = 1.0)]
     sensory_precision: f64,
+    /// Precision of the known pixels' errors in partial recall: a number (1: the paper's
+    /// energy) or `estimated` (from the training errors; recall.known_precision).
+    #[arg(long, default_value = "1")]
+    known_precision: String,
     /// With --trace: an image stops once an application of F changes it by a per-pixel MSE
     /// below this value.
     #[arg(long)]
@@ -77,6 +83,9 @@ struct Args {
     /// Inference rate during recall (default: --gamma).
     #[arg(long)]
     recall_gamma: Option<f64>,
+    /// Heavy-ball momentum of the value nodes during recall (0: plain steps).
+    #[arg(long, default_value_t = 0.0)]
+    recall_momentum: f64,
     /// Applications of F when recalling from noise.
     #[arg(long, default_value_t = 10)]
     iterations: usize,
@@ -219,7 +228,8 @@ fn report(
     let tp = Instant::now();
     let (out, info) = pcn.recall_partial(&cue, &mask_arg)?;
     println!(
-        "partial recall: {} steps in {:.2} s",
+        "partial recall: known-pixel precision {:.1}, {} steps in {:.2} s",
+        pcn.known_precision()?,
         info.runs[0].steps,
         tp.elapsed().as_secs_f64()
     );
@@ -289,6 +299,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.recall.gamma = args.recall_gamma.unwrap_or(args.gamma);
     cfg.recall.steps = args.recall_steps;
     cfg.recall.iterations = args.iterations;
+    cfg.recall.momentum = args.recall_momentum;
+    cfg.recall.known_precision = match args.known_precision.as_str() {
+        "estimated" => KnownPrecision::Estimated,
+        v => KnownPrecision::Fixed {
+            value: v
+                .parse()
+                .map_err(|_| format!("--known-precision {v}: a number or `estimated`"))?,
+        },
+    };
     cfg.recall.free_pixel_rate = args.free_rate;
     println!("config: {}", serde_json::to_string(&cfg)?);
     let mut pcn = cfg.init(&Device::Cpu)?;
@@ -296,6 +315,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.load {
         let mut pcn = Pcn::load(dir, &Device::Cpu)?;
         *pcn.recall_config_mut() = cfg.recall.clone();
+        if pcn.error_mse().is_none() {
+            // Checkpoints saved before the errors were kept: measure them on the stored images.
+            pcn.measure_errors(&images)?;
+        }
+        println!("error MSE per layer: {:?}", pcn.error_mse());
         report("loaded", &pcn, &images, shape, &args)?;
         return Ok(());
     }

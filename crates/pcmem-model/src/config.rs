@@ -70,6 +70,31 @@ pub enum ValueInit {
     },
 }
 
+/// Precision (inverse variance) of the known pixels' errors in recall from a partial image,
+/// relative to the hidden layers' unit precision: the energy becomes
+/// `P/2 |eps_0 on known pixels|^2 + 1/2 sum_l |eps_l|^2`. A known pixel is an exact
+/// observation, while the paper's energy weighs its error like any hidden error; a larger `P`
+/// holds the completion to the known pixels against the cost of the latent code.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum KnownPrecision {
+    /// A fixed precision (`1`: the paper's energy).
+    Fixed {
+        /// The precision P, > 0.
+        value: f64,
+    },
+    /// The maximum-likelihood ratio from training: mean squared hidden error per unit over
+    /// mean squared sensory error per pixel, measured on the stored images at the end of
+    /// training ([`crate::Pcn::error_mse`]). No recall result enters it.
+    Estimated,
+}
+
+impl Default for KnownPrecision {
+    fn default() -> Self {
+        KnownPrecision::Fixed { value: 1.0 }
+    }
+}
+
 /// How the weights are updated from their gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -152,6 +177,11 @@ pub struct InferenceConfig {
     /// Stop early once the relative energy change of one step falls below this. Default none
     /// (always run `steps`). Checking costs one reduction per step.
     pub tolerance: Option<f64>,
+    /// Heavy-ball momentum beta of the value nodes, in [0, 1): each step adds beta times the
+    /// previous step's change, `v = beta v - gamma dE/dx; x += v`. Same fixed points as plain
+    /// steps (beta = 0, the paper's Eq. 3); on the ill-conditioned energies of wide layers it
+    /// needs about the square root of the steps. Default 0.
+    pub momentum: f64,
 }
 
 impl Default for InferenceConfig {
@@ -160,6 +190,7 @@ impl Default for InferenceConfig {
             gamma: 0.1,
             steps: 50,
             tolerance: None,
+            momentum: 0.0,
         }
     }
 }
@@ -218,6 +249,9 @@ pub struct RecallConfig {
     pub iterations: usize,
     /// Early stop on relative energy change, as in [`InferenceConfig::tolerance`]. Default none.
     pub tolerance: Option<f64>,
+    /// Heavy-ball momentum of the value nodes during recall, as in
+    /// [`InferenceConfig::momentum`]. Default 0.
+    pub momentum: f64,
     /// How the free (unknown) sensory pixels move in recall from a partial image. Default none:
     /// a gradient step of size `gamma` with the latents, Alg. 2 as written. `Some(r)`, r in
     /// (0, 1]: before every latent step they move the fraction `r` of the way to their current
@@ -226,6 +260,22 @@ pub struct RecallConfig {
     /// the same; the slow joint drift of free pixels and latents along the valley, whose
     /// curvature shrinks by `1 + |W_1 v|^2`, is gone, so recall converges in far fewer steps.
     pub free_pixel_rate: Option<f64>,
+    /// Precision P of the known pixels' errors in recall from a partial image. With P > 1 the
+    /// recall step is `gamma / P` (the stiffest term keeps the stability margin of `gamma`),
+    /// so it needs more steps or `momentum`. Default fixed 1 (the paper's energy).
+    pub known_precision: KnownPrecision,
+}
+
+impl RecallConfig {
+    /// The value-node dynamics of a recall run (rate, steps, tolerance, momentum).
+    pub fn relaxation(&self) -> InferenceConfig {
+        InferenceConfig {
+            gamma: self.gamma,
+            steps: self.steps,
+            tolerance: self.tolerance,
+            momentum: self.momentum,
+        }
+    }
 }
 
 impl Default for RecallConfig {
@@ -235,7 +285,9 @@ impl Default for RecallConfig {
             steps: 250,
             iterations: 30,
             tolerance: None,
+            momentum: 0.0,
             free_pixel_rate: None,
+            known_precision: KnownPrecision::default(),
         }
     }
 }
@@ -308,6 +360,18 @@ fn positive_rate(field: &'static str, v: f64) -> Result<()> {
     }
 }
 
+fn momentum(field: &'static str, v: f64) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            v,
+            "must be in [0, 1); 0 is the paper's plain step",
+        ))
+    }
+}
+
 fn positive_count(field: &'static str, v: usize) -> Result<()> {
     if v > 0 {
         Ok(())
@@ -357,6 +421,7 @@ impl PcnConfig {
         if let Some(t) = self.inference.tolerance {
             positive_rate("inference.tolerance", t)?;
         }
+        momentum("inference.momentum", self.inference.momentum)?;
         positive_rate("learning.alpha", self.learning.alpha)?;
         if let Some(b) = self.learning.batch_size {
             positive_count("learning.batch_size", b)?;
@@ -386,6 +451,7 @@ impl PcnConfig {
         positive_rate("recall.gamma", self.recall.gamma)?;
         positive_count("recall.steps", self.recall.steps)?;
         positive_count("recall.iterations", self.recall.iterations)?;
+        momentum("recall.momentum", self.recall.momentum)?;
         if let Some(r) = self.recall.free_pixel_rate {
             if !(r > 0.0 && r <= 1.0) {
                 return Err(bad(
@@ -394,6 +460,9 @@ impl PcnConfig {
                     "must be in (0, 1]; 1 sets the free pixels to their prediction",
                 ));
             }
+        }
+        if let KnownPrecision::Fixed { value } = self.recall.known_precision {
+            positive_rate("recall.known_precision.value", value)?;
         }
         if let Some(t) = self.recall.tolerance {
             positive_rate("recall.tolerance", t)?;

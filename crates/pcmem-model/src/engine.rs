@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use crate::config::{Activation, ActivationPlacement};
+use crate::config::{Activation, ActivationPlacement, InferenceConfig};
 
 /// Arrays at least this long are processed by rayon in parallel chunks.
 const PAR_MIN: usize = 1 << 15;
@@ -135,6 +135,52 @@ impl Act for Ident {
     }
 }
 
+/// [`zip_apply`] with a second written buffer `dst2` (same length as `dst`).
+fn zip_apply2<const K: usize>(
+    dst: &mut [f32],
+    dst2: &mut [f32],
+    srcs: [&[f32]; K],
+    op: impl Fn(&mut [f32], &mut [f32], [&[f32]; K]) + Sync,
+) {
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(CHUNK)
+            .zip(dst2.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (d, d2))| {
+                let s = c * CHUNK;
+                op(d, d2, srcs.map(|x| &x[s..s + d.len()]));
+            });
+    } else {
+        op(dst, dst2, srcs);
+    }
+}
+
+/// `x += u(x, e, b)` element-wise, or with momentum `beta > 0` and the previous changes in
+/// `vel`: `v = beta v + u(x, e, b); x += v`.
+fn update_nodes(
+    x: &mut [f32],
+    vel: &mut [f32],
+    beta: f32,
+    e: &[f32],
+    b: &[f32],
+    u: impl Fn(f32, f32, f32) -> f32 + Sync,
+) {
+    if beta > 0.0 {
+        zip_apply2(x, vel, [e, b], |x, v, [e, b]| {
+            for (((xv, vv), &ev), &bv) in x.iter_mut().zip(v.iter_mut()).zip(e).zip(b) {
+                *vv = beta * *vv + u(*xv, ev, bv);
+                *xv += *vv;
+            }
+        });
+    } else {
+        zip_apply(x, [e, b], |x, [e, b]| {
+            for ((xv, &ev), &bv) in x.iter_mut().zip(e).zip(b) {
+                *xv += u(*xv, ev, bv);
+            }
+        });
+    }
+}
+
 /// Applies `op` to matching chunks of `dst` and the inputs, in parallel when large.
 fn zip_apply<const K: usize>(
     dst: &mut [f32],
@@ -202,6 +248,8 @@ pub(crate) struct Workspace {
     pub gram_c: Vec<f32>,
     /// Gram mode: squared norm of each row of `x_0`.
     pub x0_sq: Vec<f64>,
+    /// With momentum: the last change of each hidden layer, `(rows, d_l)` at index `l-1`.
+    pub vel: Vec<Vec<f32>>,
 }
 
 impl Engine<'_> {
@@ -239,6 +287,7 @@ impl Engine<'_> {
             back,
             gram_c: Vec::new(),
             x0_sq: Vec::new(),
+            vel: Vec::new(),
         }
     }
 
@@ -406,10 +455,16 @@ impl Engine<'_> {
         &mut self,
         ws: &mut Workspace,
         free0: Option<(&[f32], FreeRule)>,
-        gamma: f32,
-        steps: usize,
-        tolerance: Option<f64>,
+        dynamics: &InferenceConfig,
     ) -> Result<(usize, f64, bool), (usize, f64)> {
+        let (gamma, steps, tolerance) = (dynamics.gamma as f32, dynamics.steps, dynamics.tolerance);
+        let beta = dynamics.momentum as f32;
+        ws.vel.clear();
+        if beta > 0.0 {
+            ws.vel = (1..=self.layers())
+                .map(|l| vec![0.0; ws.rows * self.dims[l]])
+                .collect();
+        }
         let n1 = self.dims[1];
         let mode = if self.allow_gram
             && free0.is_none()
@@ -447,7 +502,7 @@ impl Engine<'_> {
                 }
                 prev = Some(e);
             }
-            self.step(ws, free0, gamma, mode);
+            self.step(ws, free0, (gamma, beta), mode);
             taken = t + 1;
             self.forward_mode(ws, mode);
             if let Some((free, r)) = pull {
@@ -495,11 +550,18 @@ impl Engine<'_> {
 
     /// One synchronous inference step (Eq. 3) using the errors of the last forward pass;
     /// sensory pixels with `free0.0 == 1` move too under [`FreeRule::Step`] (Alg. 2).
-    fn step(&self, ws: &mut Workspace, free0: Option<(&[f32], FreeRule)>, gamma: f32, mode: Mode) {
+    /// `rate` is (gamma, momentum beta); with beta > 0 `ws.vel` holds the last changes.
+    fn step(
+        &self,
+        ws: &mut Workspace,
+        free0: Option<(&[f32], FreeRule)>,
+        rate: (f32, f32),
+        mode: Mode,
+    ) {
         match self.activation {
-            Activation::Relu => self.step_a::<Relu>(ws, free0, gamma, mode),
-            Activation::Tanh => self.step_a::<Tanh>(ws, free0, gamma, mode),
-            Activation::Identity => self.step_a::<Ident>(ws, free0, gamma, mode),
+            Activation::Relu => self.step_a::<Relu>(ws, free0, rate, mode),
+            Activation::Tanh => self.step_a::<Tanh>(ws, free0, rate, mode),
+            Activation::Identity => self.step_a::<Ident>(ws, free0, rate, mode),
         }
     }
 
@@ -507,7 +569,7 @@ impl Engine<'_> {
         &self,
         ws: &mut Workspace,
         free0: Option<(&[f32], FreeRule)>,
-        gamma: f32,
+        (gamma, beta): (f32, f32),
         mode: Mode,
     ) {
         let rows = ws.rows;
@@ -534,28 +596,20 @@ impl Engine<'_> {
             }
             let pre = self.placement == ActivationPlacement::PreSynaptic;
             let has_eps = l < top || self.b.is_some();
-            let (xl, el) = (&mut ws.x[l], &ws.eps[l]);
+            let Workspace { x, eps, vel, .. } = ws;
+            let xl = &mut x[l];
+            let vl: &mut [f32] = vel.get_mut(l - 1).map_or(&mut [], |v| v.as_mut_slice());
+            // Without an error at this layer (free top layer) `back` stands in for it, unused.
+            let el: &[f32] = if has_eps { &eps[l] } else { &back };
             match (pre, has_eps) {
-                (true, true) => zip_apply(xl, [el, &back], |x, [e, bk]| {
-                    for ((xv, &ev), &bv) in x.iter_mut().zip(e).zip(bk) {
-                        *xv -= gamma * (ev - A::df(*xv) * bv);
-                    }
+                (true, true) => update_nodes(xl, vl, beta, el, &back, |x, e, b| {
+                    -gamma * (e - A::df(x) * b)
                 }),
-                (true, false) => zip_apply(xl, [&back], |x, [bk]| {
-                    for (xv, &bv) in x.iter_mut().zip(bk) {
-                        *xv += gamma * A::df(*xv) * bv;
-                    }
-                }),
-                (false, true) => zip_apply(xl, [el, &back], |x, [e, bk]| {
-                    for ((xv, &ev), &bv) in x.iter_mut().zip(e).zip(bk) {
-                        *xv -= gamma * (ev - bv);
-                    }
-                }),
-                (false, false) => zip_apply(xl, [&back], |x, [bk]| {
-                    for (xv, &bv) in x.iter_mut().zip(bk) {
-                        *xv += gamma * bv;
-                    }
-                }),
+                (true, false) => {
+                    update_nodes(xl, vl, beta, el, &back, |x, _, b| gamma * A::df(x) * b)
+                }
+                (false, true) => update_nodes(xl, vl, beta, el, &back, |_, e, b| -gamma * (e - b)),
+                (false, false) => update_nodes(xl, vl, beta, el, &back, |_, _, b| gamma * b),
             }
             ws.back[l - 1] = back;
         }

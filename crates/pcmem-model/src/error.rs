@@ -66,6 +66,14 @@ pub enum PcnError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A setting needs something the model does not have yet.
+    #[error("`{field}` cannot be used here: {reason}")]
+    Unavailable {
+        /// Dotted name of the setting.
+        field: &'static str,
+        /// What is missing and how to provide it.
+        reason: String,
+    },
     /// An error from candle (tensor library).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

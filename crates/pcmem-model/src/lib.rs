@@ -24,8 +24,8 @@ pub mod memory;
 pub mod pcn;
 
 pub use config::{
-    Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, LearningConfig,
-    MemoryPrior, Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
+    Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, KnownPrecision,
+    LearningConfig, MemoryPrior, Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
 };
 pub use error::{PcnError, Result};
 pub use memory::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall};

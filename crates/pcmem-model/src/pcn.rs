@@ -32,8 +32,8 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    Activation, ActivationPlacement, GradientScale, Kernel, MemoryPrior, Optimizer, PcnConfig,
-    ValueInit, WeightInit,
+    Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, KnownPrecision,
+    MemoryPrior, Optimizer, PcnConfig, ValueInit, WeightInit,
 };
 use crate::engine::{AdamCpu, Engine, FreeRule, Workspace};
 use crate::error::{PcnError, Result};
@@ -136,6 +136,9 @@ pub struct Pcn {
     /// Adam moments (and gradient scratch) of the fused CPU kernel.
     adam_cpu: Option<AdamCpu>,
     rng: ChaCha8Rng,
+    /// Mean squared error per unit of every layer with an error, measured on the stored images
+    /// at the end of training (see [`Pcn::measure_errors`]).
+    error_mse: Option<Vec<f64>>,
 }
 
 impl PcnConfig {
@@ -203,6 +206,7 @@ impl Pcn {
             adam: None,
             adam_cpu: None,
             rng,
+            error_mse: None,
         })
     }
 
@@ -282,7 +286,76 @@ impl Pcn {
             .transpose()?;
         self.adam = None;
         self.adam_cpu = None;
+        self.error_mse = None;
         Ok(())
+    }
+
+    /// Mean squared error per unit of each layer that has an error (`eps_0` per pixel first),
+    /// measured on the stored images at the end of training; `None` before training or after
+    /// [`Pcn::set_parameters`].
+    pub fn error_mse(&self) -> Option<&[f64]> {
+        self.error_mse.as_deref()
+    }
+
+    /// Runs training-time inference on `patterns` and records each layer's mean squared error
+    /// per unit as [`Pcn::error_mse`] (training does this on the stored images when it ends;
+    /// call it for a checkpoint saved without them).
+    pub fn measure_errors(&mut self, patterns: &Tensor) -> Result<Vec<f64>> {
+        let data = self.check_patterns("patterns", patterns)?;
+        let mut rng = self.recall_rng(3);
+        let mut x = self.init_values(&data, &mut rng)?;
+        self.infer(&mut x)?;
+        let fw = self.forward(&x.0)?;
+        let mse = fw
+            .eps
+            .iter()
+            .map(|e| Ok(sum_sq(e)? / e.elem_count() as f64))
+            .collect::<Result<Vec<f64>>>()?;
+        self.error_mse = Some(mse.clone());
+        Ok(mse)
+    }
+
+    /// The precision of the known pixels in partial recall, `recall.known_precision` resolved
+    /// (for `estimated`: mean hidden error over mean sensory error from [`Pcn::error_mse`]).
+    pub fn known_precision(&self) -> Result<f64> {
+        match self.config.recall.known_precision {
+            KnownPrecision::Fixed { value } => Ok(value),
+            KnownPrecision::Estimated => {
+                let unavailable = |reason: &str| PcnError::Unavailable {
+                    field: "recall.known_precision",
+                    reason: reason.into(),
+                };
+                let m = self.error_mse.as_deref().ok_or_else(|| {
+                    unavailable(
+                        "`estimated` needs the errors measured at the end of training: train \
+                         the model first, or call Pcn::measure_errors with the stored images \
+                         (checkpoints saved before this setting existed lack them)",
+                    )
+                })?;
+                let hidden = &m[1..];
+                if hidden.is_empty() || !(m[0] > 0.0) {
+                    return Err(unavailable(
+                        "`estimated` needs a hidden layer with an error and a non-zero sensory \
+                         error; give a fixed value instead",
+                    ));
+                }
+                Ok(hidden.iter().sum::<f64>() / hidden.len() as f64 / m[0])
+            }
+        }
+    }
+
+    /// A plain copy of this model (no optimiser state) with other weights and config.
+    fn variant(&self, config: PcnConfig, weights: Vec<Tensor>) -> Pcn {
+        Pcn {
+            config,
+            device: self.device.clone(),
+            weights,
+            prior: self.prior.clone(),
+            adam: None,
+            adam_cpu: None,
+            rng: self.rng.clone(),
+            error_mse: None,
+        }
     }
 
     /// Checks that `t` is a finite `(rows, d)` matrix; returns it as f32 on this device.
@@ -448,16 +521,24 @@ impl Pcn {
     }
 
     /// One synchronous inference step (Eq. 3) from `fw`, the forward pass at `x`.
+    /// With momentum, `vel` holds each hidden layer's previous change and is updated.
     fn apply_step(
         &self,
         x: &mut [Tensor],
+        vel: &mut [Tensor],
         fw: &Forward,
         free0: Option<(&Tensor, FreeRule)>,
-        gamma: f64,
+        dynamics: &InferenceConfig,
     ) -> Result<()> {
         let grads = self.hidden_grads(x, fw)?;
+        let (gamma, beta) = (dynamics.gamma, dynamics.momentum);
         for (l, g) in grads.iter().enumerate() {
-            x[l + 1] = (&x[l + 1] - g.affine(gamma, 0.0)?)?;
+            if beta > 0.0 {
+                vel[l] = (vel[l].affine(beta, 0.0)? - g.affine(gamma, 0.0)?)?;
+                x[l + 1] = (&x[l + 1] + &vel[l])?;
+            } else {
+                x[l + 1] = (&x[l + 1] - g.affine(gamma, 0.0)?)?;
+            }
         }
         if let Some((free, FreeRule::Step(rate))) = free0 {
             x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(rate as f64, 0.0)?)?;
@@ -473,12 +554,11 @@ impl Pcn {
         &self,
         x: &mut [Tensor],
         free0: Option<(&Tensor, FreeRule)>,
-        gamma: f64,
-        steps: usize,
-        tolerance: Option<f64>,
+        dynamics: &InferenceConfig,
         phase: &'static str,
         epoch: usize,
     ) -> Result<(InferenceInfo, Forward)> {
+        let (gamma, steps, tolerance) = (dynamics.gamma, dynamics.steps, dynamics.tolerance);
         let diverged = |step: usize, energy: f64| PcnError::Diverged {
             phase,
             epoch,
@@ -500,6 +580,10 @@ impl Pcn {
             }
             Ok(())
         };
+        let mut vel = x[1..]
+            .iter()
+            .map(Tensor::zeros_like)
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let mut fw = self.forward(x)?;
         pull(x, &mut fw)?;
         for t in 0..steps {
@@ -516,7 +600,7 @@ impl Pcn {
                 }
                 prev = Some(e);
             }
-            self.apply_step(x, &fw, free0, gamma)?;
+            self.apply_step(x, &mut vel, &fw, free0, dynamics)?;
             taken = t + 1;
             fw = self.forward(x)?;
             pull(x, &mut fw)?;
@@ -541,31 +625,12 @@ impl Pcn {
         if self.fused() {
             return self.with_engine(|mut eng| {
                 let mut ws = eng.workspace(to_flat(&x.0)?);
-                let info = self.relax_fused(
-                    &mut eng,
-                    &mut ws,
-                    None,
-                    c.gamma,
-                    c.steps,
-                    c.tolerance,
-                    "inference",
-                    0,
-                )?;
+                let info = self.relax_fused(&mut eng, &mut ws, None, &c, "inference", 0)?;
                 *x = self.to_nodes(ws)?;
                 Ok(info)
             });
         }
-        Ok(self
-            .relax(
-                &mut x.0,
-                None,
-                c.gamma,
-                c.steps,
-                c.tolerance,
-                "inference",
-                0,
-            )?
-            .0)
+        Ok(self.relax(&mut x.0, None, &c, "inference", 0)?.0)
     }
 
     fn update_parameters(
@@ -671,15 +736,7 @@ impl Pcn {
         epoch: usize,
     ) -> Result<(InferenceInfo, ValueNodes, f64)> {
         let c = self.config.inference.clone();
-        let (info, fw) = self.relax(
-            &mut x.0,
-            None,
-            c.gamma,
-            c.steps,
-            c.tolerance,
-            "training",
-            epoch,
-        )?;
+        let (info, fw) = self.relax(&mut x.0, None, &c, "training", epoch)?;
         let sensory_sq = sum_sq(&fw.eps[0])?;
         let (gw, gb) = self.param_grads(&fw)?;
         let rows = x.0[0].dims()[0];
@@ -710,9 +767,19 @@ impl Pcn {
     pub fn train_with(
         &mut self,
         patterns: &Tensor,
-        mut on_epoch: impl FnMut(&EpochStats),
+        on_epoch: impl FnMut(&EpochStats),
     ) -> Result<TrainReport> {
         let data = self.check_patterns("patterns", patterns)?;
+        let report = self.train_epochs(&data, on_epoch)?;
+        self.measure_errors(&data)?;
+        Ok(report)
+    }
+
+    fn train_epochs(
+        &mut self,
+        data: &Tensor,
+        mut on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<TrainReport> {
         let rows = data.dims()[0];
         let lc = self.config.learning.clone();
         let bs = lc.batch_size.unwrap_or(rows).min(rows);
@@ -782,9 +849,7 @@ impl Pcn {
                         &mut eng,
                         &mut w,
                         None,
-                        rc.gamma,
-                        rc.steps,
-                        rc.tolerance,
+                        &rc.relaxation(),
                         "recall",
                         0,
                     )?);
@@ -798,15 +863,7 @@ impl Pcn {
         }
         for _ in 0..rc.iterations {
             let mut x = self.init_values(&c, &mut rng)?;
-            let (info, fw) = self.relax(
-                &mut x.0,
-                None,
-                rc.gamma,
-                rc.steps,
-                rc.tolerance,
-                "recall",
-                0,
-            )?;
+            let (info, fw) = self.relax(&mut x.0, None, &rc.relaxation(), "recall", 0)?;
             c = (&x.0[0] - &fw.eps[0])?;
             runs.push(info);
         }
@@ -817,9 +874,25 @@ impl Pcn {
     /// the cue, the others start at the cue's values and evolve with the hidden layers (step size
     /// `recall.free_pixel_rate`, by default `recall.gamma`); returns the sensory value nodes after
     /// `recall.steps` steps. `known` is `(N, d)` or `(1, d)` of 0/1.
+    /// With a known-pixel precision P != 1 (`recall.known_precision`) this runs on the model
+    /// with `W_1` and the cue scaled by `sqrt(P)` (the same energy) at rate `gamma / max(P, 1)`,
+    /// and scales the result back; the energies reported are the precision-weighted ones.
     pub fn recall_partial(&self, cues: &Tensor, known: &Tensor) -> Result<(Tensor, RecallInfo)> {
         let rc = self.config.recall.clone();
         let c = self.check_patterns("cues", cues)?;
+        let p = self.known_precision()?;
+        if p != 1.0 {
+            let s = p.sqrt();
+            let mut cfg = self.config.clone();
+            cfg.recall.known_precision = KnownPrecision::default();
+            cfg.recall.gamma = rc.gamma / p.max(1.0);
+            let mut weights = self.weights.clone();
+            weights[0] = weights[0].affine(s, 0.0)?;
+            let (out, info) = self
+                .variant(cfg, weights)
+                .recall_partial(&c.affine(s, 0.0)?, known)?;
+            return Ok((out.affine(1.0 / s, 0.0)?, info));
+        }
         let rows = c.dims()[0];
         let d = self.config.input_dim;
         if known.rank() != 2
@@ -857,9 +930,7 @@ impl Pcn {
                     &mut eng,
                     &mut ws,
                     Some((&free, rule)),
-                    rc.gamma,
-                    rc.steps,
-                    rc.tolerance,
+                    &rc.relaxation(),
                     "recall",
                     0,
                 )?;
@@ -867,15 +938,7 @@ impl Pcn {
                 Ok((out, RecallInfo { runs: vec![info] }))
             });
         }
-        let (info, _) = self.relax(
-            &mut x.0,
-            Some((&free, rule)),
-            rc.gamma,
-            rc.steps,
-            rc.tolerance,
-            "recall",
-            0,
-        )?;
+        let (info, _) = self.relax(&mut x.0, Some((&free, rule)), &rc.relaxation(), "recall", 0)?;
         let out = x.0.swap_remove(0);
         Ok((out, RecallInfo { runs: vec![info] }))
     }
@@ -906,21 +969,11 @@ impl Pcn {
         let idx = Tensor::from_vec(idx.clone(), idx.len(), &self.device)?;
         let mut cfg = self.config.clone();
         cfg.input_dim = idx.dims()[0];
-        cfg.inference.gamma = rc.gamma;
-        cfg.inference.steps = rc.steps;
-        cfg.inference.tolerance = rc.tolerance;
+        cfg.inference = rc.relaxation();
         cfg.validate()?;
         let mut weights = self.weights.clone();
         weights[0] = weights[0].index_select(&idx, 0)?.contiguous()?;
-        let sub = Pcn {
-            config: cfg,
-            device: self.device.clone(),
-            weights,
-            prior: self.prior.clone(),
-            adam: None,
-            adam_cpu: None,
-            rng: self.rng.clone(),
-        };
+        let sub = self.variant(cfg, weights);
         let mut rng = self.recall_rng(2);
         let mut x = sub.init_values(&c.index_select(&idx, 1)?.contiguous()?, &mut rng)?;
         let info = sub.infer(&mut x)?;
@@ -930,7 +983,8 @@ impl Pcn {
         Ok(Some((out, RecallInfo { runs: vec![info] })))
     }
 
-    /// Saves the model into folder `dir`: `config.json` and `weights.safetensors`. Files are
+    /// Saves the model into folder `dir`: `config.json` and `weights.safetensors` (weights,
+    /// memory vector and, once measured, [`Pcn::error_mse`] as `error_mse`). Files are
     /// written under temporary names and renamed, so a killed save never leaves a half file.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
@@ -951,6 +1005,12 @@ impl Pcn {
         }
         if let Some(b) = &self.prior {
             map.insert("b".into(), b.clone());
+        }
+        if let Some(m) = &self.error_mse {
+            map.insert(
+                "error_mse".into(),
+                Tensor::from_vec(m.clone(), m.len(), &Device::Cpu)?,
+            );
         }
         let tmp = dir.join(".weights.safetensors.tmp");
         candle_core::safetensors::save(&map, &tmp).map_err(|e| PcnError::Checkpoint {
@@ -1002,6 +1062,9 @@ impl Pcn {
                 path: w_path.clone(),
                 reason: e.to_string(),
             })?;
+        if let Some(m) = map.remove("error_mse") {
+            pcn.error_mse = Some(m.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+        }
         Ok(pcn)
     }
 }
@@ -1143,13 +1206,12 @@ impl Pcn {
         eng: &mut Engine,
         ws: &mut Workspace,
         free0: Option<(&[f32], FreeRule)>,
-        gamma: f64,
-        steps: usize,
-        tolerance: Option<f64>,
+        dynamics: &InferenceConfig,
         phase: &'static str,
         epoch: usize,
     ) -> Result<InferenceInfo> {
-        match eng.relax(ws, free0, gamma as f32, steps, tolerance) {
+        let gamma = dynamics.gamma;
+        match eng.relax(ws, free0, dynamics) {
             Ok((steps, energy, converged)) => Ok(InferenceInfo {
                 steps,
                 energy,
@@ -1189,16 +1251,7 @@ impl Pcn {
         epoch: usize,
     ) -> Result<(InferenceInfo, f64)> {
         let c = &self.config.inference;
-        let info = self.relax_fused(
-            eng,
-            ws,
-            None,
-            c.gamma,
-            c.steps,
-            c.tolerance,
-            "training",
-            epoch,
-        )?;
+        let info = self.relax_fused(eng, ws, None, &c, "training", epoch)?;
         let sensory_sq = 2.0 * Engine::energy_of_layer(ws, 0);
         self.learn_fused(eng, adam, ws);
         Ok((info, sensory_sq))

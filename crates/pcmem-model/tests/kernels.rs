@@ -3,7 +3,8 @@
 
 use candle_core::{Device, Tensor};
 use pcmem_model::{
-    Activation, ActivationPlacement, Kernel, MemoryPrior, Optimizer, PcnConfig, ValueInit,
+    Activation, ActivationPlacement, Kernel, KnownPrecision, MemoryPrior, Optimizer, PcnConfig,
+    ValueInit,
 };
 
 mod common;
@@ -34,10 +35,10 @@ fn fused_kernel_matches_candle_reference() {
             ActivationPlacement::PreSynaptic,
             ActivationPlacement::PostSynaptic,
         ] {
-            for (prior, optimizer, layers, persistent) in [
-                (MemoryPrior::Learned, Optimizer::Sgd, 2, false),
-                (MemoryPrior::Free, Optimizer::adam(), 3, true),
-                (MemoryPrior::Learned, Optimizer::adam(), 1, false),
+            for (prior, optimizer, layers, persistent, momentum) in [
+                (MemoryPrior::Learned, Optimizer::Sgd, 2, false, 0.0),
+                (MemoryPrior::Free, Optimizer::adam(), 3, true, 0.5),
+                (MemoryPrior::Learned, Optimizer::adam(), 1, false, 0.3),
             ] {
                 let mut cfg = PcnConfig::new(48, 16);
                 cfg.layers = layers;
@@ -56,13 +57,16 @@ fn fused_kernel_matches_candle_reference() {
                 cfg.value_init = ValueInit::Random { std: 0.3 };
                 cfg.inference.gamma = 0.05;
                 cfg.inference.steps = 20;
+                cfg.inference.momentum = momentum;
                 cfg.recall.steps = 40;
                 cfg.recall.iterations = 3;
+                cfg.recall.momentum = momentum;
                 if persistent {
                     cfg.recall.free_pixel_rate = Some(1.0);
                 }
-                let tag =
-                    format!("{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers}");
+                let tag = format!(
+                    "{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers} momentum {momentum}"
+                );
                 let run = |kernel| {
                     let mut c = cfg.clone();
                     c.kernel = kernel;
@@ -143,10 +147,10 @@ fn known_pixel_network_recall_equals_full_network_recall() {
             ActivationPlacement::PreSynaptic,
             ActivationPlacement::PostSynaptic,
         ] {
-            for (layers, prior) in [
-                (1, MemoryPrior::Learned),
-                (2, MemoryPrior::Free),
-                (3, MemoryPrior::Learned),
+            for (layers, prior, precision, momentum) in [
+                (1, MemoryPrior::Learned, 1.0, 0.0),
+                (2, MemoryPrior::Free, 4.0, 0.5),
+                (3, MemoryPrior::Learned, 0.5, 0.0),
             ] {
                 let mut cfg = PcnConfig::new(40, 12);
                 cfg.kernel = kernel;
@@ -158,12 +162,16 @@ fn known_pixel_network_recall_equals_full_network_recall() {
                 cfg.recall.gamma = 0.05;
                 cfg.recall.steps = 60;
                 cfg.recall.free_pixel_rate = Some(1.0);
+                cfg.recall.known_precision = KnownPrecision::Fixed { value: precision };
+                cfg.recall.momentum = momentum;
                 let mut pcn = cfg.init(&dev).unwrap();
                 pcn.train(&data).unwrap();
                 let cue = data.broadcast_mul(&one).unwrap();
                 let (fast, fi) = pcn.recall_partial(&cue, &one).unwrap();
                 let (full, gi) = pcn.recall_partial(&cue, &every).unwrap();
-                let tag = format!("{kernel:?} {placement:?} L={layers} {prior:?}");
+                let tag = format!(
+                    "{kernel:?} {placement:?} L={layers} {prior:?} P={precision} momentum {momentum}"
+                );
                 assert!(
                     rel_diff(&fast, &full) < 1e-4,
                     "{tag}: {}",
