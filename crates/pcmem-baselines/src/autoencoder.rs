@@ -84,6 +84,7 @@ pub struct Autoencoder {
     /// (weight `(fan_in, fan_out)`, bias `(1, fan_out)`) per layer.
     layers: Vec<(Var, Var)>,
     input_dim: usize,
+    device: Device,
 }
 
 impl Autoencoder {
@@ -133,7 +134,19 @@ impl Autoencoder {
             config,
             layers,
             input_dim,
+            device: Device::Cpu,
         })
+    }
+
+    /// Moves the network to `device` (built on the CPU, so the seeded weights are the same on
+    /// every device); inputs are moved to it when fitting and recalling.
+    pub fn on_device(mut self, device: &Device) -> Result<Self> {
+        for (w, b) in &mut self.layers {
+            *w = Var::from_tensor(&w.as_tensor().to_device(device)?)?;
+            *b = Var::from_tensor(&b.as_tensor().to_device(device)?)?;
+        }
+        self.device = device.clone();
+        Ok(self)
     }
 
     /// The map `x -> AE(x)` on rows.
@@ -159,7 +172,7 @@ impl Autoencoder {
         on_epoch: &mut dyn FnMut(&FitProgress),
     ) -> Result<FitReport> {
         check_rows("patterns", patterns, Some(self.input_dim))?;
-        let x = patterns.to_dtype(DType::F32)?;
+        let x = patterns.to_device(&self.device)?.to_dtype(DType::F32)?;
         let vars: Vec<Var> = self
             .layers
             .iter()
@@ -196,6 +209,7 @@ impl Autoencoder {
                     curve,
                     converged: true,
                     stop: "target MSE reached".into(),
+                    ..Default::default()
                 });
             }
             opt.backward_step(&loss)?;
@@ -204,15 +218,16 @@ impl Autoencoder {
             curve,
             converged: false,
             stop: "epoch limit".into(),
+            ..Default::default()
         })
     }
 
     fn recall_impl(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall> {
         check_rows("cues", cues, Some(self.input_dim))?;
-        let cues = cues.to_dtype(DType::F32)?;
+        let cues = cues.to_device(&self.device)?.to_dtype(DType::F32)?;
         let rows = cues.dims()[0];
         let mask = known
-            .map(|k| mask_for(k, rows, self.input_dim))
+            .map(|k| mask_for(&k.to_device(&self.device)?, rows, self.input_dim))
             .transpose()?;
         let mut x = cues.clone();
         let (mut steps, mut converged) = (0, false);

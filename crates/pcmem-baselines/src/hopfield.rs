@@ -256,6 +256,7 @@ impl AssociativeMemory for ClassicalHopfield {
             curve: Vec::new(),
             converged: true,
             stop: "Hebbian one-shot storage".into(),
+            ..Default::default()
         })
     }
 
@@ -353,6 +354,7 @@ impl AssociativeMemory for DenseAm {
             curve: Vec::new(),
             converged: true,
             stop: "one-shot storage".into(),
+            ..Default::default()
         })
     }
 

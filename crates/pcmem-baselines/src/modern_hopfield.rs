@@ -148,6 +148,7 @@ impl AssociativeMemory for ModernHopfield {
             curve: Vec::new(),
             converged: true,
             stop: "one-shot storage".into(),
+            ..Default::default()
         })
     }
 

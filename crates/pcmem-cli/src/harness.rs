@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use pcmem_data::DataDirs;
+use pcmem_harness::candle_core::Device;
 use pcmem_harness::record::{read_all, RunRecord};
 use pcmem_harness::run::{estimate_gflop, plan, run_grid, RunOptions};
 use pcmem_harness::spec::Grid;
@@ -21,6 +22,7 @@ pub struct Reproduce {
     pub claims: PathBuf,
     pub force: bool,
     pub data: DataDirs,
+    pub device: Device,
 }
 
 /// `i/n` with 1 <= i <= n.
@@ -74,13 +76,21 @@ fn load_grids(dir: &Path, profile: &str, only: &[String]) -> anyhow::Result<Vec<
     Ok(grids)
 }
 
-fn options(out: &Path, shard: Option<(usize, usize)>, force: bool, data: DataDirs) -> RunOptions {
+/// How `pcmem run` and `pcmem reproduce` run grids (with progress bars).
+pub fn options(
+    out: &Path,
+    shard: Option<(usize, usize)>,
+    force: bool,
+    data: DataDirs,
+    device: Device,
+) -> RunOptions {
     RunOptions {
         out: out.to_path_buf(),
         shard,
         force,
         data,
         progress: true,
+        device,
     }
 }
 
@@ -88,7 +98,7 @@ fn options(out: &Path, shard: Option<(usize, usize)>, force: bool, data: DataDir
 pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     let start = Instant::now();
     let grids = load_grids(&r.experiments, &r.profile, &r.only)?;
-    let opts = options(&r.out, None, r.force, r.data.clone());
+    let opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
     let (mut ran, mut skipped) = (0, 0);
     for g in &grids {
         let s = run_grid(g, &opts).with_context(|| format!("grid {}", g.id))?;
@@ -106,18 +116,10 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `pcmem run`.
-pub fn run_one(
-    grid: &Path,
-    profile: &str,
-    shard: Option<(usize, usize)>,
-    dry_run: bool,
-    force: bool,
-    out: &Path,
-    data: DataDirs,
-) -> anyhow::Result<()> {
+/// `pcmem run` with the options of [`options`].
+pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> anyhow::Result<()> {
     let g = Grid::load(grid, profile)?;
-    let opts = options(out, shard, force, data);
+    let force = opts.force;
     if dry_run {
         let cells = plan(&g, &opts)?;
         let dims = |d: &str| match d {

@@ -61,7 +61,8 @@ enum Command {
         /// Claims of the paper.
         #[arg(long, default_value = "results/paper/claims.toml")]
         claims: PathBuf,
-        /// Device: cpu (cuda:N needs a build with the cuda feature).
+        /// Device: cpu or cuda:N (cuda:N needs a build with the cuda feature; the PCN and the
+        /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Recompute cells that already have a record.
@@ -87,7 +88,8 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        /// Device: cpu.
+        /// Device: cpu or cuda:N (cuda:N needs a build with the cuda feature; the PCN and the
+        /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -181,15 +183,9 @@ fn describe(l: &pcmem_data::Located) -> String {
     }
 }
 
-fn check_device(device: &str) -> anyhow::Result<()> {
-    if device == "cpu" {
-        Ok(())
-    } else {
-        Err(BadInput(format!(
-            "device `{device}` is not available: this build runs on the CPU (the CUDA backend is tracked separately)"
-        ))
-        .into())
-    }
+/// Opens `--device`; a name that cannot be used is bad input (exit 2) with the reason.
+fn open_device(device: &str) -> anyhow::Result<pcmem_harness::candle_core::Device> {
+    pcmem_harness::device::parse(device).map_err(|e| BadInput(e.to_string()).into())
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -204,7 +200,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             device,
             force,
         } => {
-            check_device(device)?;
+            let device = open_device(device)?;
             harness::reproduce(&harness::Reproduce {
                 profile: profile.clone(),
                 only: only.clone(),
@@ -213,6 +209,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 claims: claims.clone(),
                 force: *force,
                 data: dirs,
+                device,
             })
         }
         Command::Run {
@@ -224,9 +221,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             out,
             device,
         } => {
-            check_device(device)?;
+            let device = open_device(device)?;
             let shard = shard.as_deref().map(harness::parse_shard).transpose()?;
-            harness::run_one(grid, profile, shard, *dry_run, *force, out, dirs)
+            let opts = harness::options(out, shard, *force, dirs, device);
+            harness::run_one(grid, profile, *dry_run, opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
         Command::Report {

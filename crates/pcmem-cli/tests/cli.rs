@@ -106,3 +106,42 @@ fn list_and_verify_on_the_real_data_folder() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 bad"));
 }
+
+#[test]
+fn a_device_that_cannot_be_used_is_bad_input_naming_it_and_the_fix() {
+    let grid = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/fig3.toml");
+    let out_dir = tempfile::tempdir().unwrap();
+    let run = |device: &str| {
+        pcmem()
+            .args(["run", "--dry-run", "--device", device, "--out"])
+            .arg(out_dir.path())
+            .arg(&grid)
+            .output()
+            .unwrap()
+    };
+    let out = run("gpu");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`gpu`") && err.contains("cuda:N"), "{err}");
+    let out = run("cuda:0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if pcmem_cuda_build() {
+        // With the backend compiled in, a machine without a GPU still says why.
+        if !out.status.success() {
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("could not open GPU 0"), "{err}");
+        }
+    } else {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            err.contains("cuda:0") && err.contains("--features cuda"),
+            "{err}"
+        );
+    }
+    assert!(run("cpu").status.success());
+}
+
+/// Whether the binary under test was built with the `cuda` feature.
+fn pcmem_cuda_build() -> bool {
+    cfg!(feature = "cuda")
+}

@@ -13,4 +13,6 @@ pub mod report;
 pub mod run;
 pub mod spec;
 
+pub use candle_core;
 pub use error::{HarnessError, Result};
+pub use pcmem_model::device;

@@ -6,7 +6,7 @@
 //! Schema version 1 (stable; fields are only ever added):
 //! `schema, grid, profile, cell{dataset,n_images,model,hidden,layers,seed}, model_config,
 //! parameters, data{dataset,split,selection,sha256,source,n,shape,pixel_range}, code_version,
-//! device, finished_unix, timings{load_s,fit_s}, fit{curve,converged,stop},
+//! device, finished_unix, timings{load_s,fit_s}, fit{curve,converged,stop,resolved},
 //! recall[{corruption,threshold,mse[],steps,converged,seconds,picture}]`.
 
 use std::path::{Path, PathBuf};
@@ -49,6 +49,10 @@ pub struct FitInfo {
     pub converged: bool,
     /// Why it stopped.
     pub stop: String,
+    /// Values the fit measured that recall used (e.g. the PCN's estimated known-pixel
+    /// precision, `recall.known_precision`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub resolved: std::collections::BTreeMap<String, f64>,
 }
 
 /// One recall condition's raw outcome.

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub data: DataDirs,
     /// Show progress bars.
     pub progress: bool,
+    /// Where the PCN and the autoencoder compute (`pcmem_model::device::parse`); Hopfield
+    /// networks and the modern Hopfield network stay on the CPU.
+    pub device: Device,
 }
 
 /// What a grid run did.
@@ -136,6 +139,7 @@ fn build(
     grid: &Grid,
     cell: &Cell,
     d: usize,
+    device: &Device,
 ) -> Result<(Box<dyn AssociativeMemory>, serde_json::Value)> {
     let cell_err = |e: String| HarnessError::Cell {
         grid: grid.id.clone(),
@@ -149,10 +153,7 @@ fn build(
             let cfg: PcnConfig = configure(PcnConfig::new(d, cell.hidden), table, fixed, "pcn")?;
             let json = serde_json::to_value(&cfg).expect("serialises");
             (
-                Box::new(
-                    cfg.init(&Device::Cpu)
-                        .map_err(|e| cell_err(e.to_string()))?,
-                ),
+                Box::new(cfg.init(device).map_err(|e| cell_err(e.to_string()))?),
                 json,
             )
         }
@@ -162,7 +163,11 @@ fn build(
                 configure(AutoencoderConfig::default(), table, fixed, "autoencoder")?;
             let json = serde_json::to_value(&cfg).expect("serialises");
             (
-                Box::new(Autoencoder::new(cfg, d).map_err(|e| cell_err(e.to_string()))?),
+                Box::new(
+                    Autoencoder::new(cfg, d)
+                        .and_then(|ae| ae.on_device(device))
+                        .map_err(|e| cell_err(e.to_string()))?,
+                ),
                 json,
             )
         }
@@ -258,7 +263,7 @@ pub fn run_cell(
     let truth = Tensor::from_vec(pixels.clone(), (set.len(), d), &Device::Cpu)
         .map_err(|e| HarnessError::Invalid(e.to_string()))?;
     let load_s = t0.elapsed().as_secs_f64();
-    let (mut model, model_config) = build(grid, cell, d)?;
+    let (mut model, model_config) = build(grid, cell, d, &opts.device)?;
     let cell_err = |e: pcmem_model::MemoryError| HarnessError::Cell {
         grid: grid.id.clone(),
         cell: cell.id(),
@@ -373,13 +378,14 @@ pub fn run_cell(
             },
         },
         code_version: CODE_VERSION.to_string(),
-        device: "cpu".into(),
+        device: pcmem_model::device::name(&opts.device),
         finished_unix: unix_now(),
         timings: Timings { load_s, fit_s },
         fit: FitInfo {
             curve: fit.curve,
             converged: fit.converged,
             stop: fit.stop,
+            resolved: fit.resolved,
         },
         recall,
     })

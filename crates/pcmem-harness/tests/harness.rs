@@ -58,6 +58,7 @@ fn options(out: &Path, data: &Path) -> RunOptions {
             mirror: None,
         },
         progress: false,
+        device: candle_core::Device::Cpu,
     }
 }
 

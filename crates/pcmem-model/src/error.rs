@@ -66,6 +66,14 @@ pub enum PcnError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A device name that cannot be used.
+    #[error("device `{name}`: {reason}")]
+    Device {
+        /// The name as given.
+        name: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A setting needs something the model does not have yet.
     #[error("`{field}` cannot be used here: {reason}")]
     Unavailable {

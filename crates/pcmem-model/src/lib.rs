@@ -18,6 +18,7 @@
 //! ```
 
 pub mod config;
+pub mod device;
 mod engine;
 pub mod error;
 pub mod memory;

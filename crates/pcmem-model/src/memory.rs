@@ -22,6 +22,8 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 
+use std::collections::BTreeMap;
+
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,10 @@ pub struct FitReport {
     pub converged: bool,
     /// Free text on why it stopped.
     pub stop: String,
+    /// Quantities measured while fitting that recall depends on, by name (the PCN: its
+    /// resolved `recall.known_precision` and the training errors `error_mse.<layer>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolved: BTreeMap<String, f64>,
 }
 
 /// Where a training run is, reported after every epoch by [`AssociativeMemory::fit_with`].
@@ -110,10 +116,18 @@ impl AssociativeMemory for Pcn {
                 mse: e.sensory_mse,
             })
         })?;
+        let mut resolved = BTreeMap::new();
+        for (l, m) in self.error_mse().unwrap_or_default().iter().enumerate() {
+            resolved.insert(format!("error_mse.{l}"), *m);
+        }
+        if let Ok(p) = self.known_precision() {
+            resolved.insert("recall.known_precision".into(), p);
+        }
         Ok(FitReport {
             curve: report.epochs.iter().map(|e| e.energy).collect(),
             converged: report.stop != StopReason::EpochLimit,
             stop: format!("{:?}", report.stop),
+            resolved,
         })
     }
 

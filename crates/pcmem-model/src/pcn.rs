@@ -333,7 +333,8 @@ impl Pcn {
                     )
                 })?;
                 let hidden = &m[1..];
-                if hidden.is_empty() || !(m[0] > 0.0) {
+                if hidden.is_empty() || m[0].partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+                {
                     return Err(unavailable(
                         "`estimated` needs a hidden layer with an error and a non-zero sensory \
                          error; give a fixed value instead",
@@ -625,12 +626,12 @@ impl Pcn {
         if self.fused() {
             return self.with_engine(|mut eng| {
                 let mut ws = eng.workspace(to_flat(&x.0)?);
-                let info = self.relax_fused(&mut eng, &mut ws, None, &c, "inference", 0)?;
+                let info = self.relax_fused(&mut eng, &mut ws, None, c, "inference", 0)?;
                 *x = self.to_nodes(ws)?;
                 Ok(info)
             });
         }
-        Ok(self.relax(&mut x.0, None, &c, "inference", 0)?.0)
+        Ok(self.relax(&mut x.0, None, c, "inference", 0)?.0)
     }
 
     fn update_parameters(
@@ -1251,7 +1252,7 @@ impl Pcn {
         epoch: usize,
     ) -> Result<(InferenceInfo, f64)> {
         let c = &self.config.inference;
-        let info = self.relax_fused(eng, ws, None, &c, "training", epoch)?;
+        let info = self.relax_fused(eng, ws, None, c, "training", epoch)?;
         let sensory_sq = 2.0 * Engine::energy_of_layer(ws, 0);
         self.learn_fused(eng, adam, ws);
         Ok((info, sensory_sq))

@@ -1,0 +1,155 @@
+//! One PCN training iteration (T = 50 inference steps + one weight update, full batch) on one
+//! GPU at the five sizes of DESIGN.md section 6, in f32 and with TF32 matmuls allowed, each
+//! beside the f32 / TF32 rate of an 8192^2 matmul measured in the same run and the PyTorch and
+//! PCX times of DESIGN.md.
+//!
+//! ```text
+//! cargo bench -p pcmem-model --features cuda --bench gpu_iteration
+//! ```
+//! Without the `cuda` feature or a GPU it prints that it was skipped and measures nothing.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use criterion::{criterion_group, Criterion};
+use pcmem_model::{GradientScale, Optimizer, PcnConfig};
+
+/// (d, n, L, N), then PyTorch eager and PCX seconds per iteration, f32 and TF32.
+#[allow(clippy::type_complexity)]
+const SIZES: [((usize, usize, usize, usize), (f64, f64), (f64, f64)); 5] = [
+    ((3072, 512, 2, 100), (0.0217, 0.0176), (0.0031, 0.0016)),
+    ((3072, 2048, 2, 1000), (0.0559, 0.0157), (0.0513, 0.0106)),
+    ((12288, 2048, 2, 500), (0.0708, 0.0219), (0.0670, 0.0147)),
+    ((12288, 2048, 10, 500), (0.171, 0.081), (0.151, 0.037)),
+    ((150528, 8192, 2, 25), (0.340, 0.199), (0.378, 0.179)),
+];
+const T: usize = 50;
+const MM: usize = 8192;
+
+static TIMES: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
+
+fn record(name: &str, secs: f64) {
+    let mut t = TIMES.lock().unwrap();
+    t.retain(|(n, _)| n != name);
+    t.push((name.to_string(), secs));
+}
+
+fn flops((d, n, layers, rows): (usize, usize, usize, usize)) -> f64 {
+    let pair: f64 = (1..=layers)
+        .map(|l| (rows * if l == 1 { d } else { n } * n) as f64)
+        .sum();
+    (T as f64 + 1.0) * 4.0 * pair + 2.0 * pair
+}
+
+fn key(size: (usize, usize, usize, usize), tf32: bool) -> String {
+    let (d, n, l, r) = size;
+    format!(
+        "gpu_train_iter_d{d}_n{n}_L{l}_N{r}_{}",
+        if tf32 { "tf32" } else { "f32" }
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let dev = match pcmem_model::device::parse("cuda:0") {
+        Ok(d) => d,
+        Err(e) => {
+            println!("gpu_iteration SKIPPED: {e}");
+            return;
+        }
+    };
+    let sync = |d: &Device| d.synchronize().unwrap();
+    let mut g = c.benchmark_group("gpu");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for tf32 in [false, true] {
+        candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
+        let a = Tensor::randn(0f32, 1f32, (MM, MM), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1f32, (MM, MM), &dev).unwrap();
+        let name = format!("matmul_{MM}_{}", if tf32 { "tf32" } else { "f32" });
+        g.bench_function(&name, |bch| {
+            bch.iter_custom(|iters| {
+                sync(&dev);
+                let t = Instant::now();
+                for _ in 0..iters {
+                    drop(a.matmul(&b).unwrap());
+                }
+                sync(&dev);
+                let el = t.elapsed();
+                record(&name, el.as_secs_f64() / iters as f64);
+                el
+            })
+        });
+        for (size, _, _) in SIZES {
+            let (d, n, layers, rows) = size;
+            let mut cfg = PcnConfig::new(d, n);
+            cfg.layers = layers;
+            cfg.inference.steps = T;
+            cfg.learning.optimizer = Optimizer::adam();
+            cfg.learning.gradient_scale = GradientScale::Mean;
+            cfg.learning.alpha = 1e-6;
+            let mut pcn = cfg.init(&dev).unwrap();
+            let data = Tensor::rand(0f32, 1f32, (rows, d), &dev).unwrap();
+            let name = key(size, tf32);
+            g.bench_function(&name, |bch| {
+                bch.iter_custom(|iters| {
+                    sync(&dev);
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        drop(pcn.train_step(&data).unwrap());
+                    }
+                    sync(&dev);
+                    let el = t.elapsed();
+                    record(&name, el.as_secs_f64() / iters as f64);
+                    el
+                })
+            });
+        }
+    }
+    candle_core::cuda::set_gemm_reduced_precision_f32(false);
+    g.finish();
+}
+
+fn summary() {
+    let times = TIMES.lock().unwrap();
+    let get = |n: &str| times.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
+    let rate = |n: &str| get(n).map(|t| 2.0 * (MM as f64).powi(3) / t / 1e9);
+    let (Some(r32), Some(rtf)) = (
+        rate(&format!("matmul_{MM}_f32")),
+        rate(&format!("matmul_{MM}_tf32")),
+    ) else {
+        return;
+    };
+    println!("\nreference, same run: {MM}^2 matmul f32 {r32:.0} GFLOP/s, TF32 {rtf:.0} GFLOP/s");
+    println!("| d, n, L, N | precision | s/iter | GFLOP/s | ratio to f32 matmul | vs PyTorch eager | vs PCX |");
+    println!("|---|---|---|---|---|---|---|");
+    for (size, torch, pcx) in SIZES {
+        for tf32 in [false, true] {
+            let Some(t) = get(&key(size, tf32)) else {
+                continue;
+            };
+            let gf = flops(size) / t / 1e9;
+            let (pt, px) = if tf32 {
+                (torch.1, pcx.1)
+            } else {
+                (torch.0, pcx.0)
+            };
+            let (d, n, l, r) = size;
+            println!(
+                "| {d}, {n}, {l}, {r} | {} | {t:.4} | {gf:.0} | {:.2} | {:.2}x ({pt} s) | {:.2}x ({px} s) |",
+                if tf32 { "TF32" } else { "f32" },
+                gf / r32,
+                pt / t,
+                px / t
+            );
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}
