@@ -36,6 +36,19 @@ fn record(name: &str, secs: f64) {
     t.push((name.to_string(), secs));
 }
 
+/// Runs `f` `iters` times between two device synchronisations; records seconds per call.
+fn timed_synced(dev: &Device, name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
+    dev.synchronize().unwrap();
+    let t = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    dev.synchronize().unwrap();
+    let el = t.elapsed();
+    record(name, el.as_secs_f64() / iters as f64);
+    el
+}
+
 fn flops((d, n, layers, rows): (usize, usize, usize, usize)) -> f64 {
     let pair: f64 = (1..=layers)
         .map(|l| (rows * if l == 1 { d } else { n } * n) as f64)
@@ -59,7 +72,6 @@ fn bench(c: &mut Criterion) {
             return;
         }
     };
-    let sync = |d: &Device| d.synchronize().unwrap();
     let mut g = c.benchmark_group("gpu");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     for tf32 in [false, true] {
@@ -69,15 +81,7 @@ fn bench(c: &mut Criterion) {
         let name = format!("matmul_{MM}_{}", if tf32 { "tf32" } else { "f32" });
         g.bench_function(&name, |bch| {
             bch.iter_custom(|iters| {
-                sync(&dev);
-                let t = Instant::now();
-                for _ in 0..iters {
-                    drop(a.matmul(&b).unwrap());
-                }
-                sync(&dev);
-                let el = t.elapsed();
-                record(&name, el.as_secs_f64() / iters as f64);
-                el
+                timed_synced(&dev, &name, iters, || drop(a.matmul(&b).unwrap()))
             })
         });
         for (size, _, _) in SIZES {
@@ -93,15 +97,7 @@ fn bench(c: &mut Criterion) {
             let name = key(size, tf32);
             g.bench_function(&name, |bch| {
                 bch.iter_custom(|iters| {
-                    sync(&dev);
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        drop(pcn.train_step(&data).unwrap());
-                    }
-                    sync(&dev);
-                    let el = t.elapsed();
-                    record(&name, el.as_secs_f64() / iters as f64);
-                    el
+                    timed_synced(&dev, &name, iters, || drop(pcn.train_step(&data).unwrap()))
                 })
             });
         }

@@ -43,12 +43,25 @@ pub fn parse(name: &str) -> Result<Device> {
                 .into(),
         ));
     }
-    Device::new_cuda(ordinal).map_err(|e| {
-        bad(format!(
-            "could not open GPU {ordinal} ({e}); is a GPU present and are the CUDA libraries on \
-             LD_LIBRARY_PATH (README, \"CUDA\")?"
-        ))
-    })
+    // With runtime loading (README, "CUDA") cudarc panics when libcuda is missing: turn that
+    // into the same error as any other failure to open the device, without the panic message.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(ordinal));
+    std::panic::set_hook(hook);
+    let reason = match opened {
+        Ok(Ok(device)) => return Ok(device),
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => panic
+            .downcast_ref::<String>()
+            .map(|m| m.split(" - ").next().unwrap_or(m).to_string())
+            .or_else(|| panic.downcast_ref::<&str>().map(|m| m.to_string()))
+            .unwrap_or_else(|| "the CUDA driver library could not be loaded".into()),
+    };
+    Err(bad(format!(
+        "could not open GPU {ordinal} ({reason}); is a GPU present and are the CUDA libraries \
+         on LD_LIBRARY_PATH (README, \"CUDA\")?"
+    )))
 }
 
 /// The canonical name of `device` (`cpu`, `cuda:N`), as written into run records.
