@@ -581,10 +581,15 @@ impl Pcn {
             }
             Ok(())
         };
-        let mut vel = x[1..]
-            .iter()
-            .map(Tensor::zeros_like)
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        // Velocities only with momentum: plain steps (the default) allocate nothing for them.
+        let mut vel = if dynamics.momentum > 0.0 {
+            x[1..]
+                .iter()
+                .map(Tensor::zeros_like)
+                .collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         let mut fw = self.forward(x)?;
         pull(x, &mut fw)?;
         for t in 0..steps {
