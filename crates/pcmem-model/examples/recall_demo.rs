@@ -19,7 +19,8 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use clap::Parser;
 use pcmem_model::{
-    per_row_mse, GradientScale, KnownPrecision, MemoryPrior, Optimizer, Pcn, PcnConfig, ValueInit,
+    per_row_mse, GradientScale, KnownPrecision, MemoryPrior, NoiseRelaxation, Optimizer, Pcn,
+    PcnConfig, ValueInit,
 };
 
 /// Train a PCN on CIFAR-10 images and test recall.
@@ -53,6 +54,10 @@ struct Args {
     /// Give partial recall one mask row per image (takes the full-network path).
     #[arg(long)]
     per_row_mask: bool,
+    /// For every image not recalled from its known pixels, print the stored image those
+    /// pixels are nearest to (is the cue ambiguous among the stored images?).
+    #[arg(long)]
+    ambiguity: bool,
     /// Skip recall from noise.
     #[arg(long)]
     skip_noise: bool,
@@ -77,7 +82,8 @@ struct Args {
     /// Inference steps T per training epoch.
     #[arg(long, default_value_t = 60)]
     train_steps: usize,
-    /// Inference steps per recall (per application of F from noise).
+    /// Inference steps of partial recall (and of each application of F with
+    /// --noise-relaxation recall).
     #[arg(long, default_value_t = 1000)]
     recall_steps: usize,
     /// Inference rate during recall (default: --gamma).
@@ -86,6 +92,10 @@ struct Args {
     /// Heavy-ball momentum of the value nodes during recall (0: plain steps).
     #[arg(long, default_value_t = 0.0)]
     recall_momentum: f64,
+    /// What one application of F runs: `training` (the training inference, T = --train-steps)
+    /// or `recall` (--recall-steps at the recall rate).
+    #[arg(long, default_value = "training")]
+    noise_relaxation: String,
     /// Applications of F when recalling from noise.
     #[arg(long, default_value_t = 10)]
     iterations: usize,
@@ -234,6 +244,9 @@ fn report(
         tp.elapsed().as_secs_f64()
     );
     let mse_half = per_row_mse(&out, images)?;
+    if opts.ambiguity {
+        print_ambiguity(images, &out, &mask, &mse_half)?;
+    }
     // Energy diagnostics: the stored images fully clamped, relaxed as long as recall.
     let mut probe = pcn.config().clone();
     probe.inference.gamma = probe.recall.gamma;
@@ -260,6 +273,42 @@ fn report(
         info.runs[0].steps,
         t.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// For each stored image not recalled from its known pixels: which stored image those pixels
+/// are nearest to (mean squared distance over the known pixels), and how near its own.
+fn print_ambiguity(
+    images: &Tensor,
+    recalled: &Tensor,
+    mask: &Tensor,
+    recall_mse: &[f32],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let known = mask.sum_all()?.to_scalar::<f32>()?;
+    let cues = images.broadcast_mul(mask)?;
+    let norms = cues.sqr()?.sum_keepdim(1)?;
+    let gram = cues.matmul(&cues.t()?)?;
+    let dist = ((norms.broadcast_add(&norms.t()?)? - gram.affine(2.0, 0.0)?)? / known as f64)?
+        .to_vec2::<f32>()?;
+    for (i, row) in dist.iter().enumerate() {
+        if recall_mse[i] < 0.001 {
+            continue;
+        }
+        let (j, dj) = row
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(j, &d)| (j, d))
+            .unwrap_or((i, f32::NAN));
+        let to_j = per_row_mse(&recalled.narrow(0, i, 1)?, &images.narrow(0, j, 1)?)?[0];
+        println!(
+            "  image {i}: recall MSE {:.2e}; on the known pixels the nearest other image is {j} \
+             (MSE {dj:.2e}, median over the others {:.2e}); recalled vs image {j}: MSE {to_j:.2e}",
+            recall_mse[i],
+            median(row)
+        );
+    }
     Ok(())
 }
 
@@ -300,6 +349,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.recall.steps = args.recall_steps;
     cfg.recall.iterations = args.iterations;
     cfg.recall.momentum = args.recall_momentum;
+    cfg.recall.noise_relaxation = match args.noise_relaxation.as_str() {
+        "training" => NoiseRelaxation::Training,
+        "recall" => NoiseRelaxation::Recall,
+        v => return Err(format!("--noise-relaxation {v}: `training` or `recall`").into()),
+    };
     cfg.recall.known_precision = match args.known_precision.as_str() {
         "estimated" => KnownPrecision::Estimated,
         v => KnownPrecision::Fixed {

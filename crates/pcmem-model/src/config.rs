@@ -95,6 +95,21 @@ impl Default for KnownPrecision {
     }
 }
 
+/// Which relaxation each application of the map F runs in recall from a corrupted image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseRelaxation {
+    /// The training inference (`inference`: its gamma, T steps, tolerance and momentum, value
+    /// nodes started as in training): F is the inference phase that training made the stored
+    /// images fixed points of (up to their sensory error at the end of training). The paper,
+    /// Sec. 3: what recall does "is simply the inference phase of PCNs".
+    #[default]
+    Training,
+    /// The recall settings (`recall.gamma`, `.steps`, `.tolerance`, `.momentum`): one long
+    /// relaxation per application, towards the minimum of the energy with the cue clamped.
+    Recall,
+}
+
 /// How the weights are updated from their gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -243,10 +258,14 @@ impl Default for LearningConfig {
 pub struct RecallConfig {
     /// Inference rate during recall. Default 0.1.
     pub gamma: f64,
-    /// Inference steps per application of the map F (noise) or in total (partial). Default 250.
+    /// Inference steps of recall from a partial image (and of each application of F when
+    /// `noise_relaxation = "recall"`). Default 250.
     pub steps: usize,
     /// How many times F is applied when recalling from a corrupted image. Default 30.
     pub iterations: usize,
+    /// Which relaxation one application of F runs. Default `training` (the training
+    /// inference); `recall` uses `gamma`, `steps`, `tolerance` and `momentum` of this table.
+    pub noise_relaxation: NoiseRelaxation,
     /// Early stop on relative energy change, as in [`InferenceConfig::tolerance`]. Default none.
     pub tolerance: Option<f64>,
     /// Heavy-ball momentum of the value nodes during recall, as in
@@ -284,6 +303,7 @@ impl Default for RecallConfig {
             gamma: 0.1,
             steps: 250,
             iterations: 30,
+            noise_relaxation: NoiseRelaxation::default(),
             tolerance: None,
             momentum: 0.0,
             free_pixel_rate: None,
@@ -387,6 +407,15 @@ impl PcnConfig {
             input_dim,
             hidden_dim,
             ..Self::default()
+        }
+    }
+
+    /// The value-node dynamics of one application of F in recall from a corrupted image
+    /// (`recall.noise_relaxation`: the training inference or the recall settings).
+    pub fn noise_relaxation(&self) -> InferenceConfig {
+        match self.recall.noise_relaxation {
+            NoiseRelaxation::Training => self.inference.clone(),
+            NoiseRelaxation::Recall => self.recall.relaxation(),
         }
     }
 

@@ -26,7 +26,8 @@ pub mod pcn;
 
 pub use config::{
     Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, KnownPrecision,
-    LearningConfig, MemoryPrior, Optimizer, PcnConfig, RecallConfig, ValueInit, WeightInit,
+    LearningConfig, MemoryPrior, NoiseRelaxation, Optimizer, PcnConfig, RecallConfig, ValueInit,
+    WeightInit,
 };
 pub use error::{PcnError, Result};
 pub use memory::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall};

@@ -834,6 +834,7 @@ impl Pcn {
     /// take the sensory prediction `mu_0`; apply this map F `recall.iterations` times.
     pub fn recall_noisy(&self, cues: &Tensor) -> Result<(Tensor, RecallInfo)> {
         let rc = self.config.recall.clone();
+        let relaxation = self.config.noise_relaxation();
         let mut c = self.check_patterns("cues", cues)?;
         let mut rng = self.recall_rng(1);
         let mut runs = Vec::with_capacity(rc.iterations);
@@ -855,7 +856,7 @@ impl Pcn {
                         &mut eng,
                         &mut w,
                         None,
-                        &rc.relaxation(),
+                        &relaxation,
                         "recall",
                         0,
                     )?);
@@ -869,7 +870,7 @@ impl Pcn {
         }
         for _ in 0..rc.iterations {
             let mut x = self.init_values(&c, &mut rng)?;
-            let (info, fw) = self.relax(&mut x.0, None, &rc.relaxation(), "recall", 0)?;
+            let (info, fw) = self.relax(&mut x.0, None, &relaxation, "recall", 0)?;
             c = (&x.0[0] - &fw.eps[0])?;
             runs.push(info);
         }

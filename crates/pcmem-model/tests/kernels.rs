@@ -194,3 +194,50 @@ fn known_pixel_network_recall_equals_full_network_recall() {
         }
     }
 }
+
+/// Recall from noise runs, per application of F, the training inference by default and the
+/// recall settings with `noise_relaxation = "recall"`, on every kernel.
+#[test]
+fn each_application_of_f_runs_the_selected_relaxation() {
+    use pcmem_model::NoiseRelaxation;
+    let dev = Device::Cpu;
+    let v: Vec<f32> = (0..5 * 40)
+        .map(|i| ((i * 4099) % 577) as f32 / 577.0)
+        .collect();
+    let cues = Tensor::from_vec(v, (5, 40), &dev).unwrap();
+    for kernel in [Kernel::Fused, Kernel::FusedDirect, Kernel::Candle] {
+        let mut cfg = PcnConfig::new(40, 12);
+        cfg.kernel = kernel;
+        cfg.inference.gamma = 0.05;
+        cfg.inference.steps = 7;
+        cfg.recall.gamma = 0.2;
+        cfg.recall.steps = 90;
+        cfg.recall.iterations = 2;
+        assert_eq!(cfg.recall.noise_relaxation, NoiseRelaxation::Training);
+        let pcn = cfg.init(&dev).unwrap();
+        let (by_training, info) = pcn.recall_noisy(&cues).unwrap();
+        assert!(info.runs.iter().all(|r| r.steps == 7), "{kernel:?}");
+
+        // The same map written with the recall settings equal to the training inference.
+        let mut same = pcn.clone();
+        let rc = same.recall_config_mut();
+        rc.noise_relaxation = NoiseRelaxation::Recall;
+        rc.gamma = 0.05;
+        rc.steps = 7;
+        let (by_recall_settings, _) = same.recall_noisy(&cues).unwrap();
+        assert!(
+            common::max_abs_diff(&by_training, &by_recall_settings) < 1e-6,
+            "{kernel:?}"
+        );
+
+        // The long relaxation of the recall settings is a different map.
+        let mut long = pcn.clone();
+        long.recall_config_mut().noise_relaxation = NoiseRelaxation::Recall;
+        let (by_long, info) = long.recall_noisy(&cues).unwrap();
+        assert!(info.runs.iter().all(|r| r.steps == 90), "{kernel:?}");
+        assert!(
+            common::max_abs_diff(&by_training, &by_long) > 1e-3,
+            "{kernel:?}: the recall settings were ignored"
+        );
+    }
+}
