@@ -85,8 +85,9 @@ pub fn estimate_gflop(grid: &Grid, cell: &Cell, d: usize) -> f64 {
     };
     match cell.model {
         ModelKind::Pcn => {
-            let epochs = get(&grid.pcn, "learning", "max_epochs").unwrap_or(1000) as f64;
-            let steps = get(&grid.pcn, "inference", "steps").unwrap_or(50) as f64;
+            let table = grid.cell_table(cell).unwrap_or_else(|_| grid.pcn.clone());
+            let epochs = get(&table, "learning", "max_epochs").unwrap_or(1000) as f64;
+            let steps = get(&table, "inference", "steps").unwrap_or(50) as f64;
             let pair = nimg * (d as f64 * n + (cell.layers as f64 - 1.0) * n * n);
             epochs * ((steps + 1.0) * 4.0 * pair + 2.0 * pair) / 1e9
         }

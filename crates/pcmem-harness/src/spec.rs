@@ -261,6 +261,11 @@ pub struct Grid {
     /// Dense AM settings: HopfieldConfig fields plus `interaction`.
     #[serde(default)]
     pub dense_am: toml::Table,
+    /// Settings for the cells of one dataset, merged over the model tables above (before a
+    /// search point): dataset name -> model table name (`pcn`, `autoencoder`, ...) -> any
+    /// subset of its settings, e.g. `[per_dataset.tiny-imagenet.pcn]`. Default: none.
+    #[serde(default)]
+    pub per_dataset: BTreeMap<String, BTreeMap<String, toml::Table>>,
     /// Hyperparameter search: model table name (`pcn`, `autoencoder`, ...) -> dotted path
     /// into its settings (`inference.gamma`) -> values to try. Default: none.
     #[serde(default)]
@@ -399,6 +404,7 @@ impl Grid {
                 "modern_hopfield",
                 "hopfield",
                 "dense_am",
+                "per_dataset",
                 "search",
             ]
             .contains(&key.as_str())
@@ -489,6 +495,23 @@ impl Grid {
             return Err(
                 "[recall] give `threshold`, or both `threshold_noise` and `threshold_mask`".into(),
             );
+        }
+        for (dataset, models) in &self.per_dataset {
+            // A profile may train on fewer datasets than the table names: only the name is
+            // checked here.
+            DatasetId::from_name(dataset).map_err(|e| format!("[per_dataset.{dataset}]: {e}"))?;
+            for model in models.keys() {
+                if !t.model.iter().any(|m| m.name() == model) {
+                    return Err(format!(
+                        "[per_dataset.{dataset}.{model}]: no model `{model}` in [train] model ({})",
+                        t.model
+                            .iter()
+                            .map(|m| m.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
         }
         for (model, keys) in &self.search {
             if !t.model.iter().any(|m| m.name() == model) {
@@ -604,10 +627,17 @@ impl Grid {
         points.into_iter().map(|p| (point_label(&p), p)).collect()
     }
 
-    /// The settings table of a cell's model: [`Grid::model_table`] with the cell's search point
-    /// applied. An unknown point (a record from an edited grid) is an error naming it.
+    /// The settings table of a cell's model: [`Grid::model_table`] with the cell's dataset's
+    /// settings (`[per_dataset.<dataset>.<model>]`) and then its search point applied. An unknown point (a record from an edited grid) is an error naming it.
     pub fn cell_table(&self, cell: &Cell) -> std::result::Result<toml::Table, String> {
         let mut table = self.model_table(cell.model).clone();
+        if let Some(over) = self
+            .per_dataset
+            .get(&cell.dataset)
+            .and_then(|models| models.get(cell.model.name()))
+        {
+            merge(&mut table, over);
+        }
         if cell.search.is_empty() {
             return Ok(table);
         }

@@ -359,3 +359,62 @@ fn the_report_lists_where_a_profile_differs_from_the_full_one() {
         None
     );
 }
+
+#[test]
+fn per_dataset_settings_reach_their_cells_under_a_search_point() {
+    let text = GRID
+        .replace("dataset = [\"cifar10\"]", "dataset = [\"cifar10\", \"mnist\"]")
+        .replace("n_images = [4, 6]", "n_images = [4]")
+        .replace("model = [\"modern_hopfield\", \"pcn\"]", "model = [\"pcn\"]")
+        .replace(
+            "[profile.quick]",
+            "[per_dataset.cifar10.pcn]\nlearning = { max_epochs = 2 }\ninference = { gamma = 0.07 }\n\n\
+             [per_dataset.mnist.pcn]\ninference = { steps = 9 }\n\n\
+             [search.pcn]\n\"inference.gamma\" = [0.04]\n\n[profile.quick]",
+        );
+    let grid = Grid::parse(&text, "d.toml", "quick").unwrap();
+    let cells = grid.cells();
+    let table = |dataset: &str| {
+        let cell = cells.iter().find(|c| c.dataset == dataset).unwrap();
+        grid.cell_table(cell).unwrap()
+    };
+    let (cifar, mnist) = (table("cifar10"), table("mnist"));
+    // The dataset's table is merged key by key over [pcn]; the search point comes last.
+    assert_eq!(cifar["learning"]["max_epochs"].as_integer(), Some(2));
+    assert_eq!(cifar["inference"]["gamma"].as_float(), Some(0.04));
+    assert!(cifar["inference"].get("steps").is_none());
+    assert_eq!(mnist["learning"]["max_epochs"].as_integer(), Some(3));
+    assert_eq!(mnist["inference"]["steps"].as_integer(), Some(9));
+    assert_eq!(mnist["recall"]["steps"].as_integer(), Some(5));
+
+    // The record of a CIFAR-10 cell carries the merged settings.
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let only_cifar = text.replace("[\"cifar10\", \"mnist\"]", "[\"cifar10\"]");
+    let grid = Grid::parse(&only_cifar, "d.toml", "quick").unwrap();
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let recs = read_all(&out).unwrap();
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0].1;
+    assert_eq!(r.model_config["learning"]["max_epochs"], 2);
+    assert_eq!(r.fit.curve.len(), 2);
+
+    // Unknown datasets and models are errors naming the table.
+    for (bad, needle) in [
+        ("[per_dataset.cifar100.pcn]", "cifar100"),
+        (
+            "[per_dataset.cifar10.autoencoder]",
+            "per_dataset.cifar10.autoencoder",
+        ),
+    ] {
+        let e = Grid::parse(
+            &text.replace("[per_dataset.cifar10.pcn]", bad),
+            "d.toml",
+            "quick",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(needle) && e.contains("d.toml"), "{e}");
+    }
+}
