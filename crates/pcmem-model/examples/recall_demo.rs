@@ -398,6 +398,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pcn.save(dir)?;
     }
     report("trained", &pcn, &images, shape, &args)?;
+    let mut untrained = untrained;
+    if cfg.recall.known_precision == KnownPrecision::Estimated {
+        // The estimate needs measured errors: those of the untrained network.
+        untrained.measure_errors(&images)?;
+    }
     report("untrained", &untrained, &images, shape, &args)?;
     Ok(())
 }
