@@ -496,32 +496,29 @@ impl Grid {
                 "[recall] give `threshold`, or both `threshold_noise` and `threshold_mask`".into(),
             );
         }
+        let model_names = t
+            .model
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let trains = |model: &str| t.model.iter().any(|m| m.name() == model);
         for (dataset, models) in &self.per_dataset {
             // A profile may train on fewer datasets than the table names: only the name is
             // checked here.
             DatasetId::from_name(dataset).map_err(|e| format!("[per_dataset.{dataset}]: {e}"))?;
             for model in models.keys() {
-                if !t.model.iter().any(|m| m.name() == model) {
+                if !trains(model) {
                     return Err(format!(
-                        "[per_dataset.{dataset}.{model}]: no model `{model}` in [train] model ({})",
-                        t.model
-                            .iter()
-                            .map(|m| m.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "[per_dataset.{dataset}.{model}]: no model `{model}` in [train] model ({model_names})"
                     ));
                 }
             }
         }
         for (model, keys) in &self.search {
-            if !t.model.iter().any(|m| m.name() == model) {
+            if !trains(model) {
                 return Err(format!(
-                    "[search.{model}]: no model `{model}` in [train] model; searchable: {}",
-                    t.model
-                        .iter()
-                        .map(|m| m.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "[search.{model}]: no model `{model}` in [train] model; searchable: {model_names}"
                 ));
             }
             for (path, values) in keys {

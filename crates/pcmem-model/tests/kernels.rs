@@ -19,10 +19,7 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
 fn fused_kernel_matches_candle_reference() {
     let dev = Device::Cpu;
     // Deterministic data so that a failure reproduces.
-    let v: Vec<f32> = (0..6 * 48)
-        .map(|i| ((i * 7919) % 997) as f32 / 997.0)
-        .collect();
-    let data = Tensor::from_vec(v, (6, 48), &dev).unwrap();
+    let data = common::scrambled(6, 48, 0);
     let mask = Tensor::from_vec(
         (0..48).map(|i| (i < 20) as u8 as f32).collect::<Vec<_>>(),
         (1, 48),
@@ -201,10 +198,7 @@ fn known_pixel_network_recall_equals_full_network_recall() {
 fn each_application_of_f_runs_the_selected_relaxation() {
     use pcmem_model::NoiseRelaxation;
     let dev = Device::Cpu;
-    let v: Vec<f32> = (0..5 * 40)
-        .map(|i| ((i * 4099) % 577) as f32 / 577.0)
-        .collect();
-    let cues = Tensor::from_vec(v, (5, 40), &dev).unwrap();
+    let cues = common::scrambled(5, 40, 11);
     for kernel in [Kernel::Fused, Kernel::FusedDirect, Kernel::Candle] {
         let mut cfg = PcnConfig::new(40, 12);
         cfg.kernel = kernel;

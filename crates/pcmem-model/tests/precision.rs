@@ -10,13 +10,6 @@ use pcmem_model::{
     Activation, KnownPrecision, MemoryPrior, PcnConfig, PcnError, ValueInit, ValueNodes,
 };
 
-fn data(rows: usize, d: usize, salt: usize) -> Tensor {
-    let v: Vec<f32> = (0..rows * d)
-        .map(|i| (((i + salt) * 7919) % 997) as f32 / 997.0)
-        .collect();
-    Tensor::from_vec(v, (rows, d), &Device::Cpu).unwrap()
-}
-
 fn relax(cfg: &PcnConfig, x0: &Tensor, momentum: f64, steps: usize) -> (ValueNodes, f64) {
     let mut c = cfg.clone();
     c.inference.momentum = momentum;
@@ -36,7 +29,7 @@ fn momentum_reaches_the_fixed_point_of_plain_steps_in_fewer_steps() {
         cfg.activation = activation;
         cfg.value_init = ValueInit::Random { std: 0.3 };
         cfg.inference.gamma = 0.002;
-        let x0 = data(4, 30, 1);
+        let x0 = common::scrambled(4, 30, 1);
         let (plain, e_plain) = relax(&cfg, &x0, 0.0, 40_000);
         let (fast, e_fast) = relax(&cfg, &x0, 0.9, 2_000);
         let (short, _) = relax(&cfg, &x0, 0.0, 2_000);
@@ -173,7 +166,7 @@ fn estimated_known_precision_is_the_ratio_of_training_errors_and_survives_a_chec
         "{err}"
     );
     assert!(err.to_string().contains("measure_errors"), "{err}");
-    let x = data(5, 24, 3);
+    let x = common::scrambled(5, 24, 3);
     let mut pcn = cfg.init(&Device::Cpu).unwrap();
     pcn.train(&x).unwrap();
     let m = pcn

@@ -117,3 +117,12 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar()
         .unwrap()
 }
+
+/// Deterministic scrambled values in [0, 1), `(rows, d)`, varied by `salt`: data for tests
+/// whose failures must reproduce.
+pub fn scrambled(rows: usize, d: usize, salt: usize) -> Tensor {
+    let v: Vec<f32> = (0..rows * d)
+        .map(|i| (((i + salt) * 7919) % 997) as f32 / 997.0)
+        .collect();
+    Tensor::from_vec(v, (rows, d), &Device::Cpu).unwrap()
+}
