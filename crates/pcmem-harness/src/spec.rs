@@ -625,7 +625,8 @@ impl Grid {
     }
 
     /// The settings table of a cell's model: [`Grid::model_table`] with the cell's dataset's
-    /// settings (`[per_dataset.<dataset>.<model>]`) and then its search point applied. An unknown point (a record from an edited grid) is an error naming it.
+    /// settings (`[per_dataset.<dataset>.<model>]`) and then its search point applied. An
+    /// unknown point (a record from an edited grid) is an error naming it.
     pub fn cell_table(&self, cell: &Cell) -> std::result::Result<toml::Table, String> {
         let mut table = self.model_table(cell.model).clone();
         if let Some(over) = self
