@@ -61,6 +61,40 @@ pub struct AutoencoderConfig {
     pub seed: u64,
 }
 
+impl AutoencoderConfig {
+    /// Checks every setting; the error names the field and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, value: String, reason| {
+            Err(BaselineError::InvalidConfig {
+                field,
+                value,
+                reason,
+            })
+        };
+        if self.hidden_dim == 0 {
+            return bad("hidden_dim", "0".into(), "must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", self.lr.to_string(), "must be a finite number > 0");
+        }
+        if self.max_epochs == 0 {
+            return bad("max_epochs", "0".into(), "must be at least 1");
+        }
+        if self.recall_iterations == 0 {
+            return bad("recall_iterations", "0".into(), "must be at least 1");
+        }
+        for (field, v) in [
+            ("target_mse", self.target_mse),
+            ("recall_tolerance", self.recall_tolerance),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(field, v.to_string(), "must be a finite number >= 0");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for AutoencoderConfig {
     fn default() -> Self {
         Self {
@@ -91,28 +125,13 @@ impl Autoencoder {
     /// Builds the network for inputs of dimension `input_dim`, with seeded uniform
     /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` weights and zero biases.
     pub fn new(config: AutoencoderConfig, input_dim: usize) -> Result<Self> {
-        let bad = |field, value: String, reason| {
-            Err(BaselineError::InvalidConfig {
-                field,
-                value,
-                reason,
-            })
-        };
-        if config.hidden_dim == 0 {
-            return bad("hidden_dim", "0".into(), "must be at least 1");
-        }
+        config.validate()?;
         if input_dim == 0 {
-            return bad("input_dim", "0".into(), "must be at least 1");
-        }
-        if !(config.lr.is_finite() && config.lr > 0.0) {
-            return bad("lr", config.lr.to_string(), "must be a finite number > 0");
-        }
-        if config.max_epochs == 0 || config.recall_iterations == 0 {
-            return bad(
-                "max_epochs/recall_iterations",
-                "0".into(),
-                "must be at least 1",
-            );
+            return Err(BaselineError::InvalidConfig {
+                field: "input_dim",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
         let mut dims = vec![input_dim];

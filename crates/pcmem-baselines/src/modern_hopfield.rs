@@ -44,6 +44,34 @@ impl Default for ModernHopfieldConfig {
     }
 }
 
+impl ModernHopfieldConfig {
+    /// Checks every setting; the error names the field and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.beta.is_finite() && self.beta > 0.0) {
+            return Err(BaselineError::InvalidConfig {
+                field: "beta",
+                value: self.beta.to_string(),
+                reason: "must be a finite number > 0",
+            });
+        }
+        if self.max_iterations == 0 {
+            return Err(BaselineError::InvalidConfig {
+                field: "max_iterations",
+                value: "0".into(),
+                reason: "must be at least 1",
+            });
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return Err(BaselineError::InvalidConfig {
+                field: "tolerance",
+                value: self.tolerance.to_string(),
+                reason: "must be a finite number >= 0",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A modern Hopfield network; see the module docs.
 #[derive(Debug, Clone)]
 pub struct ModernHopfield {
@@ -54,20 +82,7 @@ pub struct ModernHopfield {
 impl ModernHopfield {
     /// Validates the config.
     pub fn new(config: ModernHopfieldConfig) -> Result<Self> {
-        if !(config.beta.is_finite() && config.beta > 0.0) {
-            return Err(BaselineError::InvalidConfig {
-                field: "beta",
-                value: config.beta.to_string(),
-                reason: "must be a finite number > 0",
-            });
-        }
-        if config.max_iterations == 0 {
-            return Err(BaselineError::InvalidConfig {
-                field: "max_iterations",
-                value: "0".into(),
-                reason: "must be at least 1",
-            });
-        }
+        config.validate()?;
         Ok(Self {
             config,
             patterns: None,

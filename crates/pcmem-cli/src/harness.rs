@@ -6,8 +6,9 @@ use std::time::Instant;
 use anyhow::Context;
 use pcmem_data::DataDirs;
 use pcmem_harness::candle_core::Device;
+use pcmem_harness::models;
 use pcmem_harness::record::{read_all, RunRecord};
-use pcmem_harness::run::{estimate_gflop, plan, run_grid, RunOptions};
+use pcmem_harness::run::{plan, run_grid, RunOptions, RunSummary};
 use pcmem_harness::spec::Grid;
 use pcmem_harness::{aggregate as agg, report as rep};
 
@@ -98,22 +99,51 @@ pub fn options(
 pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     let start = Instant::now();
     let grids = load_grids(&r.experiments, &r.profile, &r.only)?;
+    pcmem_harness::atomic::check_writable(&r.out)?;
     let opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
-    let (mut ran, mut skipped) = (0, 0);
+    let mut all = RunSummary::default();
     for g in &grids {
         let s = run_grid(g, &opts).with_context(|| format!("grid {}", g.id))?;
-        ran += s.ran;
-        skipped += s.skipped;
+        all.ran += s.ran;
+        all.skipped += s.skipped;
+        all.held_elsewhere += s.held_elsewhere;
+        all.recovered += s.recovered;
     }
+    let (ran, skipped) = (all.ran, all.skipped);
     aggregate(&r.out, &r.profile)?;
     let path = write_report(&r.out, &r.profile, &grids, &r.experiments, &r.claims)?;
     println!(
-        "{} grids, {ran} cells run, {skipped} already done, in {:.0} s; report: {}",
+        "{} grids, {ran} cells run, {skipped} already done{}{}, in {:.0} s; report: {}",
         grids.len(),
+        held(&all),
+        recovered(&all),
         start.elapsed().as_secs_f64(),
         path.display()
     );
     Ok(())
+}
+
+fn gib(bytes: f64) -> String {
+    format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))
+}
+
+fn held(s: &RunSummary) -> String {
+    if s.held_elsewhere > 0 {
+        format!(", {} held by another process (skipped)", s.held_elsewhere)
+    } else {
+        String::new()
+    }
+}
+
+fn recovered(s: &RunSummary) -> String {
+    if s.recovered > 0 {
+        format!(
+            ", {} unreadable records moved aside and recomputed",
+            s.recovered
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// `pcmem run` with the options of [`options`].
@@ -122,40 +152,60 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
     let force = opts.force;
     if dry_run {
         let cells = plan(&g, &opts)?;
-        let dims = |d: &str| match d {
-            "mnist" => 784,
-            "cifar10" => 3072,
-            "tiny-imagenet" => 12288,
-            _ => 150_528,
-        };
-        let mut total = 0.0;
-        println!("{:<48} {:>8} {:>14}", "cell", "status", "train GFLOP<=");
-        for (c, _, done) in &cells {
-            let gf = estimate_gflop(&g, c, dims(&c.dataset));
+        let have = models::machine_memory();
+        let (mut total, mut peak) = (0.0, 0.0f64);
+        println!(
+            "{:<48} {:>8} {:>14} {:>10}",
+            "cell", "status", "train GFLOP<=", "memory"
+        );
+        for (c, path, done) in &cells {
+            let r = models::resolve(&g, c).map_err(|e| pcmem_harness::HarnessError::Spec {
+                file: grid.display().to_string(),
+                message: e,
+            })?;
+            let gf = models::estimate_gflop(&r, c.n_images);
+            let status = if *done && !force {
+                "done"
+            } else if !done && path.exists() {
+                "corrupt"
+            } else {
+                "to run"
+            };
             if !done || force {
                 total += gf;
+                peak = peak.max(r.memory_bytes);
             }
+            let too_big = have.is_some_and(|h| r.memory_bytes > h);
             println!(
-                "{:<48} {:>8} {:>14.0}",
+                "{:<48} {:>8} {:>14.0} {:>10}{}",
                 c.id(),
-                if *done && !force { "done" } else { "to run" },
-                gf
+                status,
+                gf,
+                gib(r.memory_bytes),
+                if too_big { "  > machine: refused" } else { "" }
             );
         }
         println!(
-            "{} cells ({} to run), {} recall conditions each; training work at most {:.0} GFLOP (about {:.0} s at 100 GFLOP/s)",
+            "{} cells ({} to run), {} recall conditions each; training work at most {:.0} GFLOP (about {:.0} s at 100 GFLOP/s); largest cell about {} of memory (this machine: {})",
             cells.len(),
             cells.iter().filter(|c| !c.2 || force).count(),
             g.recall.corruption.len(),
             total,
-            total / 100.0
+            total / 100.0,
+            gib(peak),
+            have.map_or_else(|| "unknown".to_string(), gib),
         );
         return Ok(());
     }
     let s = run_grid(&g, &opts)?;
     println!(
-        "{}: {} cells run, {} already done, {:.0} s",
-        g.id, s.ran, s.skipped, s.seconds
+        "{}: {} cells run, {} already done{}{}, {:.0} s",
+        g.id,
+        s.ran,
+        s.skipped,
+        held(&s),
+        recovered(&s),
+        s.seconds
     );
     Ok(())
 }
@@ -234,72 +284,23 @@ pub fn report(dir: &Path, profile: &str, experiments: &Path, claims: &Path) -> a
     Ok(())
 }
 
-/// `pcmem regress`: every row of the baseline must be present with a retrieved fraction no more
-/// than `tolerance` below the baseline's.
+/// `pcmem regress`: [`pcmem_harness::regress::regress`], printed.
 pub fn regress(dir: &Path, baseline: &Path, tolerance: f64) -> anyhow::Result<()> {
-    use polars::prelude::{CsvReadOptions, DataFrame, SerReader};
-    let read = |p: &Path| -> anyhow::Result<DataFrame> {
-        let reader = CsvReadOptions::default()
-            .with_has_header(true)
-            .try_into_reader_with_file_path(Some(p.to_path_buf()));
-        let reader = anyhow::Context::with_context(reader, || format!("opening {}", p.display()))?;
-        anyhow::Context::with_context(reader.finish(), || format!("reading {}", p.display()))
-    };
-    let base = read(baseline)?;
-    let now = read(&dir.join("table.csv"))?;
-    let key = |df: &DataFrame| -> anyhow::Result<Vec<String>> {
-        let cols = [
-            "grid",
-            "dataset",
-            "model",
-            "hidden",
-            "layers",
-            "n_images",
-            "seed",
-            "corruption",
-        ];
-        let mut v: Vec<Vec<String>> = cols
-            .iter()
-            .map(|c| agg::strings(df, c))
-            .collect::<Result<_, _>>()?;
-        // The search point (absent from baselines written before searches existed).
-        v.push(agg::strings(df, "search").unwrap_or_else(|_| vec![String::new(); df.height()]));
-        Ok((0..df.height())
-            .map(|i| v.iter().map(|c| c[i].clone()).collect::<Vec<_>>().join("|"))
-            .collect())
-    };
-    let (bk, nk) = (key(&base)?, key(&now)?);
-    let (bf, nf) = (
-        agg::floats(&base, "fraction")?,
-        agg::floats(&now, "fraction")?,
-    );
-    let mut failures = Vec::new();
-    for (i, k) in bk.iter().enumerate() {
-        match nk.iter().position(|x| x == k) {
-            None => failures.push(format!("{k}: missing from the new run")),
-            Some(j) if nf[j] + tolerance < bf[i] => failures.push(format!(
-                "{k}: retrieved {:.0}% < baseline {:.0}% - {:.0}%",
-                100.0 * nf[j],
-                100.0 * bf[i],
-                100.0 * tolerance
-            )),
-            Some(_) => {}
-        }
-    }
-    for f in &failures {
+    let gate = pcmem_harness::regress::regress(dir, baseline, tolerance)?;
+    for f in &gate.failures {
         println!("REGRESSION {f}");
     }
     println!(
         "{} baseline rows checked, {} regressions (tolerance {tolerance})",
-        bk.len(),
-        failures.len()
+        gate.checked,
+        gate.failures.len()
     );
-    if failures.is_empty() {
+    if gate.failures.is_empty() {
         Ok(())
     } else {
         anyhow::bail!(
             "{} rows regressed against {}",
-            failures.len(),
+            gate.failures.len(),
             baseline.display()
         )
     }

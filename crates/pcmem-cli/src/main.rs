@@ -342,25 +342,14 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            // Library errors say themselves whether the input is at fault; look through the
+            // whole chain (context layers and transparent wrappers included).
             let bad_input = e.downcast_ref::<BadInput>().is_some()
                 || e.chain().any(|c| {
-                    matches!(
-                        c.downcast_ref::<pcmem_harness::HarnessError>(),
-                        Some(
-                            pcmem_harness::HarnessError::Spec { .. }
-                                | pcmem_harness::HarnessError::Invalid(_)
-                        )
-                    )
-                })
-                || e.chain().any(|c| {
-                    matches!(
-                        c.downcast_ref::<DataError>(),
-                        Some(
-                            DataError::UnknownDataset { .. }
-                                | DataError::Invalid(_)
-                                | DataError::Missing { .. }
-                        )
-                    )
+                    c.downcast_ref::<pcmem_harness::HarnessError>()
+                        .is_some_and(|h| h.is_bad_input())
+                        || c.downcast_ref::<DataError>()
+                            .is_some_and(|d| d.is_bad_input())
                 });
             ExitCode::from(if bad_input { 2 } else { 1 })
         }

@@ -68,6 +68,18 @@ pub enum DataError {
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 /// Wraps an `std::io::Error` with the path it concerns.
+impl DataError {
+    /// Whether the user's input is at fault (an unknown dataset name, a missing data folder or
+    /// file, a bad argument): command lines exit 2 for these, 1 for failures such as a
+    /// download that broke off or a corrupt file.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            DataError::UnknownDataset { .. } | DataError::Invalid(_) | DataError::Missing { .. }
+        )
+    }
+}
+
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DataError {
     let path = path.into();
     move |source| DataError::Io { path, source }

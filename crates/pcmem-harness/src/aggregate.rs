@@ -15,7 +15,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::error::{io_err, Result};
+use crate::error::Result;
 use crate::record::RunRecord;
 
 fn median(v: &[f64]) -> f64 {
@@ -197,14 +197,12 @@ pub fn summary(df: &DataFrame, grid: &str) -> Result<DataFrame> {
 
 /// Writes `table.csv` and `table.parquet` into `dir`.
 pub fn write(df: &mut DataFrame, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let csv = dir.join("table.csv");
-    let mut f = std::fs::File::create(&csv).map_err(io_err(&csv))?;
-    CsvWriter::new(&mut f).finish(df)?;
-    let pq = dir.join("table.parquet");
-    let f = std::fs::File::create(&pq).map_err(io_err(&pq))?;
-    ParquetWriter::new(f).finish(df)?;
-    Ok(())
+    let mut csv = Vec::new();
+    CsvWriter::new(&mut csv).finish(df)?;
+    crate::atomic::write_atomic(&dir.join("table.csv"), &csv)?;
+    let mut pq = Vec::new();
+    ParquetWriter::new(&mut pq).finish(df)?;
+    crate::atomic::write_atomic(&dir.join("table.parquet"), &pq)
 }
 
 /// A column as strings (numbers formatted), for reports and plots.

@@ -56,6 +56,54 @@ pub enum HarnessError {
     /// A bad argument (e.g. a shard outside 1..=n).
     #[error("{0}")]
     Invalid(String),
+    /// The output folder cannot take the run's files (checked before the first cell).
+    #[error("output folder {path}: {reason}")]
+    Output {
+        /// The folder.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A regression baseline (or the table checked against it) is unusable.
+    #[error("{path}: {reason}")]
+    Baseline {
+        /// The CSV file.
+        path: PathBuf,
+        /// Where and what: row, column, value.
+        reason: String,
+    },
+    /// A cell would need more memory than the machine has; refused before any work.
+    #[error(
+        "grid {grid}: cell {cell} would need about {need_gib:.1} GiB of memory, the machine has \
+         {have_gib:.1} GiB; lower `hidden`, `layers` or `n_images` in the grid"
+    )]
+    Memory {
+        /// Grid id.
+        grid: String,
+        /// Cell id.
+        cell: String,
+        /// Estimated need, GiB.
+        need_gib: f64,
+        /// Physical memory (or the cgroup limit), GiB.
+        have_gib: f64,
+    },
+}
+
+impl HarnessError {
+    /// Whether the user's input is at fault (a grid, an argument, a data folder, a baseline,
+    /// an output folder, a size the machine cannot hold): the CLI exits 2 for these, 1 for a
+    /// run that failed.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            HarnessError::Spec { .. }
+            | HarnessError::Invalid(_)
+            | HarnessError::Output { .. }
+            | HarnessError::Baseline { .. }
+            | HarnessError::Memory { .. } => true,
+            HarnessError::Data(e) => e.is_bad_input(),
+            _ => false,
+        }
+    }
 }
 
 /// Result alias of this crate.

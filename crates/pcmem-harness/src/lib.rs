@@ -6,9 +6,12 @@
 //! figures and write `REPORT.md` with the paper's claims beside our numbers.
 
 pub mod aggregate;
+pub mod atomic;
 pub mod error;
+pub mod models;
 pub mod plots;
 pub mod record;
+pub mod regress;
 pub mod report;
 pub mod run;
 pub mod spec;

@@ -23,9 +23,6 @@ pub fn picture_rows(
     k: usize,
     rows: &[(&str, &[f32])],
 ) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
-    }
     let (c, h, w) = shape;
     // Small images are upscaled to stay visible; large ones (ImageNet) are subsampled to keep
     // the files small.
@@ -35,38 +32,58 @@ pub fn picture_rows(
     let (cw, ch) = (sw * scale + 4, sh * scale + 4);
     let label_w = 90;
     let size = ((label_w + k * cw) as u32, (rows.len() * ch + 4) as u32);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
     let err = plot_err(path);
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    for (r, (name, data)) in rows.iter().enumerate() {
-        let y0 = r * ch + 2;
-        root.draw(&Text::new(
-            name.to_string(),
-            (4, (y0 + ch / 2) as i32 - 6),
-            ("sans-serif", 14),
-        ))
-        .map_err(|e| err(e.to_string()))?;
-        for i in 0..k.min(data.len() / (c * h * w)) {
-            let img = &data[i * c * h * w..(i + 1) * c * h * w];
-            let x0 = label_w + i * cw + 2;
-            for y in 0..sh {
-                for x in 0..sw {
-                    let idx = (y * step) * w + x * step;
-                    let px = |ch: usize| {
-                        (img[ch.min(c - 1) * h * w + idx].clamp(0.0, 1.0) * 255.0).round() as u8
-                    };
-                    let color = RGBColor(px(0), px(1), px(2));
-                    let (sx, sy) = ((x0 + x * scale) as i32, (y0 + y * scale) as i32);
-                    root.draw(&Rectangle::new(
-                        [(sx, sy), (sx + scale as i32, sy + scale as i32)],
-                        color.filled(),
-                    ))
-                    .map_err(|e| err(e.to_string()))?;
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        for (r, (name, data)) in rows.iter().enumerate() {
+            let y0 = r * ch + 2;
+            root.draw(&Text::new(
+                name.to_string(),
+                (4, (y0 + ch / 2) as i32 - 6),
+                ("sans-serif", 14),
+            ))
+            .map_err(|e| err(e.to_string()))?;
+            for i in 0..k.min(data.len() / (c * h * w)) {
+                let img = &data[i * c * h * w..(i + 1) * c * h * w];
+                let x0 = label_w + i * cw + 2;
+                for y in 0..sh {
+                    for x in 0..sw {
+                        let idx = (y * step) * w + x * step;
+                        let px = |ch: usize| {
+                            (img[ch.min(c - 1) * h * w + idx].clamp(0.0, 1.0) * 255.0).round() as u8
+                        };
+                        let color = RGBColor(px(0), px(1), px(2));
+                        let (sx, sy) = ((x0 + x * scale) as i32, (y0 + y * scale) as i32);
+                        root.draw(&Rectangle::new(
+                            [(sx, sy), (sx + scale as i32, sy + scale as i32)],
+                            color.filled(),
+                        ))
+                        .map_err(|e| err(e.to_string()))?;
+                    }
                 }
             }
         }
+        root.present().map_err(|e| err(e.to_string()))?;
     }
-    root.present().map_err(|e| err(e.to_string()))
+    write_png(path, size, pixels)
+}
+
+/// Encodes an RGB buffer as PNG in memory and writes it atomically: a full disk is an error,
+/// never a cut file.
+fn write_png(path: &Path, (w, h): (u32, u32), pixels: Vec<u8>) -> Result<()> {
+    let img = image::RgbImage::from_raw(w, h, pixels).ok_or_else(|| HarnessError::Plot {
+        path: path.to_path_buf(),
+        reason: "pixel buffer of the wrong size".into(),
+    })?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| HarnessError::Plot {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    crate::atomic::write_atomic(path, bytes.get_ref())
 }
 
 /// One line of a capacity plot.
@@ -162,22 +179,23 @@ pub fn capacity(stem: &Path, title: &str, x_label: &str, series: &[Series]) -> R
     // Stems hold dots (e.g. `top_0.5`): append, do not replace, the extension.
     let png = PathBuf::from(format!("{}.png", stem.display()));
     let svg = PathBuf::from(format!("{}.svg", stem.display()));
-    if let Some(dir) = stem.parent() {
-        std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
-    }
+    let size = (720u32, 480u32);
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
     draw_capacity(
-        &BitMapBackend::new(&png, (720, 480)).into_drawing_area(),
+        &BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
         title,
         x_label,
         series,
     )
     .map_err(plot_err(&png))?;
+    write_png(&png, size, pixels)?;
+    let mut text = String::new();
     draw_capacity(
-        &SVGBackend::new(&svg, (720, 480)).into_drawing_area(),
+        &SVGBackend::with_string(&mut text, size).into_drawing_area(),
         title,
         x_label,
         series,
     )
     .map_err(plot_err(&svg))?;
-    Ok(())
+    crate::atomic::write_atomic(&svg, text.as_bytes())
 }

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, HarnessError, Result};
+
+/// Marks a record that did not parse and was moved aside: `<cell>.json.corrupt-<unix time>`.
+pub const CORRUPT_MARK: &str = ".corrupt-";
 use crate::spec::Cell;
 
 /// Version of the record layout.
@@ -123,14 +126,10 @@ pub fn record_path(out: &Path, grid: &str, profile: &str, cell: &Cell) -> PathBu
 }
 
 impl RunRecord {
-    /// Writes the record atomically (temporary file, then rename).
+    /// Writes the record atomically ([`crate::atomic::write_atomic`]).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().expect("record paths have a folder");
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
         let text = serde_json::to_string_pretty(self).expect("records serialise");
-        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
+        crate::atomic::write_atomic(path, text.as_bytes())
     }
 
     /// Reads a record; an unreadable or foreign file is an error naming it.
@@ -150,7 +149,22 @@ impl RunRecord {
     }
 }
 
-/// Every record under `<out>/runs` (recursively), sorted by path.
+/// Moves a record that does not parse aside (`<file>.corrupt-<unix time>`, kept for
+/// inspection and never read again) and returns where it went.
+pub fn move_aside(path: &Path) -> Result<PathBuf> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let to = path.with_file_name(format!("{name}{CORRUPT_MARK}{now}"));
+    std::fs::rename(path, &to).map_err(io_err(path))?;
+    Ok(to)
+}
+
+/// Every record under `<out>/runs` (recursively), sorted by path. A record that does not parse
+/// is an error naming it and saying how to recompute it.
 pub fn read_all(out: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
     let mut files = Vec::new();
     let root = out.join("runs");
@@ -171,6 +185,18 @@ pub fn read_all(out: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
     files.sort();
     files
         .into_iter()
-        .map(|p| RunRecord::read(&p).map(|r| (p, r)))
+        .map(|p| {
+            RunRecord::read(&p)
+                .map(|r| (p.clone(), r))
+                .map_err(|e| match e {
+                    HarnessError::Record { path, reason } => HarnessError::Record {
+                        path,
+                        reason: format!(
+                            "{reason}; `pcmem run` on its grid moves it aside and recomputes the cell"
+                        ),
+                    },
+                    e => e,
+                })
+        })
         .collect()
 }

@@ -565,6 +565,6 @@ pub fn write_report(
         }
     }
     let path = out.join("REPORT.md");
-    std::fs::write(&path, md).map_err(io_err(&path))?;
+    crate::atomic::write_atomic(&path, md.as_bytes())?;
     Ok(path)
 }

@@ -7,19 +7,13 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use pcmem_baselines::{
-    Autoencoder, AutoencoderConfig, ClassicalHopfield, DenseAm, HopfieldConfig, Interaction,
-    ModernHopfield, ModernHopfieldConfig,
-};
 use pcmem_data::transforms::binarise;
 use pcmem_data::{DataDirs, DatasetId, Selection, Split};
-use pcmem_model::{AssociativeMemory, FitProgress, PcnConfig};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use pcmem_model::FitProgress;
 
 use crate::error::{HarnessError, Result};
 use crate::record::{record_path, DataInfo, FitInfo, RecallResult, RunRecord, Timings, SCHEMA};
-use crate::spec::{Cell, Corruption, Grid, ModelKind};
+use crate::spec::{Cell, Corruption, Grid};
 
 /// The version of the code that produced a record (git commit when built from a checkout).
 pub const CODE_VERSION: &str = env!("PCMEM_CODE_VERSION");
@@ -49,6 +43,10 @@ pub struct RunSummary {
     pub ran: usize,
     /// Cells skipped because their record existed.
     pub skipped: usize,
+    /// Cells skipped because another process was computing them (its lock was held).
+    pub held_elsewhere: usize,
+    /// Records that did not parse, moved aside and recomputed.
+    pub recovered: usize,
     /// Seconds spent.
     pub seconds: f64,
 }
@@ -69,160 +67,82 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
         .filter(|(k, _)| opts.shard.is_none_or(|(i, n)| k % n == i - 1))
         .map(|(_, c)| {
             let p = record_path(&opts.out, &grid.id, &grid.applied_profile, &c);
-            let done = p.exists();
+            let done = is_finished(&p, &c);
             (c, p, done)
         })
         .collect())
 }
 
-/// An upper bound of the training work of a cell in GFLOP (PCN by the formula of DESIGN.md
-/// section 6 times the epoch limit; autoencoder forward+backward times epochs; 0 for one-shot
-/// memories), for `--dry-run`.
-pub fn estimate_gflop(grid: &Grid, cell: &Cell, d: usize) -> f64 {
-    let (n, nimg) = (cell.hidden as f64, cell.n_images as f64);
-    let get = |t: &toml::Table, a: &str, b: &str| {
-        t.get(a).and_then(|v| v.get(b)).and_then(|v| v.as_integer())
+/// Whether `path` holds a record of `cell` that parses. A file that does not (truncated by a
+/// kill, a full disk or a bad copy) is not a finished cell.
+pub fn is_finished(path: &std::path::Path, cell: &Cell) -> bool {
+    path.exists() && RunRecord::read(path).is_ok_and(|r| r.cell == *cell)
+}
+
+/// Refuses, before any work, cells that would need more memory than the machine has (CPU
+/// runs; on a GPU the host holds only the data).
+pub fn check_memory(grid: &Grid, cells: &[&Cell], device: &Device) -> Result<()> {
+    let Some(have) = crate::models::machine_memory() else {
+        return Ok(());
     };
-    match cell.model {
-        ModelKind::Pcn => {
-            let table = grid.cell_table(cell).unwrap_or_else(|_| grid.pcn.clone());
-            let epochs = get(&table, "learning", "max_epochs").unwrap_or(1000) as f64;
-            let steps = get(&table, "inference", "steps").unwrap_or(50) as f64;
-            let pair = nimg * (d as f64 * n + (cell.layers as f64 - 1.0) * n * n);
-            epochs * ((steps + 1.0) * 4.0 * pair + 2.0 * pair) / 1e9
+    if !device.is_cpu() {
+        return Ok(());
+    }
+    for cell in cells {
+        let r = crate::models::resolve(grid, cell).map_err(|e| HarnessError::Spec {
+            file: grid.id.clone(),
+            message: e,
+        })?;
+        if r.memory_bytes > have {
+            return Err(HarnessError::Memory {
+                grid: grid.id.clone(),
+                cell: cell.id(),
+                need_gib: r.memory_bytes / GIB,
+                have_gib: have / GIB,
+            });
         }
-        ModelKind::Autoencoder => {
-            let epochs = grid
-                .autoencoder
-                .get("max_epochs")
-                .and_then(|v| v.as_integer())
-                .unwrap_or(2000) as f64;
-            let weights = 2.0 * d as f64 * n + (cell.layers as f64 - 1.0) * n * n;
-            epochs * 6.0 * nimg * weights / 1e9
+    }
+    Ok(())
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// An exclusive hold on one cell while a process computes it: an advisory lock on
+/// `<record>.lock`, released by the operating system when the process ends (even by kill -9),
+/// so a second `pcmem run` into the same folder skips the cell instead of training it twice.
+struct CellLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl CellLock {
+    /// `Ok(None)` when another process holds the cell.
+    fn try_take(record: &std::path::Path) -> Result<Option<Self>> {
+        let path = record.with_extension("json.lock");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(crate::error::io_err(dir))?;
         }
-        _ => 0.0,
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(crate::error::io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(CellLock { file, path })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(crate::error::io_err(&path)(e)),
+        }
     }
 }
 
-fn configure<T: Serialize + DeserializeOwned>(
-    base: T,
-    table: &toml::Table,
-    fixed: serde_json::Value,
-    what: &str,
-) -> Result<T> {
-    let mut value = serde_json::to_value(base).expect("configs serialise");
-    let over = serde_json::to_value(table).expect("toml tables serialise");
-    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
-        match (a, b) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    match a.get_mut(k) {
-                        Some(x) if x.is_object() && v.is_object() => merge(x, v),
-                        _ => {
-                            a.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-            }
-            (a, b) => *a = b.clone(),
-        }
+impl Drop for CellLock {
+    fn drop(&mut self) {
+        // Remove the file while still holding the lock; a process that opened it meanwhile
+        // takes the lock on the unlinked file and then finds the record written.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
-    merge(&mut value, &over);
-    merge(&mut value, &fixed);
-    serde_json::from_value(value).map_err(|e| HarnessError::Spec {
-        file: format!("[{what}] settings"),
-        message: e.to_string(),
-    })
-}
-
-/// Builds the model of a cell; returns it with its resolved config as JSON.
-fn build(
-    grid: &Grid,
-    cell: &Cell,
-    d: usize,
-    device: &Device,
-) -> Result<(Box<dyn AssociativeMemory>, serde_json::Value)> {
-    let cell_err = |e: String| HarnessError::Cell {
-        grid: grid.id.clone(),
-        cell: cell.id(),
-        reason: e,
-    };
-    let table = &grid.cell_table(cell).map_err(cell_err)?;
-    Ok(match cell.model {
-        ModelKind::Pcn => {
-            let fixed = serde_json::json!({"input_dim": d, "hidden_dim": cell.hidden, "layers": cell.layers, "seed": cell.seed});
-            let cfg: PcnConfig = configure(PcnConfig::new(d, cell.hidden), table, fixed, "pcn")?;
-            let json = serde_json::to_value(&cfg).expect("serialises");
-            (
-                Box::new(cfg.init(device).map_err(|e| cell_err(e.to_string()))?),
-                json,
-            )
-        }
-        ModelKind::Autoencoder => {
-            let fixed = serde_json::json!({"hidden_dim": cell.hidden, "hidden_layers": cell.layers, "seed": cell.seed});
-            let cfg: AutoencoderConfig =
-                configure(AutoencoderConfig::default(), table, fixed, "autoencoder")?;
-            let json = serde_json::to_value(&cfg).expect("serialises");
-            (
-                Box::new(
-                    Autoencoder::new(cfg, d)
-                        .and_then(|ae| ae.on_device(device))
-                        .map_err(|e| cell_err(e.to_string()))?,
-                ),
-                json,
-            )
-        }
-        ModelKind::ModernHopfield => {
-            let cfg: ModernHopfieldConfig = configure(
-                ModernHopfieldConfig::default(),
-                table,
-                serde_json::json!({}),
-                "modern_hopfield",
-            )?;
-            let json = serde_json::to_value(&cfg).expect("serialises");
-            (
-                Box::new(ModernHopfield::new(cfg).map_err(|e| cell_err(e.to_string()))?),
-                json,
-            )
-        }
-        ModelKind::Hopfield => {
-            let cfg: HopfieldConfig = configure(
-                HopfieldConfig::default(),
-                table,
-                serde_json::json!({}),
-                "hopfield",
-            )?;
-            let json = serde_json::to_value(&cfg).expect("serialises");
-            (
-                Box::new(ClassicalHopfield::new(cfg).map_err(|e| cell_err(e.to_string()))?),
-                json,
-            )
-        }
-        ModelKind::DenseAm => {
-            let mut t = table.clone();
-            let interaction: Interaction = match t.remove("interaction") {
-                Some(v) => v
-                    .try_into()
-                    .map_err(|e: toml::de::Error| HarnessError::Spec {
-                        file: "[dense_am] interaction".into(),
-                        message: e.to_string(),
-                    })?,
-                None => Interaction::Polynomial { degree: 3 },
-            };
-            let cfg: HopfieldConfig = configure(
-                HopfieldConfig::default(),
-                &t,
-                serde_json::json!({}),
-                "dense_am",
-            )?;
-            let mut json = serde_json::to_value(&cfg).expect("serialises");
-            json["interaction"] = serde_json::to_value(interaction).expect("serialises");
-            (
-                Box::new(DenseAm::new(cfg, interaction).map_err(|e| cell_err(e.to_string()))?),
-                json,
-            )
-        }
-    })
 }
 
 fn unix_now() -> u64 {
@@ -264,12 +184,23 @@ pub fn run_cell(
     let truth = Tensor::from_vec(pixels.clone(), (set.len(), d), &Device::Cpu)
         .map_err(|e| HarnessError::Invalid(e.to_string()))?;
     let load_s = t0.elapsed().as_secs_f64();
-    let (mut model, model_config) = build(grid, cell, d, &opts.device)?;
     let cell_err = |e: pcmem_model::MemoryError| HarnessError::Cell {
         grid: grid.id.clone(),
         cell: cell.id(),
         reason: e.to_string(),
     };
+    let resolved = crate::models::resolve(grid, cell).map_err(|e| HarnessError::Spec {
+        file: grid.id.clone(),
+        message: e,
+    })?;
+    if resolved.input_dim != d {
+        return Err(HarnessError::Invalid(format!(
+            "{}: images of {d} values, the dataset's declared shape has {}",
+            set.source, resolved.input_dim
+        )));
+    }
+    let model_config = resolved.config.clone();
+    let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
     let t1 = Instant::now();
     let fit = model.fit_with(&truth, on_epoch).map_err(cell_err)?;
     let fit_s = t1.elapsed().as_secs_f64();
@@ -400,10 +331,39 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         .iter()
         .filter(|(_, _, done)| opts.force || !done)
         .collect();
+    // Found now, not after hours of training: an output folder that cannot take files, a cell
+    // the machine cannot hold.
+    crate::atomic::check_writable(
+        &opts
+            .out
+            .join("runs")
+            .join(&grid.id)
+            .join(&grid.applied_profile),
+    )?;
+    check_memory(
+        grid,
+        &todo.iter().map(|(c, _, _)| c).collect::<Vec<_>>(),
+        &opts.device,
+    )?;
     let mut summary = RunSummary {
         skipped: cells.len() - todo.len(),
         ..Default::default()
     };
+    for (_, path, done) in &todo {
+        if !done && path.exists() {
+            let reason = RunRecord::read(path)
+                .err()
+                .map_or_else(|| "holds another cell".to_string(), |e| e.to_string());
+            let to = crate::record::move_aside(path)?;
+            eprintln!(
+                "{}: record {} is not a finished cell ({reason}); moved aside to {}, recomputing",
+                grid.id,
+                path.display(),
+                to.display()
+            );
+            summary.recovered += 1;
+        }
+    }
     let multi = MultiProgress::new();
     let bar = if opts.progress {
         let b = multi.add(ProgressBar::new(todo.len() as u64));
@@ -427,6 +387,24 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     };
     let total = todo.len();
     for (k, (cell, path, _)) in todo.into_iter().enumerate() {
+        let Some(_lock) = CellLock::try_take(path)? else {
+            let msg = format!(
+                "{}: {} is being computed by another process; skipped",
+                grid.id,
+                cell.id()
+            );
+            match &bar {
+                Some(b) => b.println(msg),
+                None => eprintln!("{msg}"),
+            }
+            summary.held_elsewhere += 1;
+            continue;
+        };
+        // Another process may have finished the cell between the plan and the lock.
+        if !opts.force && is_finished(path, cell) {
+            summary.skipped += 1;
+            continue;
+        }
         if let Some(b) = &bar {
             b.set_message(cell.id());
         }

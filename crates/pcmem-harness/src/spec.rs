@@ -65,7 +65,22 @@ impl Corruption {
             .parse()
             .map_err(|_| format!("corruption `{s}`: `{value}` is not a number"))?;
         if !(v.is_finite() && v >= 0.0) || (kind != "noise" && kind != "noise_std" && v > 1.0) {
-            return Err(format!("corruption `{s}`: value out of range"));
+            return Err(format!(
+                "corruption `{s}`: value out of range (noise: a finite variance >= 0; masks: a \
+                 fraction in [0, 1])"
+            ));
+        }
+        // A mask must leave something known: recall from no pixels recalls nothing.
+        let nothing_known = match kind {
+            "top" | "random" => v == 0.0,
+            "centre" | "right" => v >= 1.0,
+            _ => false,
+        };
+        if nothing_known {
+            return Err(format!(
+                "corruption `{s}` leaves no pixel known; `top`/`random` give the fraction kept \
+                 (> 0), `centre`/`right` the fraction hidden (< 1)"
+            ));
         }
         Ok(match kind {
             "noise" => Corruption::Noise(Noise::Variance(v)),
@@ -415,6 +430,12 @@ impl Grid {
             }
         }
         merge(&mut table, over);
+        // JSON, which model settings pass through, reads nan and inf as "unset": refuse them.
+        if let Some(key) = crate::models::non_finite(&table, "") {
+            return Err(spec_err(format!(
+                "`{key}` is not a finite number; give a number, or leave the key out for its default"
+            )));
+        }
         table.insert(
             "applied_profile".into(),
             toml::Value::String(profile.into()),
@@ -423,7 +444,31 @@ impl Grid {
             spec_err(format!("after applying [profile.{profile}]: {e}"))
         })?;
         grid.validate().map_err(spec_err)?;
+        grid.validate_cells().map_err(spec_err)?;
         Ok(grid)
+    }
+
+    /// Resolves and checks every cell's model settings and every mask on every dataset, so
+    /// that no setting is found wrong after other cells ran.
+    fn validate_cells(&self) -> std::result::Result<(), String> {
+        for dataset in &self.train.dataset {
+            let id = DatasetId::from_name(dataset).map_err(|e| e.to_string())?;
+            for c in self.corruptions() {
+                if let Corruption::Mask(mask) = c {
+                    let m = mask.build(id.shape(), self.recall.noise_seed);
+                    if !m.iter().any(|&v| v > 0.0) {
+                        return Err(format!(
+                            "[recall] corruption `{c}` leaves no pixel of a {dataset} image \
+                             known; keep a larger fraction"
+                        ));
+                    }
+                }
+            }
+        }
+        for cell in self.cells() {
+            crate::models::resolve(self, &cell).map_err(|e| format!("{e} (cell {})", cell.id()))?;
+        }
+        Ok(())
     }
 
     /// Reads and parses a grid file.

@@ -1,66 +1,13 @@
 //! Grids, the resumable runner, aggregation and claims, end to end on generated CIFAR-10 records.
 
-use std::path::Path;
-
-use pcmem_data::DataDirs;
 use pcmem_harness::record::read_all;
 use pcmem_harness::report::{evaluate, Claim};
 use pcmem_harness::run::{plan, run_grid, RunOptions};
 use pcmem_harness::spec::Grid;
 use pcmem_harness::{aggregate, HarnessError};
 
-const GRID: &str = r#"
-id = "t"
-title = "test grid"
-paper = "none"
-
-[train]
-dataset = ["cifar10"]
-n_images = [4, 6]
-model = ["modern_hopfield", "pcn"]
-hidden = [16]
-
-[recall]
-corruption = ["noise:0.05", "top:0.5"]
-threshold_noise = 0.005
-threshold_mask = 0.001
-keep_images = 2
-
-[modern_hopfield]
-beta = 50.0
-
-[pcn]
-learning = { max_epochs = 3 }
-recall = { steps = 5, iterations = 1 }
-
-[profile.quick]
-"#;
-
-fn fixture_data(dir: &Path) {
-    let sub = dir.join("cifar-10-subset");
-    std::fs::create_dir_all(&sub).unwrap();
-    let mut recs = Vec::new();
-    for r in 0..12u32 {
-        recs.push((r % 10) as u8);
-        recs.extend((0..3072u32).map(|i| ((i * (r + 3) * 7919) % 251) as u8));
-    }
-    std::fs::write(sub.join("train_0000-0011.bin"), recs).unwrap();
-}
-
-fn options(out: &Path, data: &Path) -> RunOptions {
-    RunOptions {
-        out: out.to_path_buf(),
-        shard: None,
-        force: false,
-        data: DataDirs {
-            data_dir: Some(data.to_path_buf()),
-            cache_dir: data.join("cache"),
-            mirror: None,
-        },
-        progress: false,
-        device: candle_core::Device::Cpu,
-    }
-}
+mod common;
+use common::{fixture_data, options, GRID};
 
 #[test]
 fn bad_grids_name_the_file_line_and_key() {
@@ -102,13 +49,14 @@ fn bad_grids_name_the_file_line_and_key() {
         .unwrap_err()
         .to_string()
         .contains("trian"));
+    // Model settings are checked when the grid is read, before any cell runs.
     let bad_model_key = GRID.replace("beta = 50.0", "beta = 50.0\nbetta = 1");
-    let grid = Grid::parse(&bad_model_key, "g.toml", "quick").unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    fixture_data(tmp.path());
-    let err = run_grid(&grid, &options(&tmp.path().join("out"), tmp.path())).unwrap_err();
+    let err = Grid::parse(&bad_model_key, "g.toml", "quick").unwrap_err();
     assert!(
-        matches!(err, HarnessError::Spec { .. }) && err.to_string().contains("betta"),
+        matches!(err, HarnessError::Spec { .. })
+            && err.to_string().contains("g.toml")
+            && err.to_string().contains("[modern_hopfield]")
+            && err.to_string().contains("betta"),
         "{err}"
     );
 }

@@ -2,7 +2,16 @@
 //! allocated do not grow with the number of inference steps beyond the few bytes of
 //! bookkeeping that the `gemm` crate allocates inside each matrix product (no buffer of the
 //! state's size is allocated per step), live memory does not grow from one iteration to the
-//! next, and the peak stays within twice the size of weights + value nodes + data.
+//! next, and the peak stays within twice the size of weights + value nodes + data plus the
+//! workspace of the matrix products.
+//!
+//! The matrix-product workspace is not a constant: `gemm` sizes its packing buffers from the
+//! CPU's caches and picks other kernels (and blocks) where the CPU has AVX-512. So the bound
+//! does not hard-code it: the test measures, with the same allocator and in the same process,
+//! the largest peak of live memory that bare `gemm` calls reach at every product shape the
+//! network can use (every ordered triple of batch, input and hidden sizes), and adds it. The
+//! bound is thereby the same statement on every CPU: the training iteration needs no more than
+//! twice its state plus what one matrix product of its sizes needs on that CPU.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -72,6 +81,59 @@ fn measure(pcn: &mut pcmem_model::Pcn, data: &Tensor) -> (usize, usize, usize, u
     )
 }
 
+/// The largest rise of live memory above its level before the first product, over `gemm`
+/// calls (parallel like the PCN kernels) at every ordered triple of the sizes in `dims`:
+/// the packing buffers, thread-local slabs and bookkeeping of one matrix product on this CPU.
+fn gemm_workspace(dims: &[usize]) -> usize {
+    let largest = dims.iter().copied().max().unwrap_or(0);
+    // Operands big enough for any triple that is not d x d x d (at most two input-sized
+    // factors meet in one operand).
+    let (a, b) = (
+        vec![0.5f32; largest * largest],
+        vec![0.25f32; largest * largest],
+    );
+    let mut c = vec![0f32; largest * largest];
+    let before = LIVE.load(SeqCst);
+    PEAK.store(before, SeqCst);
+    let threads = rayon::current_num_threads().max(1);
+    for &m in dims {
+        for &n in dims {
+            for &k in dims {
+                // The network never multiplies three input-sized factors: skip d x d x d.
+                if m == largest && n == largest && k == largest {
+                    continue;
+                }
+                // SAFETY: the operands hold at least m*k, k*n and m*n floats (row-major,
+                // contiguous); `c` aliases neither.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        k as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    );
+                }
+            }
+        }
+    }
+    PEAK.load(SeqCst).saturating_sub(before)
+}
+
 // One test in this file: the counters are process-wide.
 #[test]
 fn training_iteration_allocates_nothing_per_step_and_stays_within_twice_the_state() {
@@ -81,7 +143,9 @@ fn training_iteration_allocates_nothing_per_step_and_stays_within_twice_the_stat
     let weights = floats(d * n + n * n + n);
     let values = floats(rows * (d + 2 * n));
     let data_bytes = floats(rows * d);
-    let bound = 2 * (weights + values + data_bytes);
+    let workspace = gemm_workspace(&[rows, n, d]);
+    eprintln!("gemm workspace at the PCN's product shapes on this CPU: {workspace} B");
+    let bound = 2 * (weights + values + data_bytes) + workspace;
     for optimizer in [Optimizer::Sgd, Optimizer::adam()] {
         // Adam keeps two moments and a gradient buffer of the weights' size on top.
         let extra = if optimizer == Optimizer::Sgd {
@@ -109,7 +173,8 @@ fn training_iteration_allocates_nothing_per_step_and_stays_within_twice_the_stat
             );
             assert!(
                 peak2 <= bound + extra,
-                "{optimizer:?}: peak {peak2} B above 2 x (weights + value nodes + data) = {bound} B"
+                "{optimizer:?}: peak {peak2} B above 2 x (weights + value nodes + data) + gemm \
+                 workspace ({workspace} B) = {bound} B"
             );
             counts.push(b3);
         }
