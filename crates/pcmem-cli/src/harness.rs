@@ -22,6 +22,7 @@ pub struct Reproduce {
     pub experiments: PathBuf,
     pub claims: PathBuf,
     pub force: bool,
+    pub offline: bool,
     pub data: DataDirs,
     pub device: Device,
 }
@@ -91,6 +92,7 @@ pub fn options(
         force,
         data,
         progress: true,
+        offline: false,
         device,
     }
 }
@@ -100,7 +102,9 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     let start = Instant::now();
     let grids = load_grids(&r.experiments, &r.profile, &r.only)?;
     pcmem_harness::atomic::check_writable(&r.out)?;
-    let opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
+    let mut opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
+    opts.offline = r.offline;
+    let mut not_run = Vec::new();
     let mut all = RunSummary::default();
     for g in &grids {
         let s = run_grid(g, &opts).with_context(|| format!("grid {}", g.id))?;
@@ -108,8 +112,14 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
         all.skipped += s.skipped;
         all.held_elsewhere += s.held_elsewhere;
         all.recovered += s.recovered;
+        if let Some(reason) = s.not_run {
+            not_run.push(format!("{}: {reason}", g.id));
+        }
     }
     let (ran, skipped) = (all.ran, all.skipped);
+    if records_of(&r.out, &r.profile)?.is_empty() && !not_run.is_empty() {
+        return Err(NotRun(not_run).into());
+    }
     aggregate(&r.out, &r.profile)?;
     let path = write_report(&r.out, &r.profile, &grids, &r.experiments, &r.claims)?;
     println!(
@@ -120,8 +130,28 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64(),
         path.display()
     );
-    Ok(())
+    if not_run.is_empty() {
+        Ok(())
+    } else {
+        Err(NotRun(not_run).into())
+    }
 }
+
+/// Grids that were not run because their data cannot be had here (exit 3).
+#[derive(Debug)]
+pub struct NotRun(pub Vec<String>);
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} grid(s) not run:", self.0.len())?;
+        for line in &self.0 {
+            write!(f, "\n  not run: {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NotRun {}
 
 fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))
@@ -198,6 +228,9 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
         return Ok(());
     }
     let s = run_grid(&g, &opts)?;
+    if let Some(reason) = s.not_run {
+        return Err(NotRun(vec![format!("{}: {reason}", g.id)]).into());
+    }
     println!(
         "{}: {} cells run, {} already done{}{}, {:.0} s",
         g.id,

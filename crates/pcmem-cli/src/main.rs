@@ -11,7 +11,9 @@
 //! pcmem report DIR                figures and DIR/REPORT.md with the paper's claims
 //! pcmem regress DIR --baseline F  fail when retrieval drops below a committed baseline
 //! ```
-//! Exit codes: 0 success, 1 failure, 2 bad usage or bad input.
+//! Exit codes: 0 success, 1 failure, 2 bad usage or bad input, 3 finished but some grids were
+//! not run because their data cannot be had here (the summary and REPORT.md say which and how
+//! to provide it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +70,9 @@ enum Command {
         /// Recompute cells that already have a record.
         #[arg(long)]
         force: bool,
+        /// Never download: grids whose data is not on this machine are not run (and listed).
+        #[arg(long)]
+        offline: bool,
     },
     /// Run one grid (cells already recorded are skipped).
     Run {
@@ -92,6 +97,9 @@ enum Command {
         /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Never download: if the grid's data is not on this machine it is not run (exit 3).
+        #[arg(long)]
+        offline: bool,
     },
     /// Merge the records under DIR/runs into DIR/table.csv and DIR/table.parquet.
     Aggregate {
@@ -199,9 +207,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             claims,
             device,
             force,
+            offline,
         } => {
             let device = open_device(device)?;
             harness::reproduce(&harness::Reproduce {
+                offline: *offline,
                 profile: profile.clone(),
                 only: only.clone(),
                 out: out.clone(),
@@ -220,10 +230,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             force,
             out,
             device,
+            offline,
         } => {
             let device = open_device(device)?;
             let shard = shard.as_deref().map(harness::parse_shard).transpose()?;
-            let opts = harness::options(out, shard, *force, dirs, device);
+            let mut opts = harness::options(out, shard, *force, dirs, device);
+            opts.offline = *offline;
             harness::run_one(grid, profile, *dry_run, opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
@@ -337,6 +349,10 @@ fn main() -> ExitCode {
     };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<harness::NotRun>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {

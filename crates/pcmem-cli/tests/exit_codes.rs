@@ -67,7 +67,11 @@ fn a_missing_data_folder_is_bad_input() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("mnist"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-folder") && stderr(&o).contains("does not exist"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -25,6 +25,6 @@ pub mod transforms;
 pub use error::{DataError, Result};
 pub use image_set::{sha256_hex, ImageSet, Selection};
 pub use registry::{
-    data_dir_env_from, extract_cifar_archive, fetch, load, locate, verify, Archive, DataDirs,
-    DatasetId, FileCheck, Located, Split,
+    data_dir_env_from, extract_cifar_archive, fetch, fetch_split, load, locate, verify, Archive,
+    DataDirs, DatasetId, FileCheck, Located, Split,
 };

@@ -390,7 +390,40 @@ pub fn load(id: DatasetId, split: Split, sel: &Selection, dirs: &DataDirs) -> Re
 
 /// Downloads a dataset's official files into the cache (verified; CIFAR-10 also extracted).
 pub fn fetch(id: DatasetId, dirs: &DataDirs, progress: bool) -> Result<Vec<PathBuf>> {
-    if id.archives().is_empty() {
+    fetch_archives(id, id.archives(), dirs, progress)
+}
+
+impl DatasetId {
+    /// The official files that hold `split` (MNIST keeps each split in its own files; the
+    /// other datasets ship both splits in one archive). Empty for ImageNet.
+    pub fn archives_for(self, split: Split) -> Vec<Archive> {
+        let test = |a: &Archive| a.file.starts_with("t10k");
+        self.archives()
+            .iter()
+            .filter(|a| self != DatasetId::Mnist || test(a) == (split == Split::Test))
+            .copied()
+            .collect()
+    }
+}
+
+/// Downloads only the official files that hold `split` ([`DatasetId::archives_for`]) into the
+/// cache, verified as [`fetch`] does.
+pub fn fetch_split(
+    id: DatasetId,
+    split: Split,
+    dirs: &DataDirs,
+    progress: bool,
+) -> Result<Vec<PathBuf>> {
+    fetch_archives(id, &id.archives_for(split), dirs, progress)
+}
+
+fn fetch_archives(
+    id: DatasetId,
+    archives: &[Archive],
+    dirs: &DataDirs,
+    progress: bool,
+) -> Result<Vec<PathBuf>> {
+    if archives.is_empty() {
         return Err(DataError::Invalid(format!(
             "{} has no free download; put your own images in <data-dir>/imagenet/",
             id.name()
@@ -401,7 +434,7 @@ pub fn fetch(id: DatasetId, dirs: &DataDirs, progress: bool) -> Result<Vec<PathB
         _ => dirs.cache_dir.clone(),
     };
     let mut out = Vec::new();
-    for a in id.archives() {
+    for a in archives {
         let dest = dir.join(a.file);
         download::fetch(
             &a.url_with(dirs.mirror.as_deref()),

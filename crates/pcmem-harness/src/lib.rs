@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod error;
 pub mod models;
 pub mod plots;
+pub mod provision;
 pub mod record;
 pub mod regress;
 pub mod report;

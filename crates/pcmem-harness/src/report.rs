@@ -541,6 +541,21 @@ pub fn write_report(
         md,
         "\n{pass} pass, {fail} fail, {not_run} not run in this profile.\n"
     );
+    let skipped = crate::provision::not_run(out, profile);
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            md,
+            "### Grids not run
+
+Their data could not be had on the machine that ran this profile; their claims are `not run`.
+
+| grid | not run because |\n|---|---|"
+        );
+        for (grid, reason) in &skipped {
+            let _ = writeln!(md, "| {grid} | {} |", reason.replace('|', "\\|"));
+        }
+        let _ = writeln!(md);
+    }
     if let Some(t) = size_differences(grids, reference) {
         let _ = writeln!(
             md,

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub data: DataDirs,
     /// Show progress bars.
     pub progress: bool,
+    /// Never download: a grid whose data is not on this machine is not run (and said so).
+    pub offline: bool,
     /// Where the PCN and the autoencoder compute (`pcmem_model::device::parse`); Hopfield
     /// networks and the modern Hopfield network stay on the CPU.
     pub device: Device,
@@ -47,6 +49,8 @@ pub struct RunSummary {
     pub held_elsewhere: usize,
     /// Records that did not parse, moved aside and recomputed.
     pub recovered: usize,
+    /// Why the grid was not run (its data cannot be had here), if it was not.
+    pub not_run: Option<String>,
     /// Seconds spent.
     pub seconds: f64,
 }
@@ -340,6 +344,22 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
             .join(&grid.id)
             .join(&grid.applied_profile),
     )?;
+    let marker = crate::provision::marker(&opts.out, grid);
+    if !todo.is_empty() {
+        if let Some(reason) = crate::provision::prepare(grid, opts)? {
+            crate::atomic::write_atomic(&marker, reason.as_bytes())?;
+            eprintln!("{}: not run: {reason}", grid.id);
+            return Ok(RunSummary {
+                skipped: cells.len() - todo.len(),
+                not_run: Some(reason),
+                seconds: start.elapsed().as_secs_f64(),
+                ..Default::default()
+            });
+        }
+    }
+    if marker.exists() {
+        std::fs::remove_file(&marker).map_err(crate::error::io_err(&marker))?;
+    }
     check_memory(
         grid,
         &todo.iter().map(|(c, _, _)| c).collect::<Vec<_>>(),

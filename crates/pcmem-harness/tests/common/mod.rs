@@ -55,6 +55,7 @@ pub fn options(out: &Path, data: &Path) -> RunOptions {
             mirror: None,
         },
         progress: false,
+        offline: true,
         device: candle_core::Device::Cpu,
     }
 }
