@@ -10,6 +10,8 @@
 //! pcmem aggregate DIR             records -> DIR/table.csv and table.parquet
 //! pcmem report DIR                figures and DIR/REPORT.md with the paper's claims
 //! pcmem regress DIR --baseline F  fail when retrieval drops below a committed baseline
+//! pcmem store DIR --out MODEL     store your own images (PCN), with the training curve
+//! pcmem recall MODEL IMG... --corrupt top:0.25|noise:0.2|mask.png --out DIR
 //! ```
 //! Exit codes: 0 success, 1 failure, 2 bad usage or bad input, 3 finished but some grids were
 //! not run because their data cannot be had here (the summary and REPORT.md say which and how
@@ -23,6 +25,7 @@ use clap::{Parser, Subcommand};
 use pcmem_data::{DataDirs, DataError, DatasetId, Split};
 
 mod harness;
+mod store;
 
 /// Associative memories via predictive coding: reproduction and experiments.
 #[derive(Parser, Debug)]
@@ -123,6 +126,11 @@ enum Command {
         #[arg(long, default_value = "results/paper/claims.toml")]
         claims: PathBuf,
     },
+    /// Store your own images (a folder) in an associative memory, with the training curve.
+    Store(StoreArgs),
+    /// Recall stored images from corrupted copies of images; writes cue | recall pictures and
+    /// prints the nearest stored image.
+    Recall(RecallArgs),
     /// Compare retrieval in DIR/table.csv against a baseline table; fail on a drop.
     Regress {
         /// Output folder of the run to check.
@@ -134,6 +142,52 @@ enum Command {
         #[arg(long, default_value_t = 0.1)]
         tolerance: f64,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct StoreArgs {
+    /// Folder of images (PNG, JPEG), stored in file-name order.
+    dir: PathBuf,
+    /// Folder to write the memory into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Model to store them in (`pcn`).
+    #[arg(long, default_value = "pcn")]
+    model: String,
+    /// Resize every image to WIDTHxHEIGHT (needed when the images differ in size).
+    #[arg(long)]
+    size: Option<String>,
+    /// Width n of the hidden layers.
+    #[arg(long, default_value_t = 512)]
+    hidden: usize,
+    /// Hidden layers L.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Epoch limit of training.
+    #[arg(long, default_value_t = 3000)]
+    max_epochs: usize,
+    /// Stop training once the mean squared error per pixel of the stored images is below this.
+    #[arg(long, default_value_t = 3e-5)]
+    target_mse: f64,
+}
+
+#[derive(clap::Args, Debug)]
+struct RecallArgs {
+    /// A memory written by `pcmem store`.
+    model: PathBuf,
+    /// Images to recall from (resized to the memory's size when they differ).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// How the cue is made: top:0.25 (top quarter known), noise:0.2 (Gaussian noise of that
+    /// variance), random:0.5, centre:0.5, right:0.5, or a mask PNG (white = known).
+    #[arg(long)]
+    corrupt: String,
+    /// Folder for the cue | recall pictures.
+    #[arg(long, default_value = "recalled")]
+    out: PathBuf,
+    /// Seed of the noise and random masks.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +304,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             baseline,
             tolerance,
         } => harness::regress(dir, baseline, *tolerance),
+        Command::Store(a) => store::store(&store::Store {
+            dir: a.dir.clone(),
+            out: a.out.clone(),
+            model: a.model.clone(),
+            size: a.size.as_deref().map(store::parse_size).transpose()?,
+            hidden: a.hidden,
+            layers: a.layers,
+            max_epochs: a.max_epochs,
+            target_mse: a.target_mse,
+        }),
+        Command::Recall(a) => store::recall(&a.model, &a.images, &a.corrupt, &a.out, a.seed),
         Command::Data(DataCommand::List) => {
             println!(
                 "data dir: {}\ncache dir: {}",

@@ -17,6 +17,7 @@
 
 pub mod download;
 pub mod error;
+pub mod folder;
 pub mod formats;
 pub mod image_set;
 pub mod registry;

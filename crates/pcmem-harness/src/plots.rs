@@ -199,3 +199,54 @@ pub fn capacity(stem: &Path, title: &str, x_label: &str, series: &[Series]) -> R
     .map_err(plot_err(&svg))?;
     crate::atomic::write_atomic(&svg, text.as_bytes())
 }
+
+/// A training curve (loss per epoch, log scale) as a PNG: what `pcmem store` saves beside a
+/// stored memory. Non-positive or non-finite values are left out.
+pub fn curve(path: &Path, title: &str, y_label: &str, values: &[f64]) -> Result<()> {
+    let size = (720u32, 480u32);
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    let points: Vec<(f64, f64)> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite() && **v > 0.0)
+        .map(|(i, &v)| ((i + 1) as f64, v))
+        .collect();
+    let err = plot_err(path);
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        let e = |x: DrawingAreaErrorKind<_>| err(x.to_string());
+        root.fill(&WHITE).map_err(e)?;
+        let (lo, hi) = points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
+        let (lo, hi) = if lo.is_finite() {
+            (lo, hi)
+        } else {
+            (1e-6, 1.0)
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(
+                1f64..(points.len().max(2) as f64),
+                (lo * 0.8..hi * 1.25).log_scale(),
+            )
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_label)
+            .y_label_formatter(&|v| format!("{v:.1e}"))
+            .draw()
+            .map_err(e)?;
+        chart
+            .draw_series(LineSeries::new(points, PALETTE[0].stroke_width(2)))
+            .map_err(e)?;
+        root.present().map_err(e)?;
+    }
+    write_png(path, size, pixels)
+}
