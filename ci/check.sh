@@ -28,7 +28,7 @@ echo "ci/check.sh: fmt, clippy and tests passed in $(( $(date +%s) - start )) s"
 if [ -n "${PCMEM_DATA_DIR:-}" ]; then
   out=target/ci-quick
   rm -rf "$out"
-  cargo run -p pcmem-cli -- reproduce --profile quick --out "$out"
+  cargo run -p pcmem-cli -- reproduce --profile quick --out "$out" --offline
   cargo run -p pcmem-cli -- regress "$out" --baseline results/regression/quick.csv --tolerance 0.1
   echo "ci/check.sh: quick regression passed; total $(( $(date +%s) - start )) s"
 else

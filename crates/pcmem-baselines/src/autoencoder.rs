@@ -168,6 +168,60 @@ impl Autoencoder {
         Ok(self)
     }
 
+    /// Writes the network into `dir`: `config.json` (settings and input dimension) and
+    /// `weights.safetensors` (`w0`, `b0`, `w1`, ...).
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
+        let saved = |path: &std::path::Path, reason: String| BaselineError::Saved {
+            path: path.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| saved(dir, e.to_string()))?;
+        let mut tensors = std::collections::HashMap::new();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            tensors.insert(format!("w{i}"), w.as_tensor().to_device(&Device::Cpu)?);
+            tensors.insert(format!("b{i}"), b.as_tensor().to_device(&Device::Cpu)?);
+        }
+        candle_core::safetensors::save(&tensors, dir.join("weights.safetensors"))?;
+        let cfg = serde_json::json!({"config": self.config, "input_dim": self.input_dim});
+        let path = dir.join("config.json");
+        std::fs::write(&path, cfg.to_string()).map_err(|e| saved(&path, e.to_string()))
+    }
+
+    /// Reads a network written by [`Autoencoder::save`] onto `device`.
+    pub fn load(dir: &std::path::Path, device: &Device) -> Result<Self> {
+        let path = dir.join("config.json");
+        let saved = |reason: String| BaselineError::Saved {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| saved(e.to_string()))?;
+        #[derive(Deserialize)]
+        struct Saved {
+            config: AutoencoderConfig,
+            input_dim: usize,
+        }
+        let s: Saved = serde_json::from_str(&text).map_err(|e| saved(e.to_string()))?;
+        let mut ae = Autoencoder::new(s.config, s.input_dim)?;
+        let tensors =
+            candle_core::safetensors::load(dir.join("weights.safetensors"), &Device::Cpu)?;
+        for (i, (w, b)) in ae.layers.iter_mut().enumerate() {
+            for (name, var) in [(format!("w{i}"), w), (format!("b{i}"), b)] {
+                let t = tensors
+                    .get(&name)
+                    .ok_or_else(|| saved(format!("weights.safetensors has no `{name}`")))?;
+                if t.dims() != var.as_tensor().dims() {
+                    return Err(saved(format!(
+                        "`{name}` has shape {:?}, the config needs {:?}",
+                        t.dims(),
+                        var.as_tensor().dims()
+                    )));
+                }
+                *var = Var::from_tensor(t)?;
+            }
+        }
+        ae.on_device(device)
+    }
+
     /// The map `x -> AE(x)` on rows.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();

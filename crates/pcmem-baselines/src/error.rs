@@ -54,6 +54,14 @@ pub enum BaselineError {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Reading or writing a saved model failed.
+    #[error("{path}: {reason}")]
+    Saved {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Result alias of this crate.

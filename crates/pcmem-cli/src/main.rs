@@ -151,13 +151,14 @@ struct StoreArgs {
     /// Folder to write the memory into.
     #[arg(long)]
     out: PathBuf,
-    /// Model to store them in (`pcn`).
+    /// Model to store them in: pcn, autoencoder, modern_hopfield, hopfield, dense_am (the
+    /// Hopfield networks binarise the images to +-1).
     #[arg(long, default_value = "pcn")]
     model: String,
     /// Resize every image to WIDTHxHEIGHT (needed when the images differ in size).
     #[arg(long)]
     size: Option<String>,
-    /// Width n of the hidden layers.
+    /// Width n of the hidden layers (PCN, autoencoder).
     #[arg(long, default_value_t = 512)]
     hidden: usize,
     /// Hidden layers L.

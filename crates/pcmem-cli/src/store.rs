@@ -2,17 +2,20 @@
 //!
 //! A stored memory is a folder: `manifest.json` (format, pcmem version, model, image shape,
 //! the stored images' names, the data checksum, the training curve), the model's own files
-//! (`pcn/`: config and weights), the stored pixels (`stored.f32`, little-endian, for naming
+//! (`pcn/` or `autoencoder/`: config and weights; the Hopfield networks keep nothing but
+//! their stored patterns and settings), the stored pixels (`stored.f32`, little-endian, for naming
 //! the nearest stored image) and `curve.png`, the training curve.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use pcmem_baselines::Autoencoder;
 use pcmem_data::folder::{load_folder, read_rgb, to_row};
-use pcmem_data::transforms::apply_mask;
+use pcmem_data::transforms::{apply_mask, binarise};
 use pcmem_harness::candle_core::{Device, Tensor};
-use pcmem_harness::spec::Corruption;
+use pcmem_harness::models::{resolve_table, Settings, Shape};
+use pcmem_harness::spec::{Corruption, ModelKind};
 use pcmem_model::{
     AssociativeMemory, FitProgress, GradientScale, NoiseRelaxation, Optimizer, Pcn, PcnConfig,
 };
@@ -34,6 +37,8 @@ pub struct Manifest {
     pub code_version: String,
     /// Registered name of the model.
     pub model: String,
+    /// The model's resolved settings.
+    pub config: serde_json::Value,
     /// Channels, height, width of every stored image.
     pub shape: [usize; 3],
     /// File names of the stored images, in order.
@@ -94,30 +99,67 @@ fn user<E: std::fmt::Display>(e: E) -> anyhow::Error {
     BadInput(e.to_string()).into()
 }
 
+/// A trained memory, by what it takes to save it.
+enum Trained {
+    Pcn(Box<Pcn>),
+    Autoencoder(Box<Autoencoder>),
+    /// Rebuilt from its settings and the stored patterns at recall time.
+    OneShot,
+}
+
 /// `pcmem store DIR --out MODEL`.
 pub fn store(s: &Store) -> anyhow::Result<()> {
-    if s.model != "pcn" {
-        return Err(user(format!(
-            "--model {}: only `pcn` can be stored to disk in this version",
-            s.model
-        )));
+    let kind = ModelKind::from_name(&s.model).map_err(user)?;
+    let mut set = load_folder(&s.dir, s.size).map_err(user)?;
+    if kind.bipolar() {
+        set.pixels = binarise(&set.pixels, 0.5);
     }
-    let set = load_folder(&s.dir, s.size).map_err(user)?;
     let (c, h, w) = set.shape;
     let d = set.dim();
     eprintln!(
-        "storing {} images of {w}x{h} RGB from {}{} in a PCN (n = {}, L = {})",
+        "storing {} images of {w}x{h} RGB from {}{} in a {}{}",
         set.len(),
         s.dir.display(),
         if s.size.is_some() { " (resized)" } else { "" },
-        s.hidden,
-        s.layers
+        kind.name(),
+        if kind.bipolar() {
+            " (binarised to +-1)"
+        } else {
+            ""
+        },
     );
-    let cfg = recipe(d, s.hidden, s.layers, s.max_epochs, s.target_mse);
-    cfg.validate().map_err(user)?;
     pcmem_harness::atomic::check_writable(&s.out)?;
-    let mut pcn = cfg.init(&Device::Cpu)?;
     let patterns = Tensor::from_vec(set.pixels.clone(), (set.len(), d), &Device::Cpu)?;
+    let shape = Shape {
+        input_dim: d,
+        hidden: s.hidden,
+        layers: s.layers,
+        seed: 0,
+        n_images: set.len(),
+    };
+    let (mut trained, config): (Trained, serde_json::Value) = match kind {
+        ModelKind::Pcn => {
+            let cfg = recipe(d, s.hidden, s.layers, s.max_epochs, s.target_mse);
+            cfg.validate().map_err(user)?;
+            let json = serde_json::to_value(&cfg)?;
+            (Trained::Pcn(Box::new(cfg.init(&Device::Cpu)?)), json)
+        }
+        _ => {
+            let mut table = toml::Table::new();
+            if kind == ModelKind::Autoencoder {
+                table.insert("max_epochs".into(), (s.max_epochs as i64).into());
+                table.insert("target_mse".into(), s.target_mse.into());
+            }
+            let r = resolve_table(kind, &table, shape).map_err(user)?;
+            match r.settings {
+                Settings::Autoencoder(cfg, d) => (
+                    Trained::Autoencoder(Box::new(Autoencoder::new(cfg, d)?)),
+                    r.config,
+                ),
+                _ => (Trained::OneShot, r.config),
+            }
+        }
+    };
     let bar = ProgressBar::new(s.max_epochs as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -126,27 +168,39 @@ pub fn store(s: &Store) -> anyhow::Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let fit = pcn
-        .fit_with(&patterns, &mut |p: &FitProgress| {
-            bar.set_position(p.epoch as u64);
-            bar.set_message(format!("MSE {:.2e} (target {:.0e})", p.mse, s.target_mse));
-        })
-        .map_err(|e| anyhow::anyhow!("training: {e}"))?;
+    let mut on_epoch = |p: &FitProgress| {
+        bar.set_length(p.max_epochs as u64);
+        bar.set_position(p.epoch as u64);
+        bar.set_message(format!("MSE {:.2e} (target {:.0e})", p.mse, s.target_mse));
+    };
+    let fit = match &mut trained {
+        Trained::Pcn(m) => m.fit_with(&patterns, &mut on_epoch),
+        Trained::Autoencoder(m) => m.fit_with(&patterns, &mut on_epoch),
+        Trained::OneShot => rebuild(kind, &config, shape)?.fit(&patterns),
+    }
+    .map_err(|e| anyhow::anyhow!("training: {e}"))?;
     bar.finish_and_clear();
-    pcn.save(s.out.join("pcn"))?;
+    match &trained {
+        Trained::Pcn(m) => m.save(s.out.join("pcn"))?,
+        Trained::Autoencoder(m) => m.save(&s.out.join("autoencoder"))?,
+        Trained::OneShot => {}
+    }
     let bytes: Vec<u8> = set.pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
     pcmem_harness::atomic::write_atomic(&s.out.join("stored.f32"), &bytes)?;
-    pcmem_harness::plots::curve(
-        &s.out.join("curve.png"),
-        &format!("storing {} images", set.len()),
-        "training energy",
-        &fit.curve,
-    )?;
+    if !fit.curve.is_empty() {
+        pcmem_harness::plots::curve(
+            &s.out.join("curve.png"),
+            &format!("storing {} images in a {}", set.len(), kind.name()),
+            "training loss",
+            &fit.curve,
+        )?;
+    }
     let manifest = Manifest {
         format: FORMAT,
         pcmem: env!("CARGO_PKG_VERSION").into(),
         code_version: pcmem_harness::run::CODE_VERSION.into(),
-        model: s.model.clone(),
+        model: kind.name().into(),
+        config,
         shape: [c, h, w],
         images: set.names.clone(),
         source: set.source.clone(),
@@ -157,14 +211,38 @@ pub fn store(s: &Store) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
     pcmem_harness::atomic::write_atomic(&s.out.join("manifest.json"), text.as_bytes())?;
     println!(
-        "stored {} images in {} after {} epochs ({}); training curve: {}",
+        "stored {} images in {} ({}; {} epochs{}){}",
         set.len(),
         s.out.display(),
+        kind.name(),
         fit.curve.len(),
-        fit.stop,
-        s.out.join("curve.png").display()
+        if fit.stop.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", fit.stop)
+        },
+        if fit.curve.is_empty() {
+            String::new()
+        } else {
+            format!("; training curve: {}", s.out.join("curve.png").display())
+        }
     );
     Ok(())
+}
+
+/// A one-shot memory (the Hopfield networks) from its saved settings.
+fn rebuild(
+    kind: ModelKind,
+    config: &serde_json::Value,
+    shape: Shape,
+) -> anyhow::Result<Box<dyn AssociativeMemory>> {
+    let mut plain = config.clone();
+    if let Some(o) = plain.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    let table: toml::Table = toml::Table::try_from(plain).map_err(user)?;
+    let r = resolve_table(kind, &table, shape).map_err(user)?;
+    pcmem_harness::models::build(&r, &Device::Cpu).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn load_manifest(model: &Path) -> anyhow::Result<Manifest> {
@@ -223,8 +301,7 @@ pub fn recall(
     seed: u64,
 ) -> anyhow::Result<()> {
     let m = load_manifest(model)?;
-    let pcn = Pcn::load(model.join("pcn"), &Device::Cpu)
-        .map_err(|e| user(format!("{}: {e}", model.join("pcn").display())))?;
+    let kind = ModelKind::from_name(&m.model).map_err(user)?;
     let [c, h, w] = m.shape;
     let d = c * h * w;
     let stored_path = model.join("stored.f32");
@@ -241,6 +318,29 @@ pub fn recall(
             m.images.len()
         )));
     }
+    let shape = Shape {
+        input_dim: d,
+        hidden: 0,
+        layers: 0,
+        seed: 0,
+        n_images: m.images.len(),
+    };
+    let memory: Box<dyn AssociativeMemory> = match kind {
+        ModelKind::Pcn => Box::new(
+            Pcn::load(model.join("pcn"), &Device::Cpu)
+                .map_err(|e| user(format!("{}: {e}", model.join("pcn").display())))?,
+        ),
+        ModelKind::Autoencoder => {
+            Box::new(Autoencoder::load(&model.join("autoencoder"), &Device::Cpu).map_err(user)?)
+        }
+        _ => {
+            let mut mem = rebuild(kind, &m.config, shape)?;
+            let patterns = Tensor::from_vec(stored.clone(), (m.images.len(), d), &Device::Cpu)?;
+            mem.fit(&patterns).map_err(|e| anyhow::anyhow!("{e}"))?;
+            mem
+        }
+    };
+    let bipolar = kind.bipolar();
     let cue_kind = parse_cue(corrupt)?;
     let size = (w as u32, h as u32);
     let mut originals = Vec::new();
@@ -254,7 +354,8 @@ pub fn recall(
                 img.height()
             );
         }
-        originals.push(to_row(&img, size));
+        let row = to_row(&img, size);
+        originals.push(if bipolar { binarise(&row, 0.5) } else { row });
     }
     let known: Option<Vec<f32>> = match &cue_kind {
         Cue::Corruption(Corruption::Noise(_)) => None,
@@ -284,8 +385,13 @@ pub fn recall(
     for row in &originals {
         let mut cue = row.clone();
         match (&cue_kind, &known) {
-            (Cue::Corruption(Corruption::Noise(noise)), _) => noise.apply(&mut cue, seed),
-            (_, Some(k)) => apply_mask(&mut cue, k, 0.0),
+            (Cue::Corruption(Corruption::Noise(noise)), _) => {
+                noise.apply(&mut cue, seed);
+                if bipolar {
+                    cue = binarise(&cue, 0.0);
+                }
+            }
+            (_, Some(k)) => apply_mask(&mut cue, k, if bipolar { -1.0 } else { 0.0 }),
             _ => {}
         }
         cues.extend(cue);
@@ -296,7 +402,8 @@ pub fn recall(
         .as_ref()
         .map(|k| Tensor::from_vec(k.clone(), (1, d), &Device::Cpu))
         .transpose()?;
-    let got = AssociativeMemory::recall(&pcn, &cue_t, known_t.as_ref())
+    let got = memory
+        .recall(&cue_t, known_t.as_ref())
         .map_err(|e| anyhow::anyhow!("recall: {e}"))?;
     let recalled: Vec<f32> = got.images.flatten_all()?.to_vec1()?;
     let mse = |a: &[f32], b: &[f32]| {
@@ -318,7 +425,14 @@ pub fn recall(
             .file_stem()
             .map_or_else(|| format!("image{k}"), |s| s.to_string_lossy().into_owned());
         let png = out.join(format!("{stem}__recall.png"));
-        side_by_side(&png, (c, h, w), &cues[k * d..(k + 1) * d], r)?;
+        let to01 = |v: &[f32]| -> Vec<f32> {
+            if bipolar {
+                v.iter().map(|x| 0.5 * (x + 1.0)).collect()
+            } else {
+                v.to_vec()
+            }
+        };
+        side_by_side(&png, (c, h, w), &to01(&cues[k * d..(k + 1) * d]), &to01(r))?;
         println!(
             "{}: nearest stored image {} (MSE {best_mse:.2e}); cue and recall: {}",
             f.display(),

@@ -167,3 +167,44 @@ fn bad_folders_images_and_memories_are_named() {
         text(&o)
     );
 }
+
+#[test]
+fn every_model_kind_can_be_stored_and_recalled_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pics");
+    images(&dir);
+    let pics: Vec<_> = (0..8).map(|k| dir.join(format!("img{k}.png"))).collect();
+    for model in ["autoencoder", "modern_hopfield", "hopfield", "dense_am"] {
+        let mem = tmp.path().join(model);
+        let o = pcmem(&["store"])
+            .arg(&dir)
+            .arg("--out")
+            .arg(&mem)
+            .args(["--model", model, "--hidden", "64", "--max-epochs", "300"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{model}: {}", text(&o));
+        assert!(text(&o).contains("stored 8 images"), "{}", text(&o));
+        let o = pcmem(&["recall"])
+            .arg(&mem)
+            .args(&pics)
+            .args(["--corrupt", "top:0.5", "--out"])
+            .arg(tmp.path().join(format!("out-{model}")))
+            .output()
+            .unwrap();
+        let said = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{model}: {said}");
+        assert_eq!(said.matches("nearest stored image").count(), 8, "{said}");
+        // Each picture is the cue beside the recall, at the stored size (upscaled).
+        let png = image::open(tmp.path().join(format!("out-{model}/img0__recall.png"))).unwrap();
+        assert_eq!(png.height() * 2 + 4, png.width());
+    }
+    let o = pcmem(&["store"])
+        .arg(&dir)
+        .args(["--model", "transformer", "--out"])
+        .arg(tmp.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("known: pcn, autoencoder"), "{}", text(&o));
+}

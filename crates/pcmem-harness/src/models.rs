@@ -162,37 +162,77 @@ pub fn resolve(grid: &Grid, cell: &Cell) -> Result<Resolved, String> {
     if !cell.search.is_empty() {
         place.push_str(&format!(" at search point `{}`", cell.search));
     }
-    let at = |e: String| format!("{place}: {e}");
-    let table = grid.cell_table(cell).map_err(at)?;
-    let settings = match cell.model {
+    let table = grid.cell_table(cell).map_err(|e| format!("{place}: {e}"))?;
+    resolve_table(
+        cell.model,
+        &table,
+        Shape {
+            input_dim: d,
+            hidden: cell.hidden,
+            layers: cell.layers,
+            seed: cell.seed,
+            n_images: cell.n_images,
+        },
+    )
+    .map_err(|e| format!("{place}: {e}"))
+}
+
+/// The sizes a model is built for: the rest of its settings come from its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Input dimension d.
+    pub input_dim: usize,
+    /// Hidden width n (PCN, autoencoder).
+    pub hidden: usize,
+    /// Hidden layers L (PCN, autoencoder).
+    pub layers: usize,
+    /// Seed of the initial weights.
+    pub seed: u64,
+    /// Images to store (for the memory estimate).
+    pub n_images: usize,
+}
+
+/// Resolves and checks a model of `kind` from its settings table (any subset of its config's
+/// fields; the fixed sizes of `shape` win). The error names the key.
+pub fn resolve_table(
+    kind: ModelKind,
+    table: &toml::Table,
+    shape: Shape,
+) -> Result<Resolved, String> {
+    let Shape {
+        input_dim: d,
+        hidden,
+        layers,
+        seed,
+        n_images,
+    } = shape;
+    let settings = match kind {
         ModelKind::Pcn => {
-            let fixed = serde_json::json!({"input_dim": d, "hidden_dim": cell.hidden, "layers": cell.layers, "seed": cell.seed});
-            let cfg: PcnConfig =
-                configure(PcnConfig::new(d, cell.hidden), &table, fixed).map_err(at)?;
-            cfg.validate().map_err(|e| at(e.to_string()))?;
+            let fixed = serde_json::json!({"input_dim": d, "hidden_dim": hidden, "layers": layers, "seed": seed});
+            let cfg: PcnConfig = configure(PcnConfig::new(d, hidden), table, fixed)?;
+            cfg.validate().map_err(|e| e.to_string())?;
             Settings::Pcn(Box::new(cfg))
         }
         ModelKind::Autoencoder => {
-            let fixed = serde_json::json!({"hidden_dim": cell.hidden, "hidden_layers": cell.layers, "seed": cell.seed});
-            let cfg: AutoencoderConfig =
-                configure(AutoencoderConfig::default(), &table, fixed).map_err(at)?;
-            cfg.validate().map_err(|e| at(e.to_string()))?;
+            let fixed =
+                serde_json::json!({"hidden_dim": hidden, "hidden_layers": layers, "seed": seed});
+            let cfg: AutoencoderConfig = configure(AutoencoderConfig::default(), table, fixed)?;
+            cfg.validate().map_err(|e| e.to_string())?;
             Settings::Autoencoder(cfg, d)
         }
         ModelKind::ModernHopfield => {
             let cfg: ModernHopfieldConfig = configure(
                 ModernHopfieldConfig::default(),
-                &table,
+                table,
                 serde_json::json!({}),
-            )
-            .map_err(at)?;
-            cfg.validate().map_err(|e| at(e.to_string()))?;
+            )?;
+            cfg.validate().map_err(|e| e.to_string())?;
             Settings::ModernHopfield(cfg)
         }
         ModelKind::Hopfield => {
             let cfg: HopfieldConfig =
-                configure(HopfieldConfig::default(), &table, serde_json::json!({})).map_err(at)?;
-            cfg.validate().map_err(|e| at(e.to_string()))?;
+                configure(HopfieldConfig::default(), table, serde_json::json!({}))?;
+            cfg.validate().map_err(|e| e.to_string())?;
             Settings::Hopfield(cfg)
         }
         ModelKind::DenseAm => {
@@ -200,12 +240,12 @@ pub fn resolve(grid: &Grid, cell: &Cell) -> Result<Resolved, String> {
             let interaction: Interaction = match t.remove("interaction") {
                 Some(v) => v
                     .try_into()
-                    .map_err(|e: toml::de::Error| at(format!("interaction: {e}")))?,
+                    .map_err(|e: toml::de::Error| format!("interaction: {e}"))?,
                 None => Interaction::Polynomial { degree: 3 },
             };
             let cfg: HopfieldConfig =
-                configure(HopfieldConfig::default(), &t, serde_json::json!({})).map_err(at)?;
-            DenseAm::new(cfg.clone(), interaction).map_err(|e| at(e.to_string()))?;
+                configure(HopfieldConfig::default(), &t, serde_json::json!({}))?;
+            DenseAm::new(cfg.clone(), interaction).map_err(|e| e.to_string())?;
             Settings::DenseAm(cfg, interaction)
         }
     };
@@ -220,7 +260,7 @@ pub fn resolve(grid: &Grid, cell: &Cell) -> Result<Resolved, String> {
         }),
     }
     .expect("configs serialise");
-    let memory_bytes = memory_bytes(&settings, cell.n_images, d);
+    let memory_bytes = memory_bytes(&settings, n_images, d);
     Ok(Resolved {
         settings,
         config,

@@ -139,6 +139,28 @@ impl ModelKind {
         }
     }
 
+    /// Every model kind, in the order of this enum.
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Pcn,
+        ModelKind::Autoencoder,
+        ModelKind::ModernHopfield,
+        ModelKind::Hopfield,
+        ModelKind::DenseAm,
+    ];
+
+    /// The kind of a name used in grids (`pcn`, `autoencoder`, ...); the error lists them.
+    pub fn from_name(name: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown model `{name}`; known: {}",
+                    Self::ALL.map(|k| k.name()).join(", ")
+                )
+            })
+    }
+
     /// Whether patterns are binarised to +-1 before storing.
     pub fn bipolar(self) -> bool {
         matches!(self, ModelKind::Hopfield | ModelKind::DenseAm)
