@@ -5,9 +5,13 @@
 //! `cargo bench -p pcmem-model --bench train_iteration` prints, after criterion's own output, a
 //! table of seconds per iteration, GFLOP/s by the formula of DESIGN.md section 6
 //! (flops = (T+1) * sum_l 4 N d_l d_{l+1} + sum_l 2 N d_l d_{l+1}), the ratio of that rate to
-//! the matmul rate, and the speed-up over the peers' times. The `fused` kernel uses the Gram
-//! identity and executes fewer flops than the formula counts, so its rate is an effective one;
-//! `fused_direct` executes exactly the formula's products.
+//! the matmul rate, and writes the same numbers to `target/bench-peers/train_iteration.json`,
+//! which `ci/bench-peers.sh` sets beside PCX's times measured in the same run (no peer time is
+//! a constant here). With `PCMEM_BENCH_DEEP=1` it also times the deep shape (d = 12288,
+//! n = 2048, L = 10, N = 500) outside criterion: one warm-up and two iterations per kernel.
+//! The `fused` kernel uses the Gram identity and executes fewer flops than the formula
+//! counts, so its rate is an effective one; `fused_direct` executes exactly the formula's
+//! products.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::sync::Mutex;
@@ -17,11 +21,10 @@ use candle_core::{Device, Tensor};
 use criterion::{criterion_group, Criterion};
 use pcmem_model::{Kernel, Pcn, PcnConfig};
 
-/// (d, n, L, N) and the peer timings from DESIGN.md section 6 (numpy, PCX), seconds/iteration.
-const SIZES: [(usize, usize, usize, usize, f64, f64); 2] = [
-    (3072, 512, 2, 100, 0.307, 0.245),
-    (3072, 256, 2, 20, 0.043, 0.037),
-];
+/// (d, n, L, N) timed by criterion: the two CIFAR-10 sizes.
+const SIZES: [(usize, usize, usize, usize); 2] = [(3072, 512, 2, 100), (3072, 256, 2, 20)];
+/// The deep shape, timed only with `PCMEM_BENCH_DEEP=1`.
+const DEEP: (usize, usize, usize, usize) = (12288, 2048, 10, 500);
 const T: usize = 50;
 const KERNELS: [(Kernel, &str); 3] = [
     (Kernel::Fused, "fused"),
@@ -74,7 +77,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("matmul_2048", |bch| {
         bch.iter_custom(|iters| timed("matmul_2048", iters, || drop(a.matmul(&b).unwrap())))
     });
-    for (d, n, layers, rows, _, _) in SIZES {
+    for (d, n, layers, rows) in SIZES {
         let data = Tensor::rand(0f32, 1f32, (rows, d), &dev).unwrap();
         for (kernel, kname) in KERNELS {
             let name = name(kname, d, n, layers, rows);
@@ -89,27 +92,52 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// The deep shape: one warm-up and two timed iterations per direct-product kernel.
+fn deep() {
+    let (d, n, layers, rows) = DEEP;
+    let data = Tensor::rand(0f32, 1f32, (rows, d), &Device::Cpu).unwrap();
+    for (kernel, kname) in KERNELS.into_iter().filter(|k| k.0 != Kernel::Candle) {
+        let mut pcn = pcn_for(kernel, d, n, layers);
+        drop(pcn.train_step(&data).unwrap());
+        timed(&name(kname, d, n, layers, rows), 2, || {
+            drop(pcn.train_step(&data).unwrap())
+        });
+    }
+}
+
 fn summary() {
     let times = TIMES.lock().unwrap();
     let get = |n: &str| times.iter().find(|(k, _)| k == n).map(|(_, t)| *t);
     let Some(mm) = get("matmul_2048") else { return };
     let peak = 2.0 * 2048f64.powi(3) / mm / 1e9;
     println!("\nreference: 2048x2048 f32 matmul {mm:.4} s = {peak:.1} GFLOP/s (same run)");
-    println!("| d, n, L, N | kernel | s/iter | GFLOP/s (formula) | ratio to matmul | speed-up vs numpy | speed-up vs PCX |");
-    println!("|---|---|---|---|---|---|---|");
-    for (d, n, layers, rows, np, pcx) in SIZES {
+    println!("| d, n, L, N | kernel | s/iter | GFLOP/s (formula) | ratio to matmul |");
+    println!("|---|---|---|---|---|");
+    let mut rows_json = Vec::new();
+    for (d, n, layers, rows) in SIZES.into_iter().chain([DEEP]) {
         for (_, kname) in KERNELS {
             if let Some(t) = get(&name(kname, d, n, layers, rows)) {
                 let gf = flops(d, n, layers, rows) / t / 1e9;
                 println!(
-                    "| {d}, {n}, {layers}, {rows} | {kname} | {t:.4} | {gf:.1} | {:.2} | {:.2} ({np} s) | {:.2} ({pcx} s) |",
-                    gf / peak,
-                    np / t,
-                    pcx / t
+                    "| {d}, {n}, {layers}, {rows} | {kname} | {t:.4} | {gf:.1} | {:.2} |",
+                    gf / peak
                 );
+                rows_json.push(serde_json::json!({
+                    "d": d, "n": n, "layers": layers, "rows": rows, "kernel": kname,
+                    "seconds": t, "gflops_formula": gf, "ratio_to_matmul": gf / peak,
+                }));
             }
         }
     }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-peers");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        dir.join("train_iteration.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "matmul_2048_seconds": mm, "matmul_gflops": peak, "rows": rows_json,
+        }))
+        .unwrap(),
+    );
 }
 
 criterion_group!(benches, bench);
@@ -117,5 +145,8 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
+    if std::env::var("PCMEM_BENCH_DEEP").is_ok_and(|v| v == "1") {
+        deep();
+    }
     summary();
 }

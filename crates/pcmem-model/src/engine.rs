@@ -24,7 +24,7 @@ const CHUNK: usize = 1 << 13;
 /// `dst (m x n, row-major) = [dst if accumulate] + beta * A (m x k) * B (k x n)`, where
 /// `A[i, p] = a[i * a_rs + p * a_cs]` and `B[p, j] = b[p * b_rs + j * b_cs]`.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+pub(crate) fn gemm_into(
     dst: &mut [f32],
     (m, n, k): (usize, usize, usize),
     (a, a_rs, a_cs): (&[f32], usize, usize),

@@ -23,6 +23,7 @@ mod engine;
 pub mod error;
 pub mod memory;
 pub mod pcn;
+pub mod products;
 
 pub use config::{
     Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, KnownPrecision,

@@ -81,8 +81,8 @@ fn measure(pcn: &mut pcmem_model::Pcn, data: &Tensor) -> (usize, usize, usize, u
     )
 }
 
-/// The largest rise of live memory above its level before the first product, over `gemm`
-/// calls (parallel like the PCN kernels) at every ordered triple of the sizes in `dims`:
+/// The largest rise of live memory above its level before the first product, over the fused
+/// kernel's matrix products at every ordered triple of the sizes in `dims`:
 /// the packing buffers, thread-local slabs and bookkeeping of one matrix product on this CPU.
 fn gemm_workspace(dims: &[usize]) -> usize {
     let largest = dims.iter().copied().max().unwrap_or(0);
@@ -95,7 +95,6 @@ fn gemm_workspace(dims: &[usize]) -> usize {
     let mut c = vec![0f32; largest * largest];
     let before = LIVE.load(SeqCst);
     PEAK.store(before, SeqCst);
-    let threads = rayon::current_num_threads().max(1);
     for &m in dims {
         for &n in dims {
             for &k in dims {
@@ -103,31 +102,7 @@ fn gemm_workspace(dims: &[usize]) -> usize {
                 if m == largest && n == largest && k == largest {
                     continue;
                 }
-                // SAFETY: the operands hold at least m*k, k*n and m*n floats (row-major,
-                // contiguous); `c` aliases neither.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        k as isize,
-                        b.as_ptr(),
-                        1,
-                        n as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(threads),
-                    );
-                }
+                pcmem_model::products::sgemm(&mut c, &a, &b, (m, k, n));
             }
         }
     }

@@ -1,0 +1,23 @@
+//! The f32 matrix product of the fused kernel, exposed for benchmarks and memory tests:
+//! `gemm` (the kernel candle itself uses on the CPU) on row-major slices, in parallel over
+//! rayon's threads for all but tiny products. With the workspace's `x86-v4` feature of
+//! `gemm`, AVX-512 kernels are chosen at run time where the CPU has them (AVX2/FMA otherwise).
+//!
+//! ```
+//! let (a, b) = (vec![1f32, 2., 3., 4.], vec![5f32, 6., 7., 8.]);
+//! let mut c = vec![0f32; 4];
+//! pcmem_model::products::sgemm(&mut c, &a, &b, (2, 2, 2));
+//! assert_eq!(c, [19., 22., 43., 50.]);
+//! ```
+
+/// `c (m x n) = a (m x k) * b (k x n)`, all row-major and contiguous.
+///
+/// # Panics
+/// When a slice is shorter than its shape.
+pub fn sgemm(c: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "sgemm: slices shorter than {m} x {k} x {n}"
+    );
+    crate::engine::gemm_into(c, (m, n, k), (a, k, 1), (b, n, 1), false, 1.0);
+}
