@@ -3,10 +3,11 @@
 //! `REPORT.md` with the figures embedded.
 //!
 //! A claim names the grid, the cells it is about (`where`: column = value of the tidy table),
-//! a metric (`fraction` or `recalled`), a comparison (`op`, `value`) and, for claims comparing
-//! two models, `than` (another `where`) with `for_each` (the column over which the comparison
-//! must hold at every shared value). Claims are never softened: a cell the profile did not run
-//! is reported as not run, not as passed. Claims, figures and tables use the selected points
+//! a typed metric ([`Metric`]), a typed comparison ([`Op`], with `value` and, for `within`, a
+//! `tolerance`) and, for claims comparing two models, `than` (another `where`) with `for_each`
+//! (the column over which the comparison must hold at every shared value). Without
+//! `for_each`, every selected cell must satisfy the claim on its own. A cell the profile did
+//! not run is reported as not run, not as passed. Claims, figures and tables use the selected points
 //! of a grid's hyperparameter search only (see [`crate::aggregate::selected`]); the report
 //! lists every point of a search in its own table.
 
@@ -26,6 +27,52 @@ use crate::spec::Grid;
 /// Points of each labelled line of one figure panel.
 type Lines = BTreeMap<String, Vec<(f64, f64)>>;
 
+/// What a claim counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Retrieved / N, in [0, 1].
+    Fraction,
+    /// Images retrieved.
+    Recalled,
+}
+
+/// How our number is compared with the claim's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Op {
+    /// At least.
+    #[serde(rename = ">=")]
+    Ge,
+    /// At most.
+    #[serde(rename = "<=")]
+    Le,
+    /// More than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Fewer than.
+    #[serde(rename = "<")]
+    Lt,
+    /// Exactly.
+    #[serde(rename = "==")]
+    Eq,
+    /// Within `value +- tolerance` (the paper gives a number; the tolerance is stated beside it).
+    #[serde(rename = "within")]
+    Within,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64, tolerance: f64) -> bool {
+        match self {
+            Op::Ge => a >= b - 1e-12,
+            Op::Le => a <= b + 1e-12,
+            Op::Gt => a > b,
+            Op::Lt => a < b,
+            Op::Eq => (a - b).abs() < 1e-12,
+            Op::Within => (a - b).abs() <= tolerance + 1e-12,
+        }
+    }
+}
+
 /// One claim of the paper.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,15 +87,18 @@ pub struct Claim {
     pub text: String,
     /// The paper's number, as text.
     pub paper: String,
-    /// Cells of the tidy table the claim is about (column -> value).
+    /// Cells of the tidy table the claim is about (column -> value). Without `for_each` the
+    /// claim must hold for every selected cell (seeds averaged), never for their mean.
     #[serde(rename = "where")]
     pub filter: BTreeMap<String, String>,
-    /// `fraction` or `recalled`.
-    pub metric: String,
-    /// `>=`, `<=`, `>`, `<` or `==`.
-    pub op: String,
+    /// What is counted.
+    pub metric: Metric,
+    /// The comparison.
+    pub op: Op,
     /// Threshold value (absent when comparing against `than`).
     pub value: Option<f64>,
+    /// Half-width of the interval of `op = "within"` (required there, refused elsewhere).
+    pub tolerance: Option<f64>,
     /// Other cells to compare against.
     pub than: Option<BTreeMap<String, String>>,
     /// Column over which a comparison against `than` must hold at every shared value.
@@ -61,13 +111,75 @@ struct ClaimsFile {
     claim: Vec<Claim>,
 }
 
-/// Reads the claims file.
+/// Columns a claim may select on.
+pub const CLAIM_COLUMNS: [&str; 7] = [
+    "dataset",
+    "model",
+    "hidden",
+    "layers",
+    "n_images",
+    "corruption",
+    "seed",
+];
+
+impl Claim {
+    /// Checks the claim's own consistency; the message names the claim.
+    fn check(&self) -> std::result::Result<(), String> {
+        let id = &self.id;
+        if self.value.is_some() == self.than.is_some() {
+            return Err(format!(
+                "claim {id}: give exactly one of `value` and `than`"
+            ));
+        }
+        if (self.op == Op::Within) != self.tolerance.is_some() {
+            return Err(format!(
+                "claim {id}: `tolerance` goes with `op = \"within\"` and only there"
+            ));
+        }
+        if let Some(t) = self.tolerance {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(format!(
+                    "claim {id}: tolerance {t} must be a finite number >= 0"
+                ));
+            }
+        }
+        if self.value.is_some_and(|v| !v.is_finite()) {
+            return Err(format!("claim {id}: value must be finite"));
+        }
+        for k in self
+            .filter
+            .keys()
+            .chain(self.than.iter().flat_map(|t| t.keys()))
+            .chain(self.for_each.iter())
+        {
+            if !CLAIM_COLUMNS.contains(&k.as_str()) {
+                return Err(format!(
+                    "claim {id}: unknown column `{k}`; claims select on {}",
+                    CLAIM_COLUMNS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the claims file; an unknown metric, comparison or column is an error naming the
+/// claim.
 pub fn load_claims(path: &Path) -> Result<Vec<Claim>> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let f: ClaimsFile = toml::from_str(&text).map_err(|e| HarnessError::Spec {
+    let spec = |message: String| HarnessError::Spec {
         file: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let f: ClaimsFile = toml::from_str(&text).map_err(|e| spec(e.to_string()))?;
+    for c in &f.claim {
+        c.check().map_err(spec)?;
+    }
+    let mut ids: Vec<&str> = f.claim.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(spec(format!("claim id `{}` appears twice", w[0])));
+    }
     Ok(f.claim)
 }
 
@@ -80,40 +192,59 @@ pub struct Verdict {
     pub pass: Option<bool>,
 }
 
-fn compare(a: f64, op: &str, b: f64) -> bool {
-    match op {
-        ">=" => a >= b - 1e-12,
-        "<=" => a <= b + 1e-12,
-        ">" => a > b,
-        "<" => a < b,
-        _ => (a - b).abs() < 1e-12,
-    }
-}
-
 /// Rows of the tidy table matching a filter: (for_each value, metric).
 fn select(
     df: &DataFrame,
     grid: &str,
     filter: &BTreeMap<String, String>,
-    metric: &str,
+    metric: Metric,
     by: Option<&str>,
 ) -> Result<Vec<(String, f64)>> {
     let g = strings(df, "grid")?;
-    let m = floats(df, metric)?;
+    let m = floats(
+        df,
+        match metric {
+            Metric::Fraction => "fraction",
+            Metric::Recalled => "recalled",
+        },
+    )?;
     let cols: Vec<(String, Vec<String>)> = filter
         .keys()
         .map(|k| Ok((k.clone(), strings(df, k)?)))
         .collect::<Result<_>>()?;
-    let key = by.map(|b| strings(df, b)).transpose()?;
     let chosen = strings(df, "selected")?;
-    let mut out = Vec::new();
-    for i in 0..g.len() {
-        if g[i] != grid || chosen[i] != "true" || !cols.iter().all(|(k, v)| v[i] == filter[k]) {
-            continue;
+    let rows: Vec<usize> = (0..g.len())
+        .filter(|&i| {
+            g[i] == grid && chosen[i] == "true" && cols.iter().all(|(k, v)| v[i] == filter[k])
+        })
+        .collect();
+    let key: Vec<String> = match by {
+        Some(b) => {
+            let v = strings(df, b)?;
+            rows.iter().map(|&i| v[i].clone()).collect()
         }
-        out.push((key.as_ref().map_or(String::new(), |k| k[i].clone()), m[i]));
-    }
-    Ok(out)
+        // Without `for_each`, every cell (seeds averaged) is judged on its own; it is named by
+        // the columns that tell the selected cells apart.
+        None => {
+            let mut parts: Vec<(&str, Vec<String>)> = Vec::new();
+            for c in CONFIG_COLUMNS.iter().filter(|c| !filter.contains_key(**c)) {
+                let v = strings(df, c)?;
+                if rows.iter().any(|&i| v[i] != v[rows[0]]) {
+                    parts.push((c, v));
+                }
+            }
+            rows.iter()
+                .map(|&i| {
+                    parts
+                        .iter()
+                        .map(|(c, v)| format!("{c}={}", v[i]))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect()
+        }
+    };
+    Ok(key.into_iter().zip(rows.iter().map(|&i| m[i])).collect())
 }
 
 /// Evaluates a claim on the tidy table (seeds averaged).
@@ -130,7 +261,7 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             .map(|(k, (s, n))| (k, s / n as f64))
             .collect::<BTreeMap<_, _>>()
     };
-    let ours = mean_by(select(df, &claim.grid, &claim.filter, &claim.metric, by)?);
+    let ours = mean_by(select(df, &claim.grid, &claim.filter, claim.metric, by)?);
     if ours.is_empty() {
         return Ok(Verdict {
             ours: "not run in this profile".into(),
@@ -138,7 +269,7 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
         });
     }
     let fmt = |v: f64| {
-        if claim.metric == "fraction" {
+        if claim.metric == Metric::Fraction {
             format!("{:.0}%", 100.0 * v)
         } else {
             format!("{v:.1}")
@@ -146,7 +277,7 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     };
     match (&claim.than, claim.value) {
         (Some(than), _) => {
-            let other = mean_by(select(df, &claim.grid, than, &claim.metric, by)?);
+            let other = mean_by(select(df, &claim.grid, than, claim.metric, by)?);
             let shared: Vec<_> = ours
                 .iter()
                 .filter_map(|(k, a)| other.get(k).map(|b| (k, *a, *b)))
@@ -165,7 +296,8 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            let pass = shared.iter().all(|(_, a, b)| compare(*a, &claim.op, *b));
+            let tol = claim.tolerance.unwrap_or(0.0);
+            let pass = shared.iter().all(|(_, a, b)| claim.op.holds(*a, *b, tol));
             Ok(Verdict {
                 ours: text,
                 pass: Some(pass),
@@ -175,17 +307,22 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             let text = ours
                 .iter()
                 .map(|(k, a)| {
-                    if k.is_empty() {
+                    if k.is_empty() || (by.is_none() && ours.len() == 1) {
                         fmt(*a)
+                    } else if let Some(b) = by {
+                        format!("{b}={k}: {}", fmt(*a))
                     } else {
-                        format!("{}={k}: {}", by.unwrap_or(""), fmt(*a))
+                        format!("{k}: {}", fmt(*a))
                     }
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
             Ok(Verdict {
                 ours: text,
-                pass: Some(ours.values().all(|a| compare(*a, &claim.op, v))),
+                pass: Some(
+                    ours.values()
+                        .all(|a| claim.op.holds(*a, v, claim.tolerance.unwrap_or(0.0))),
+                ),
             })
         }
         (None, None) => Err(HarnessError::Invalid(format!(

@@ -1,7 +1,7 @@
 //! Grids, the resumable runner, aggregation and claims, end to end on generated CIFAR-10 records.
 
 use pcmem_harness::record::read_all;
-use pcmem_harness::report::{evaluate, Claim};
+use pcmem_harness::report::{evaluate, Claim, Metric, Op};
 use pcmem_harness::run::{plan, run_grid, RunOptions};
 use pcmem_harness::spec::Grid;
 use pcmem_harness::{aggregate, HarnessError};
@@ -139,7 +139,7 @@ fn runner_writes_records_resumes_forces_and_shards() {
         .collect();
     let df = aggregate::tidy(&plain).unwrap();
     assert_eq!(df.height(), 8);
-    let claim = |op: &str, value: f64, n: &str| Claim {
+    let claim = |op: Op, value: f64, n: &str| Claim {
         id: "c".into(),
         grid: "t".into(),
         source: "s".into(),
@@ -151,25 +151,85 @@ fn runner_writes_records_resumes_forces_and_shards() {
             ("corruption".to_string(), "noise:0.05".to_string()),
         ]
         .into(),
-        metric: "fraction".into(),
-        op: op.into(),
+        metric: Metric::Fraction,
+        op,
         value: Some(value),
+        tolerance: None,
         than: None,
         for_each: None,
     };
     assert_eq!(
-        evaluate(&claim(">=", 1.0, "4"), &df).unwrap().pass,
+        evaluate(&claim(Op::Ge, 1.0, "4"), &df).unwrap().pass,
         Some(true)
     );
     assert_eq!(
-        evaluate(&claim("<", 0.5, "4"), &df).unwrap().pass,
+        evaluate(&claim(Op::Lt, 0.5, "4"), &df).unwrap().pass,
         Some(false)
     );
     assert_eq!(
-        evaluate(&claim(">=", 1.0, "250"), &df).unwrap().pass,
+        evaluate(&claim(Op::Ge, 1.0, "250"), &df).unwrap().pass,
         None,
         "cells not run are not passed"
     );
+    // Without `for_each` every cell must hold on its own: N = 4 recalls all, N = 6 (made to
+    // fail here) none; their mean, 50%, would pass "at most 50%".
+    let mut broken = plain.clone();
+    for r in broken
+        .iter_mut()
+        .filter(|r| r.cell.model.name() == "modern_hopfield" && r.cell.n_images == 6)
+    {
+        r.recall[0].mse.iter_mut().for_each(|m| *m = 1.0);
+    }
+    let df = aggregate::tidy(&broken).unwrap();
+    let mut both = claim(Op::Le, 0.5, "4");
+    both.filter.remove("n_images");
+    let v = evaluate(&both, &df).unwrap();
+    assert_eq!(v.pass, Some(false), "{}", v.ours);
+    assert!(
+        v.ours.contains("n_images=4") && v.ours.contains("n_images=6"),
+        "{}",
+        v.ours
+    );
+    let mut within = claim(Op::Within, 0.9, "4");
+    within.tolerance = Some(0.1);
+    assert_eq!(evaluate(&within, &df).unwrap().pass, Some(true));
+    within.tolerance = Some(0.05);
+    assert_eq!(evaluate(&within, &df).unwrap().pass, Some(false));
+}
+
+#[test]
+fn claims_with_unknown_metrics_comparisons_or_columns_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("claims.toml");
+    let good = r#"
+[[claim]]
+id = "a"
+grid = "g"
+source = "s"
+text = "t"
+paper = "5"
+where = { model = "modern_hopfield", n_images = "50" }
+metric = "recalled"
+op = "within"
+value = 5.0
+tolerance = 2.0
+"#;
+    std::fs::write(&path, good).unwrap();
+    assert_eq!(pcmem_harness::report::load_claims(&path).unwrap().len(), 1);
+    for (from, to, want) in [
+        ("op = \"within\"", "op = \"=>\"", "=>"),
+        ("metric = \"recalled\"", "metric = \"recall\"", "recall"),
+        ("n_images = \"50\"", "n_imgs = \"50\"", "n_imgs"),
+        ("tolerance = 2.0\n", "", "tolerance"),
+        ("op = \"within\"", "op = \">=\"", "tolerance"),
+    ] {
+        std::fs::write(&path, good.replace(from, to)).unwrap();
+        let e = pcmem_harness::report::load_claims(&path).unwrap_err();
+        assert!(e.to_string().contains(want), "{from} -> {to}: {e}");
+    }
+    std::fs::write(&path, format!("{good}{good}")).unwrap();
+    let e = pcmem_harness::report::load_claims(&path).unwrap_err();
+    assert!(e.to_string().contains("twice"), "{e}");
 }
 
 const SEARCH_GRID: &str = r#"
@@ -254,9 +314,10 @@ fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
         text: "t".into(),
         paper: "p".into(),
         filter: [("model".to_string(), "pcn".to_string())].into(),
-        metric: "recalled".into(),
-        op: ">=".into(),
+        metric: Metric::Recalled,
+        op: Op::Ge,
         value: Some(0.0),
+        tolerance: None,
         than: None,
         for_each: None,
     };
