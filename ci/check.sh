@@ -22,6 +22,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The README's test command:
 cargo test --workspace
 echo "ci/check.sh: fmt, clippy and tests passed in $(( $(date +%s) - start )) s"
+# The AVX-512 kernels are chosen at run time: the build must run on a CPU without them.
+bash ci/check-no-avx512.sh
 
 # The quick regression run: every grid's quick profile, compared with the committed baseline.
 # Needs the real images; skipped (and said so) without them.
