@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use pcmem_data::DataDirs;
 use pcmem_harness::candle_core::Device;
+use pcmem_harness::estimate::Expectation;
 use pcmem_harness::models;
 use pcmem_harness::record::{read_all, RunRecord};
 use pcmem_harness::run::{plan, run_grid, RunOptions, RunSummary};
@@ -153,6 +154,18 @@ impl std::fmt::Display for NotRun {
 
 impl std::error::Error for NotRun {}
 
+fn duration(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds < 2.0 * 86400.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} d", seconds / 86400.0)
+    }
+}
+
 fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))
 }
@@ -183,17 +196,19 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
     if dry_run {
         let cells = plan(&g, &opts)?;
         let have = models::machine_memory();
-        let (mut total, mut peak) = (0.0, 0.0f64);
+        let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
+        let expect = Expectation::from_records(&g, &records);
+        let (mut bound_s, mut expected_s, mut unknown, mut peak) = (0.0, 0.0, 0usize, 0.0f64);
         println!(
-            "{:<48} {:>8} {:>14} {:>10}",
-            "cell", "status", "train GFLOP<=", "memory"
+            "{:<48} {:>8} {:>12} {:>12} {:>10}",
+            "cell", "status", "bound", "expected", "memory"
         );
         for (c, path, done) in &cells {
             let r = models::resolve(&g, c).map_err(|e| pcmem_harness::HarnessError::Spec {
                 file: grid.display().to_string(),
                 message: e,
             })?;
-            let gf = models::estimate_gflop(&r, c.n_images);
+            let (bound, expected) = expect.seconds(&g, c);
             let status = if *done && !force {
                 "done"
             } else if !done && path.exists() {
@@ -202,29 +217,57 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
                 "to run"
             };
             if !done || force {
-                total += gf;
+                bound_s += bound;
+                match expected {
+                    Some(e) => expected_s += e,
+                    None if bound > 0.0 => unknown += 1,
+                    None => {}
+                }
                 peak = peak.max(r.memory_bytes);
             }
             let too_big = have.is_some_and(|h| r.memory_bytes > h);
             println!(
-                "{:<48} {:>8} {:>14.0} {:>10}{}",
+                "{:<48} {:>8} {:>12} {:>12} {:>10}{}",
                 c.id(),
                 status,
-                gf,
+                duration(bound),
+                expected.map_or_else(|| "-".to_string(), duration),
                 gib(r.memory_bytes),
                 if too_big { "  > machine: refused" } else { "" }
             );
         }
         println!(
-            "{} cells ({} to run), {} recall conditions each; training work at most {:.0} GFLOP (about {:.0} s at 100 GFLOP/s); largest cell about {} of memory (this machine: {})",
+            "{} cells ({} to run), {} recall conditions each; training at most {}, expected {}{}; \
+             largest cell about {} of memory (this machine: {})",
             cells.len(),
             cells.iter().filter(|c| !c.2 || force).count(),
             g.recall.corruption.len(),
-            total,
-            total / 100.0,
+            duration(bound_s),
+            duration(expected_s),
+            if unknown > 0 {
+                format!(" plus {unknown} cells of a kind with no record yet")
+            } else {
+                String::new()
+            },
             gib(peak),
             have.map_or_else(|| "unknown".to_string(), gib),
         );
+        for (kind, m) in &expect.kinds {
+            println!(
+                "  {}: {:.0} GFLOP/s measured, training stops at {:.0}% of the epoch limit ({} records)",
+                kind.name(),
+                m.rate,
+                100.0 * m.epoch_fraction,
+                m.records
+            );
+        }
+        if expect.kinds.is_empty() {
+            println!(
+                "  no finished cell of this grid under {} yet: bounds at {} GFLOP/s, no expectation",
+                opts.out.display(),
+                pcmem_harness::estimate::DEFAULT_RATE
+            );
+        }
         return Ok(());
     }
     let s = run_grid(&g, &opts)?;

@@ -84,7 +84,9 @@ enum Command {
         /// Profile.
         #[arg(long, default_value = "quick")]
         profile: String,
-        /// Only every n-th cell starting at i (1-based), e.g. 2/4, for job arrays.
+        /// Only shard i of n (1-based), e.g. 2/4, for job arrays: shards of about equal
+        /// estimated work. In a SLURM array job the task's shard is taken from
+        /// SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when this is not given.
         #[arg(long)]
         shard: Option<String>,
         /// List the cells and an estimate of the work; run nothing.
@@ -288,7 +290,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             offline,
         } => {
             let device = open_device(device)?;
-            let shard = shard.as_deref().map(harness::parse_shard).transpose()?;
+            let shard = match shard.as_deref() {
+                Some(s) => Some(harness::parse_shard(s)?),
+                // In a SLURM job array, the task's shard.
+                None => {
+                    let s = pcmem_harness::shard::from_slurm(|k| std::env::var(k).ok())
+                        .map_err(BadInput)?;
+                    if let Some((i, n)) = s {
+                        eprintln!("shard {i}/{n} from SLURM_ARRAY_TASK_ID");
+                    }
+                    s
+                }
+            };
             let mut opts = harness::options(out, shard, *force, dirs, device);
             opts.offline = *offline;
             harness::run_one(grid, profile, *dry_run, opts)

@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod atomic;
 pub mod error;
+pub mod estimate;
 pub mod models;
 pub mod plots;
 pub mod provision;
@@ -15,6 +16,7 @@ pub mod record;
 pub mod regress;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod spec;
 
 pub use candle_core;

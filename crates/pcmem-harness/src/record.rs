@@ -200,3 +200,22 @@ pub fn read_all(out: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
         })
         .collect()
 }
+
+/// The records of one grid and profile that parse (those that do not are skipped here; the
+/// runner moves them aside), for estimates.
+pub fn readable(out: &Path, grid: &str, profile: &str) -> Vec<RunRecord> {
+    let dir = out.join("runs").join(grid).join(profile);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| RunRecord::read(p).ok())
+        .collect()
+}

@@ -23,7 +23,8 @@ pub const CODE_VERSION: &str = env!("PCMEM_CODE_VERSION");
 pub struct RunOptions {
     /// Output folder (records go under `<out>/runs`).
     pub out: PathBuf,
-    /// `(i, n)`: run only cells whose index is `i - 1` modulo `n`.
+    /// `(i, n)`: run only the cells of shard `i` of `n` ([`crate::shard::assign`]: shards of
+    /// about equal estimated work).
     pub shard: Option<(usize, usize)>,
     /// Recompute cells that already have a record.
     pub force: bool,
@@ -64,11 +65,27 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
             )));
         }
     }
-    Ok(grid
-        .cells()
+    let cells = grid.cells();
+    // Shards of about equal work (the training bound of each cell; one-shot cells count as
+    // none and are spread by number).
+    let shard_of = opts.shard.map(|(_, n)| {
+        let work: Vec<f64> = cells
+            .iter()
+            .map(|c| {
+                crate::models::resolve(grid, c)
+                    .map_or(0.0, |r| crate::models::estimate_gflop(&r, c.n_images))
+            })
+            .collect();
+        crate::shard::assign(&work, n)
+    });
+    Ok(cells
         .into_iter()
         .enumerate()
-        .filter(|(k, _)| opts.shard.is_none_or(|(i, n)| k % n == i - 1))
+        .filter(|(k, _)| {
+            opts.shard
+                .zip(shard_of.as_ref())
+                .is_none_or(|((i, _), s)| s[*k] == i - 1)
+        })
         .map(|(_, c)| {
             let p = record_path(&opts.out, &grid.id, &grid.applied_profile, &c);
             let done = is_finished(&p, &c);

@@ -427,3 +427,36 @@ fn per_dataset_settings_reach_their_cells_under_a_search_point() {
         assert!(e.contains(needle) && e.contains("d.toml"), "{e}");
     }
 }
+
+#[test]
+fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
+    use pcmem_harness::estimate::{Expectation, DEFAULT_RATE};
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(GRID, "g.toml", "quick").unwrap();
+    let cells = grid.cells();
+    let pcn = cells.iter().find(|c| c.model.name() == "pcn").unwrap();
+    // Nothing finished: a bound at the default rate, no expectation.
+    let none = Expectation::default();
+    let (bound, expected) = none.seconds(&grid, pcn);
+    let r = pcmem_harness::models::resolve(&grid, pcn).unwrap();
+    let gflop = pcmem_harness::models::estimate_gflop(&r, pcn.n_images);
+    assert!((bound - gflop / DEFAULT_RATE).abs() < 1e-12 && expected.is_none());
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let records: Vec<_> = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let e = Expectation::from_records(&grid, &records);
+    let m = e.kinds[&pcn.model];
+    assert_eq!(m.records, 2);
+    // max_epochs = 3 and no target: every PCN cell ran its whole epoch limit.
+    assert!((m.epoch_fraction - 1.0).abs() < 1e-12, "{m:?}");
+    let (bound, expected) = e.seconds(&grid, pcn);
+    assert!((bound - gflop / m.rate).abs() < 1e-9 * bound.max(1.0));
+    assert!((expected.unwrap() - bound).abs() < 1e-9 * bound.max(1.0));
+    // One-shot memories have no training work to expect.
+    assert!(!e.kinds.contains_key(&cells[0].model) || cells[0].model.name() == "pcn");
+}

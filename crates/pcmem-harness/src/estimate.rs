@@ -1,0 +1,97 @@
+//! What a grid's remaining cells are expected to cost, from the records of the cells it has
+//! already finished (`--dry-run`): for each model kind, the measured training rate (GFLOP/s by
+//! the work formula of [`crate::models::estimate_gflop`]) and the fraction of the epoch limit
+//! at which training stopped (its target reached, or converged). A cell's expectation is its
+//! epoch limit times that fraction times its work per epoch, at that rate; its bound is the
+//! full epoch limit at that rate (at 100 GFLOP/s where no record of its kind exists yet).
+
+use std::collections::BTreeMap;
+
+use crate::models::{estimate_gflop, resolve, Settings};
+use crate::record::RunRecord;
+use crate::spec::{Cell, Grid, ModelKind};
+
+/// The rate assumed where no record says better, GFLOP/s.
+pub const DEFAULT_RATE: f64 = 100.0;
+
+/// Measured training of one model kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// Training work done over training seconds, GFLOP/s.
+    pub rate: f64,
+    /// Mean of epochs run / epoch limit.
+    pub epoch_fraction: f64,
+    /// Records it comes from.
+    pub records: usize,
+}
+
+/// Per model kind, what the finished cells of a grid measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expectation {
+    /// By model kind.
+    pub kinds: BTreeMap<ModelKind, Measured>,
+}
+
+fn max_epochs(s: &Settings) -> Option<usize> {
+    match s {
+        Settings::Pcn(c) => Some(c.learning.max_epochs),
+        Settings::Autoencoder(c, _) => Some(c.max_epochs),
+        _ => None,
+    }
+}
+
+impl Expectation {
+    /// From the records of `grid` (other grids' and profiles' records are ignored).
+    pub fn from_records<'a>(grid: &Grid, records: impl IntoIterator<Item = &'a RunRecord>) -> Self {
+        let mut acc: BTreeMap<ModelKind, (f64, f64, f64, usize)> = BTreeMap::new();
+        for r in records {
+            if r.grid != grid.id || r.profile != grid.applied_profile || r.timings.fit_s <= 0.0 {
+                continue;
+            }
+            let Ok(res) = resolve(grid, &r.cell) else {
+                continue;
+            };
+            let Some(limit) = max_epochs(&res.settings).filter(|&m| m > 0) else {
+                continue;
+            };
+            let epochs = r.fit.curve.len() as f64;
+            let per_epoch = estimate_gflop(&res, r.cell.n_images) / limit as f64;
+            let e = acc.entry(r.cell.model).or_default();
+            e.0 += epochs * per_epoch;
+            e.1 += r.timings.fit_s;
+            e.2 += epochs / limit as f64;
+            e.3 += 1;
+        }
+        Self {
+            kinds: acc
+                .into_iter()
+                .map(|(k, (work, secs, frac, n))| {
+                    (
+                        k,
+                        Measured {
+                            rate: work / secs,
+                            epoch_fraction: frac / n as f64,
+                            records: n,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// `(bound, expected)` training seconds of a cell; `expected` is `None` without a record
+    /// of the cell's model kind.
+    pub fn seconds(&self, grid: &Grid, cell: &Cell) -> (f64, Option<f64>) {
+        let Ok(res) = resolve(grid, cell) else {
+            return (0.0, None);
+        };
+        let bound_gflop = estimate_gflop(&res, cell.n_images);
+        match self.kinds.get(&cell.model) {
+            Some(m) if m.rate > 0.0 => (
+                bound_gflop / m.rate,
+                Some(bound_gflop * m.epoch_fraction / m.rate),
+            ),
+            _ => (bound_gflop / DEFAULT_RATE, None),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Splitting a grid's cells into shards of about equal work, for job arrays (`--shard i/n`,
+//! or SLURM's `SLURM_ARRAY_TASK_ID` / `SLURM_ARRAY_TASK_COUNT`).
+//!
+//! Cells are dealt largest first, each to the shard with the least work so far (ties to the
+//! lower shard); the assignment depends only on the grid, so every task of an array computes
+//! the same one, and a finished cell never moves to another shard.
+//!
+//! ```
+//! use pcmem_harness::shard::assign;
+//! let work = [9.0, 1.0, 1.0, 1.0, 4.0, 4.0];
+//! let shard = assign(&work, 2);
+//! let load = |s| (0..6).filter(|&k| shard[k] == s).map(|k| work[k]).sum::<f64>();
+//! assert_eq!((load(0), load(1)), (10.0, 10.0));
+//! ```
+
+/// The 0-based shard of each cell, given each cell's work (any non-negative measure).
+pub fn assign(work: &[f64], shards: usize) -> Vec<usize> {
+    let shards = shards.max(1);
+    let mut order: Vec<usize> = (0..work.len()).collect();
+    // Largest first; equal work keeps the grid's order.
+    order.sort_by(|&a, &b| work[b].total_cmp(&work[a]).then(a.cmp(&b)));
+    let mut load = vec![0.0f64; shards];
+    let mut count = vec![0usize; shards];
+    let mut out = vec![0usize; work.len()];
+    for k in order {
+        // Least work, then fewest cells (so one-shot cells of no work still spread), then
+        // the lower shard.
+        let s = (0..shards)
+            .min_by(|&a, &b| {
+                load[a]
+                    .total_cmp(&load[b])
+                    .then(count[a].cmp(&count[b]))
+                    .then(a.cmp(&b))
+            })
+            .expect("at least one shard");
+        load[s] += work[k].max(0.0);
+        count[s] += 1;
+        out[k] = s;
+    }
+    out
+}
+
+/// The shard `(i, n)` (1-based i) a SLURM array task runs: `SLURM_ARRAY_TASK_ID` counted from
+/// `SLURM_ARRAY_TASK_MIN` (default 0) among `SLURM_ARRAY_TASK_COUNT` tasks. `None` outside an
+/// array job; an error when the variables do not make a shard.
+pub fn from_slurm(get: impl Fn(&str) -> Option<String>) -> Result<Option<(usize, usize)>, String> {
+    let Some(id) = get("SLURM_ARRAY_TASK_ID") else {
+        return Ok(None);
+    };
+    let num = |name: &str, v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{name}=`{v}` is not a whole number"))
+    };
+    let id = num("SLURM_ARRAY_TASK_ID", &id)?;
+    let min = match get("SLURM_ARRAY_TASK_MIN") {
+        Some(v) => num("SLURM_ARRAY_TASK_MIN", &v)?,
+        None => 0,
+    };
+    let count = match get("SLURM_ARRAY_TASK_COUNT") {
+        Some(v) => num("SLURM_ARRAY_TASK_COUNT", &v)?,
+        None => return Err("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into()),
+    };
+    if id < min || id - min >= count || count == 0 {
+        return Err(format!(
+            "SLURM array task {id} (first {min}, {count} tasks) is not a shard; submit with \
+             --array=0-{} (contiguous)",
+            count.saturating_sub(1)
+        ));
+    }
+    Ok(Some((id - min + 1, count)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_cells_within_the_greedy_bound() {
+        // Pseudo-random works, 1 to 1000.
+        let mut x = 12345u64;
+        let work: Vec<f64> = (0..97)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                1.0 + (x >> 33) as f64 % 1000.0
+            })
+            .collect();
+        for n in [1, 2, 3, 4, 7, 16] {
+            let s = assign(&work, n);
+            assert_eq!(s, assign(&work, n), "deterministic");
+            assert!(s.iter().all(|&k| k < n));
+            let load: Vec<f64> = (0..n)
+                .map(|i| {
+                    (0..work.len())
+                        .filter(|&k| s[k] == i)
+                        .map(|k| work[k])
+                        .sum()
+                })
+                .collect();
+            let total: f64 = work.iter().sum();
+            let biggest = work.iter().cloned().fold(0.0, f64::max);
+            // Largest-first greedy is within 4/3 of the best possible makespan.
+            let best = (total / n as f64).max(biggest);
+            let worst = load.iter().cloned().fold(0.0, f64::max);
+            assert!(worst <= 4.0 / 3.0 * best + 1e-9, "n={n}: {load:?}");
+        }
+        // Cells of no work are spread by number.
+        let s = assign(&[0.0; 8], 4);
+        assert!((0..4).all(|i| s.iter().filter(|&&k| k == i).count() == 2));
+    }
+
+    #[test]
+    fn slurm_array_variables_make_a_shard_or_an_error() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
+        };
+        assert_eq!(from_slurm(env(&[])), Ok(None));
+        assert_eq!(
+            from_slurm(env(&[
+                ("SLURM_ARRAY_TASK_ID", "0"),
+                ("SLURM_ARRAY_TASK_COUNT", "4")
+            ])),
+            Ok(Some((1, 4)))
+        );
+        assert_eq!(
+            from_slurm(env(&[
+                ("SLURM_ARRAY_TASK_ID", "7"),
+                ("SLURM_ARRAY_TASK_MIN", "4"),
+                ("SLURM_ARRAY_TASK_COUNT", "4")
+            ])),
+            Ok(Some((4, 4)))
+        );
+        for bad in [
+            &[
+                ("SLURM_ARRAY_TASK_ID", "4"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ][..],
+            &[
+                ("SLURM_ARRAY_TASK_ID", "x"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ][..],
+            &[("SLURM_ARRAY_TASK_ID", "1")][..],
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = bad;
+            assert!(from_slurm(env(pairs)).is_err(), "{bad:?}");
+        }
+    }
+}
