@@ -33,6 +33,9 @@ if [ -n "${PCMEM_DATA_DIR:-}" ]; then
   cargo run -p pcmem-cli -- reproduce --profile quick --out "$out" --offline
   cargo run -p pcmem-cli -- regress "$out" --baseline results/regression/quick.csv --tolerance 0.1
   echo "ci/check.sh: quick regression passed; total $(( $(date +%s) - start )) s"
+  # A grid as a SLURM job array on a one-node cluster, one task pre-empted mid-training.
+  bash ci/slurm/test-array.sh
+  echo "ci/check.sh: SLURM array test passed; total $(( $(date +%s) - start )) s"
 else
   echo "ci/check.sh: PCMEM_DATA_DIR unset, quick regression skipped"
 fi

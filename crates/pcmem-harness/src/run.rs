@@ -137,7 +137,8 @@ struct CellLock {
 }
 
 impl CellLock {
-    /// `Ok(None)` when another process holds the cell.
+    /// `Ok(None)` when another process holds the cell. The holder writes `pid=<pid>
+    /// host=<host>` into the lock file.
     fn try_take(record: &std::path::Path) -> Result<Option<Self>> {
         let path = record.with_extension("json.lock");
         if let Some(dir) = path.parent() {
@@ -150,7 +151,19 @@ impl CellLock {
             .open(&path)
             .map_err(crate::error::io_err(&path))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(CellLock { file, path })),
+            Ok(()) => {
+                // Who holds it, for people and schedulers looking at the folder.
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_default();
+                let mut f = &file;
+                let _ = f.set_len(0);
+                let _ = std::io::Write::write_all(
+                    &mut f,
+                    format!("pid={} host={host}\n", std::process::id()).as_bytes(),
+                );
+                Ok(Some(CellLock { file, path }))
+            }
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(crate::error::io_err(&path)(e)),
         }
@@ -425,8 +438,11 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     let total = todo.len();
     for (k, (cell, path, _)) in todo.into_iter().enumerate() {
         let Some(_lock) = CellLock::try_take(path)? else {
+            let holder = std::fs::read_to_string(path.with_extension("json.lock"))
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
             let msg = format!(
-                "{}: {} is being computed by another process; skipped",
+                "{}: {} is being computed by another process ({holder}); skipped",
                 grid.id,
                 cell.id()
             );
