@@ -1,7 +1,8 @@
 //! One PCN training iteration (T = 50 inference steps + one weight update, full batch) on one
-//! GPU at the five sizes of DESIGN.md section 6, in f32 and with TF32 matmuls allowed, each
-//! beside the f32 / TF32 rate of an 8192^2 matmul measured in the same run and the PyTorch and
-//! PCX times of DESIGN.md.
+//! GPU at five sizes, in f32 and with TF32 matmuls allowed, each beside the f32 / TF32 rate of
+//! an 8192^2 matmul measured in the same run, and, for orientation only, PyTorch-eager and PCX
+//! times that were measured on an H100 elsewhere (not in this run: compare ratios to the
+//! same-run matmul, and time the peers on the same device before claiming a speed-up).
 //!
 //! ```text
 //! cargo bench -p pcmem-model --features cuda --bench gpu_iteration

@@ -1,9 +1,9 @@
 //! One PCN training iteration (T = 50 inference steps + one weight update, full batch, f32, CPU)
-//! at the sizes of DESIGN.md section 6, for each kernel, against a 2048^2 f32 matmul measured in
+//! at the two CIFAR-10 sizes of the peers' measurements, for each kernel, against a 2048^2 f32 matmul measured in
 //! the same run.
 //!
 //! `cargo bench -p pcmem-model --bench train_iteration` prints, after criterion's own output, a
-//! table of seconds per iteration, GFLOP/s by the formula of DESIGN.md section 6
+//! table of seconds per iteration, GFLOP/s by the formula
 //! (flops = (T+1) * sum_l 4 N d_l d_{l+1} + sum_l 2 N d_l d_{l+1}), the ratio of that rate to
 //! the matmul rate, and writes the same numbers to `target/bench-peers/train_iteration.json`,
 //! which `ci/bench-peers.sh` sets beside PCX's times measured in the same run (no peer time is
@@ -51,7 +51,7 @@ fn name(kernel: &str, d: usize, n: usize, layers: usize, rows: usize) -> String 
     format!("train_iter_{kernel}_d{d}_n{n}_L{layers}_N{rows}")
 }
 
-/// Flops of one iteration by the formula of DESIGN.md section 6.
+/// Flops of one iteration by the formula `(T+1) * sum_l 4 N d_l d_{l+1} + sum_l 2 N d_l d_{l+1}`.
 fn flops(d: usize, n: usize, layers: usize, rows: usize) -> f64 {
     let pair: f64 = (1..=layers)
         .map(|l| (rows * if l == 1 { d } else { n } * n) as f64)

@@ -1,6 +1,6 @@
 //! Configuration of a generative PCN: architecture, inference, learning, recall.
 //!
-//! Every convention that the paper leaves open (see `DESIGN.md` section 3) is a field here with
+//! Every convention that the paper leaves open is a field here with
 //! the paper's reading as its default; the whole struct serialises with serde and is written into
 //! checkpoints and run records.
 //!
