@@ -27,18 +27,15 @@ use polars::prelude::{CsvReadOptions, DataFrame, SerReader};
 
 use crate::error::{HarnessError, Result};
 
-/// The columns that identify a row; `search` may be absent (baselines written before grids
-/// had searches) or empty.
-pub const KEY: [&str; 8] = [
-    "grid",
-    "dataset",
-    "model",
-    "hidden",
-    "layers",
-    "n_images",
-    "seed",
-    "corruption",
-];
+/// The columns that identify a row: the grid, the configuration columns of the tidy table
+/// ([`crate::aggregate::CONFIG_COLUMNS`]) and the seed; `search` may be absent (baselines
+/// written before grids had searches) or empty.
+pub fn key_columns() -> Vec<&'static str> {
+    std::iter::once("grid")
+        .chain(crate::aggregate::CONFIG_COLUMNS)
+        .chain(["seed"])
+        .collect()
+}
 
 /// What the gate found.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +76,7 @@ fn read(path: &Path) -> Result<Table> {
         Ok(s.iter().map(|v| v.map(str::to_string)).collect())
     };
     let mut cols = Vec::new();
-    for name in KEY {
+    for name in key_columns() {
         let values = column(name)?;
         if let Some(i) = values
             .iter()

@@ -111,17 +111,6 @@ struct ClaimsFile {
     claim: Vec<Claim>,
 }
 
-/// Columns a claim may select on.
-pub const CLAIM_COLUMNS: [&str; 7] = [
-    "dataset",
-    "model",
-    "hidden",
-    "layers",
-    "n_images",
-    "corruption",
-    "seed",
-];
-
 impl Claim {
     /// Checks the claim's own consistency; the message names the claim.
     fn check(&self) -> std::result::Result<(), String> {
@@ -152,10 +141,10 @@ impl Claim {
             .chain(self.than.iter().flat_map(|t| t.keys()))
             .chain(self.for_each.iter())
         {
-            if !CLAIM_COLUMNS.contains(&k.as_str()) {
+            if !(CONFIG_COLUMNS.contains(&k.as_str()) || k == "seed") {
                 return Err(format!(
-                    "claim {id}: unknown column `{k}`; claims select on {}",
-                    CLAIM_COLUMNS.join(", ")
+                    "claim {id}: unknown column `{k}`; claims select on {}, seed",
+                    CONFIG_COLUMNS.join(", ")
                 ));
             }
         }
