@@ -21,3 +21,18 @@ pub fn sgemm(c: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usiz
     );
     crate::engine::gemm_into(c, (m, n, k), (a, k, 1), (b, n, 1), false, 1.0);
 }
+
+/// `c (m x n) = A (m x k) * B (k x n)` with `A[i, p] = a[i * a_rs + p * a_cs]` and
+/// `B[p, j] = b[p * b_rs + j * b_cs]`: the product exactly as the fused kernel calls it, with
+/// its layouts (e.g. the weights read transposed in the top-down prediction).
+///
+/// # Panics
+/// When a slice is too short for its shape and strides.
+pub fn sgemm_strided(
+    c: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+) {
+    crate::engine::gemm_into(c, (m, n, k), a, b, false, 1.0);
+}
