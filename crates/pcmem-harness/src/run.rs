@@ -374,6 +374,12 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
             .join(&grid.id)
             .join(&grid.applied_profile),
     )?;
+    check_memory(
+        grid,
+        &todo.iter().map(|(c, _, _)| c).collect::<Vec<_>>(),
+        &opts.device,
+    )?;
+    // Then the data, downloaded only for a grid that can run here.
     let marker = crate::provision::marker(&opts.out, grid);
     if !todo.is_empty() {
         if let Some(reason) = crate::provision::prepare(grid, opts)? {
@@ -390,11 +396,6 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     if marker.exists() {
         std::fs::remove_file(&marker).map_err(crate::error::io_err(&marker))?;
     }
-    check_memory(
-        grid,
-        &todo.iter().map(|(c, _, _)| c).collect::<Vec<_>>(),
-        &opts.device,
-    )?;
     let mut summary = RunSummary {
         skipped: cells.len() - todo.len(),
         ..Default::default()
