@@ -4,6 +4,10 @@ numpy's sgemm at the shapes of target/bench-peers/sgemm.json, and one PCX 0.6.3 
 training iteration of a generative PCN (T = 50 inference steps, then one weight update, full
 batch, f32) at the sizes of target/bench-peers/train_iteration.json. Then one Markdown table
 of pcmem against the peers, with ratios, to stdout and to the file given as argument.
+
+With `--gpu DIR` (on a GPU machine, after `benches/gpu_iteration.rs` wrote DIR/gpu_iteration.json)
+it times PCX on the same GPU instead, at the same five sizes in f32 (XLA matmul precision
+"highest") and TF32 ("tensorfloat32"), and writes the GPU table.
 """
 
 import json
@@ -126,7 +130,48 @@ def pcx_iteration(d, n, layers, rows, repeats):
     return best_of(once, repeats)
 
 
+def gpu_main(src, target):
+    """PCX on the GPU beside pcmem's gpu_iteration.json, same device, same run."""
+    import jax
+
+    it = json.load(open(os.path.join(src, "gpu_iteration.json")))
+    lines = []
+    out = lines.append
+    out(f"GPU: {jax.devices()[0].device_kind}; JAX {jax.__version__}; T = {it['steps']}.\n")
+    out(
+        f"Same-run {it['matmul_size']}^2 matmul (candle, cuBLAS): f32 {it['matmul_f32_gflops']:.0f} "
+        f"GFLOP/s, TF32 {it['matmul_tf32_gflops']:.0f} GFLOP/s.\n"
+    )
+    out("| d, n, L, N | precision | pcmem s | GFLOP/s (formula) | ratio to same-precision matmul | PCX s | speed-up vs PCX |")
+    out("|---|---|---|---|---|---|---|")
+    for r in it["rows"]:
+        key = (r["d"], r["n"], r["layers"], r["rows"])
+        jax.config.update(
+            "jax_default_matmul_precision", "tensorfloat32" if r["precision"] == "tf32" else "highest"
+        )
+        try:
+            p = pcx_iteration(*key, repeats=10)
+        except Exception as e:  # a peer that fails is reported, not hidden
+            p = None
+            print(f"PCX failed at {key} ({r['precision']}): {type(e).__name__}: {e}", file=sys.stderr)
+        ptxt = f"{p:.4f}" if p else "failed"
+        sp = f"{p / r['seconds']:.2f}" if p else "-"
+        out(
+            f"| {r['d']}, {r['n']}, {r['layers']}, {r['rows']} | {r['precision']} | {r['seconds']:.4f} "
+            f"| {r['gflops_formula']:.0f} | {r['ratio_to_matmul']:.2f} | {ptxt} | {sp} |"
+        )
+        print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if target:
+        with open(target, "w") as f:
+            f.write(text)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--gpu":
+        gpu_main(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
+        return
     target = sys.argv[1] if len(sys.argv) > 1 else None
     sg = json.load(open(os.path.join(OUT, "sgemm.json")))
     it = json.load(open(os.path.join(OUT, "train_iteration.json")))

@@ -1,13 +1,15 @@
 //! One PCN training iteration (T = 50 inference steps + one weight update, full batch) on one
 //! GPU at five sizes, in f32 and with TF32 matmuls allowed, each beside the f32 / TF32 rate of
-//! an 8192^2 matmul measured in the same run, and, for orientation only, PyTorch-eager and PCX
-//! times that were measured on an H100 elsewhere (not in this run: compare ratios to the
-//! same-run matmul, and time the peers on the same device before claiming a speed-up).
+//! an 8192^2 matmul measured in the same run. Writes the numbers to
+//! `$PCMEM_BENCH_OUT/gpu_iteration.json` (default `target/bench-peers/`), which
+//! `ci/bench_peers.py --gpu` sets beside PCX timed on the same GPU in the same run (no peer time
+//! is typed into this file).
 //!
 //! ```text
-//! cargo bench -p pcmem-model --features cuda --bench gpu_iteration
+//! bash ci/cuda-build.sh bench -p pcmem-model --bench gpu_iteration
 //! ```
-//! Without the `cuda` feature or a GPU it prints that it was skipped and measures nothing.
+//! Without the `cuda` feature or a GPU it prints that it was skipped and measures nothing;
+//! with `PCMEM_REQUIRE_GPU=1` a GPU that does not open is an error instead.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::sync::Mutex;
@@ -17,14 +19,13 @@ use candle_core::{Device, Tensor};
 use criterion::{criterion_group, Criterion};
 use pcmem_model::{GradientScale, Optimizer, PcnConfig};
 
-/// (d, n, L, N), then PyTorch eager and PCX seconds per iteration, f32 and TF32.
-#[allow(clippy::type_complexity)]
-const SIZES: [((usize, usize, usize, usize), (f64, f64), (f64, f64)); 5] = [
-    ((3072, 512, 2, 100), (0.0217, 0.0176), (0.0031, 0.0016)),
-    ((3072, 2048, 2, 1000), (0.0559, 0.0157), (0.0513, 0.0106)),
-    ((12288, 2048, 2, 500), (0.0708, 0.0219), (0.0670, 0.0147)),
-    ((12288, 2048, 10, 500), (0.171, 0.081), (0.151, 0.037)),
-    ((150528, 8192, 2, 25), (0.340, 0.199), (0.378, 0.179)),
+/// (d, n, L, N): CIFAR-10, Tiny ImageNet (shallow and deep) and ImageNet shapes.
+const SIZES: [(usize, usize, usize, usize); 5] = [
+    (3072, 512, 2, 100),
+    (3072, 2048, 2, 1000),
+    (12288, 2048, 2, 500),
+    (12288, 2048, 10, 500),
+    (150528, 8192, 2, 25),
 ];
 const T: usize = 50;
 const MM: usize = 8192;
@@ -69,12 +70,18 @@ fn bench(c: &mut Criterion) {
     let dev = match pcmem_model::device::parse("cuda:0") {
         Ok(d) => d,
         Err(e) => {
+            assert!(
+                std::env::var_os("PCMEM_REQUIRE_GPU").is_none(),
+                "PCMEM_REQUIRE_GPU is set but no GPU opened: {e}"
+            );
             println!("gpu_iteration SKIPPED: {e}");
             return;
         }
     };
     let mut g = c.benchmark_group("gpu");
-    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
     for tf32 in [false, true] {
         candle_core::cuda::set_gemm_reduced_precision_f32(tf32);
         let a = Tensor::randn(0f32, 1f32, (MM, MM), &dev).unwrap();
@@ -85,7 +92,7 @@ fn bench(c: &mut Criterion) {
                 timed_synced(&dev, &name, iters, || drop(a.matmul(&b).unwrap()))
             })
         });
-        for (size, _, _) in SIZES {
+        for size in SIZES {
             let (d, n, layers, rows) = size;
             let mut cfg = PcnConfig::new(d, n);
             cfg.layers = layers;
@@ -118,28 +125,46 @@ fn summary() {
         return;
     };
     println!("\nreference, same run: {MM}^2 matmul f32 {r32:.0} GFLOP/s, TF32 {rtf:.0} GFLOP/s");
-    println!("| d, n, L, N | precision | s/iter | GFLOP/s | ratio to f32 matmul | vs PyTorch eager | vs PCX |");
-    println!("|---|---|---|---|---|---|---|");
-    for (size, torch, pcx) in SIZES {
+    println!("| d, n, L, N | precision | s/iter | GFLOP/s | ratio to same-precision matmul |");
+    println!("|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for size in SIZES {
         for tf32 in [false, true] {
             let Some(t) = get(&key(size, tf32)) else {
                 continue;
             };
             let gf = flops(size) / t / 1e9;
-            let (pt, px) = if tf32 {
-                (torch.1, pcx.1)
-            } else {
-                (torch.0, pcx.0)
-            };
+            let reference = if tf32 { rtf } else { r32 };
             let (d, n, l, r) = size;
+            let precision = if tf32 { "tf32" } else { "f32" };
             println!(
-                "| {d}, {n}, {l}, {r} | {} | {t:.4} | {gf:.0} | {:.2} | {:.2}x ({pt} s) | {:.2}x ({px} s) |",
-                if tf32 { "TF32" } else { "f32" },
-                gf / r32,
-                pt / t,
-                px / t
+                "| {d}, {n}, {l}, {r} | {precision} | {t:.4} | {gf:.0} | {:.2} |",
+                gf / reference
             );
+            rows.push(serde_json::json!({
+                "d": d, "n": n, "layers": l, "rows": r, "precision": precision,
+                "seconds": t, "gflops_formula": gf, "ratio_to_matmul": gf / reference,
+            }));
         }
+    }
+    let dir = std::env::var_os("PCMEM_BENCH_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-peers")
+        });
+    let json = serde_json::json!({
+        "device": "cuda:0", "steps": T, "matmul_size": MM,
+        "matmul_f32_gflops": r32, "matmul_tf32_gflops": rtf, "rows": rows,
+    });
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            dir.join("gpu_iteration.json"),
+            serde_json::to_string_pretty(&json).unwrap(),
+        )
+    });
+    match written {
+        Ok(()) => println!("wrote {}", dir.join("gpu_iteration.json").display()),
+        Err(e) => eprintln!("could not write {}: {e}", dir.display()),
     }
 }
 

@@ -17,6 +17,7 @@
 //! # Ok::<(), pcmem_model::PcnError>(())
 //! ```
 
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 mod engine;
@@ -25,6 +26,7 @@ pub mod memory;
 pub mod pcn;
 pub mod products;
 
+pub use checkpoint::{CheckpointPolicy, Resume};
 pub use config::{
     Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, KnownPrecision,
     LearningConfig, MemoryPrior, NoiseRelaxation, Optimizer, PcnConfig, RecallConfig, ValueInit,

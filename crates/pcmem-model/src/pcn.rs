@@ -31,6 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, CheckpointPolicy, Resume};
 use crate::config::{
     Activation, ActivationPlacement, GradientScale, InferenceConfig, Kernel, KnownPrecision,
     MemoryPrior, Optimizer, PcnConfig, ValueInit, WeightInit,
@@ -776,16 +777,35 @@ impl Pcn {
         on_epoch: impl FnMut(&EpochStats),
     ) -> Result<TrainReport> {
         let data = self.check_patterns("patterns", patterns)?;
-        let report = self.train_epochs(&data, on_epoch)?;
+        let (report, _) = self.train_epochs(&data, on_epoch, None)?;
         self.measure_errors(&data)?;
         Ok(report)
+    }
+
+    /// Like [`Pcn::train_with`], saving the training state to `policy`'s checkpoint at most once
+    /// per `policy.every` (and when training stops), and resuming from that checkpoint when one
+    /// is there: a run killed at any moment ends with the same bits as one never interrupted.
+    /// A checkpoint that cannot be used (another config or identity, unreadable) is removed and
+    /// training starts from epoch 0; [`Resume`] says which happened. The caller removes the
+    /// checkpoint ([`CheckpointPolicy::remove`]) once it has kept what it needs.
+    pub fn train_resumable(
+        &mut self,
+        patterns: &Tensor,
+        policy: &CheckpointPolicy,
+        on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<(TrainReport, Resume)> {
+        let data = self.check_patterns("patterns", patterns)?;
+        let out = self.train_epochs(&data, on_epoch, Some(policy))?;
+        self.measure_errors(&data)?;
+        Ok(out)
     }
 
     fn train_epochs(
         &mut self,
         data: &Tensor,
         mut on_epoch: impl FnMut(&EpochStats),
-    ) -> Result<TrainReport> {
+        policy: Option<&CheckpointPolicy>,
+    ) -> Result<(TrainReport, Resume)> {
         let rows = data.dims()[0];
         let lc = self.config.learning.clone();
         let bs = lc.batch_size.unwrap_or(rows).min(rows);
@@ -793,6 +813,9 @@ impl Pcn {
             .step_by(bs)
             .map(|s| data.narrow(0, s, bs.min(rows - s)))
             .collect::<candle_core::Result<_>>()?;
+        let pixels = pixels_of(rows, &self.config);
+        let (resume, prefix, kept) = self.open_checkpoint(policy, batches.len())?;
+        let mut lp = EpochLoop::new(&lc, pixels, prefix, policy);
         if self.fused() {
             let mut eng = self.take_engine()?;
             let mut adam = self.adam_cpu()?;
@@ -800,30 +823,166 @@ impl Pcn {
                 &mut eng,
                 &mut adam,
                 &batches,
-                pixels_of(rows, &self.config),
+                kept,
+                &mut lp,
                 &mut on_epoch,
             );
             self.store_engine(eng, adam)?;
-            return res;
+            res?;
+            return Ok((lp.report(), resume));
         }
-        let mut kept: Vec<Option<ValueNodes>> = vec![None; batches.len()];
-        let pixels = pixels_of(rows, &self.config);
-        epoch_loop(&lc, batches.len(), pixels, &mut on_epoch, |epoch, i| {
-            let start = match kept[i].take() {
-                Some(x) if lc.persistent_values => x,
-                _ => {
-                    let mut rng = self.rng.clone();
-                    let x = self.init_values(&batches[i], &mut rng)?;
-                    self.rng = rng;
-                    x
+        let mut kept: Vec<Option<ValueNodes>> =
+            kept.into_iter().map(|k| k.map(ValueNodes)).collect();
+        while let Some(epoch) = lp.next_epoch() {
+            let mut acc = EpochSums::default();
+            for (i, batch) in batches.iter().enumerate() {
+                let start = match kept[i].take() {
+                    Some(x) if lc.persistent_values => x,
+                    _ => {
+                        let mut rng = self.rng.clone();
+                        let x = self.init_values(batch, &mut rng)?;
+                        self.rng = rng;
+                        x
+                    }
+                };
+                let (info, x, sensory_sq) = self.train_from(start, epoch)?;
+                if lc.persistent_values {
+                    kept[i] = Some(x);
                 }
-            };
-            let (info, x, sensory_sq) = self.train_from(start, epoch)?;
-            if lc.persistent_values {
-                kept[i] = Some(x);
+                acc.add(&info, sensory_sq);
             }
-            Ok((info, sensory_sq))
-        })
+            if lp.finish(epoch, acc, batches.len(), &mut on_epoch) {
+                let mut tensors = self.parameter_tensors()?;
+                if let Some(st) = &self.adam {
+                    for (i, (m, v)) in st.m.iter().zip(&st.v).enumerate() {
+                        tensors.insert(format!("adam.m{i}"), m.clone());
+                        tensors.insert(format!("adam.v{i}"), v.clone());
+                    }
+                }
+                for (i, k) in kept.iter().enumerate() {
+                    for (l, t) in k.iter().flat_map(|x| x.0.iter().enumerate()) {
+                        tensors.insert(format!("kept{i}.x{l}"), t.clone());
+                    }
+                }
+                let step = self.adam.as_ref().map(|a| a.step);
+                lp.save(&self.config, step, &self.rng, &tensors)?;
+            }
+        }
+        Ok((lp.report(), resume))
+    }
+
+    /// The weights (`w1`..) and the memory vector (`b`) by name, as a checkpoint holds them.
+    fn parameter_tensors(&self) -> Result<HashMap<String, Tensor>> {
+        let mut map = HashMap::new();
+        for (i, w) in self.weights.iter().enumerate() {
+            map.insert(format!("w{}", i + 1), w.clone());
+        }
+        if let Some(b) = &self.prior {
+            map.insert("b".into(), b.clone());
+        }
+        Ok(map)
+    }
+
+    /// Restores the training state from `policy`'s checkpoint, if there is one and it fits this
+    /// model; returns how training starts, the finished epochs and each batch's kept value nodes
+    /// (persistent values only). An unusable checkpoint is removed and training starts afresh.
+    #[allow(clippy::type_complexity)]
+    fn open_checkpoint(
+        &mut self,
+        policy: Option<&CheckpointPolicy>,
+        n_batches: usize,
+    ) -> Result<(Resume, Vec<EpochStats>, Vec<Option<Vec<Tensor>>>)> {
+        let fresh = || vec![None; n_batches];
+        let Some(policy) = policy else {
+            return Ok((Resume::Fresh, Vec::new(), fresh()));
+        };
+        let refused =
+            |reason: String| -> Result<(Resume, Vec<EpochStats>, Vec<Option<Vec<Tensor>>>)> {
+                policy.remove().map_err(|source| PcnError::Io {
+                    path: policy.meta_path(),
+                    source,
+                })?;
+                Ok((
+                    Resume::Refused {
+                        path: policy.meta_path(),
+                        reason,
+                    },
+                    Vec::new(),
+                    fresh(),
+                ))
+            };
+        let mut st = match checkpoint::read(policy, &self.config, &self.device) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok((Resume::Fresh, Vec::new(), fresh())),
+            Err(PcnError::Checkpoint { reason, .. }) => return refused(reason),
+            Err(e) => return Err(e),
+        };
+        let path = policy.meta_path();
+        let before = (self.weights.clone(), self.prior.clone());
+        let restored = (|| -> Result<Vec<Option<Vec<Tensor>>>> {
+            let weights = (1..=self.config.layers)
+                .map(|i| st.take(&format!("w{i}"), &path))
+                .collect::<Result<Vec<_>>>()?;
+            let prior = match self.config.memory_prior {
+                MemoryPrior::Learned => Some(st.take("b", &path)?),
+                MemoryPrior::Free => None,
+            };
+            self.set_parameters(weights, prior)?;
+            if let Some(step) = st.meta.adam_step {
+                let n = self.param_shapes().len();
+                let (mut m, mut v) = (Vec::new(), Vec::new());
+                for i in 0..n {
+                    m.push(st.take(&format!("adam.m{i}"), &path)?);
+                    v.push(st.take(&format!("adam.v{i}"), &path)?);
+                }
+                if self.fused() {
+                    let flat = |t: Vec<Tensor>| -> Result<Vec<Vec<f32>>> { to_flat(&t) };
+                    let mut a = AdamCpu::zeros(
+                        &self
+                            .param_shapes()
+                            .iter()
+                            .map(|(r, c)| r * c)
+                            .collect::<Vec<_>>(),
+                    );
+                    a.step = step;
+                    a.m = flat(m)?;
+                    a.v = flat(v)?;
+                    self.adam_cpu = Some(a);
+                } else {
+                    self.adam = Some(AdamState { step, m, v });
+                }
+            }
+            let mut kept = fresh();
+            if self.config.learning.persistent_values {
+                for (i, k) in kept.iter_mut().enumerate() {
+                    if st.tensors.contains_key(&format!("kept{i}.x0")) {
+                        *k = Some(
+                            (0..=self.config.layers)
+                                .map(|l| st.take(&format!("kept{i}.x{l}"), &path))
+                                .collect::<Result<Vec<_>>>()?,
+                        );
+                    }
+                }
+            }
+            Ok(kept)
+        })();
+        match restored {
+            Ok(kept) => {
+                self.rng = st.rng;
+                let epoch = st.meta.epochs.len();
+                Ok((Resume::From { epoch }, st.meta.epochs, kept))
+            }
+            Err(
+                PcnError::Checkpoint { reason, .. }
+                | PcnError::Shape {
+                    expected: reason, ..
+                },
+            ) => {
+                self.set_parameters(before.0, before.1)?;
+                refused(reason)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn recall_rng(&self, salt: u64) -> ChaCha8Rng {
@@ -1269,69 +1428,186 @@ impl Pcn {
         eng: &mut Engine,
         adam: &mut Option<AdamCpu>,
         batches: &[Tensor],
-        pixels: f64,
+        kept: Vec<Option<Vec<Tensor>>>,
+        lp: &mut EpochLoop,
         on_epoch: &mut impl FnMut(&EpochStats),
-    ) -> Result<TrainReport> {
+    ) -> Result<()> {
         let lc = self.config.learning.clone();
-        let mut spaces: Vec<Option<Workspace>> = (0..batches.len()).map(|_| None).collect();
-        epoch_loop(&lc, batches.len(), pixels, on_epoch, |epoch, i| {
-            if !(lc.persistent_values && spaces[i].is_some()) {
-                let mut rng = self.rng.clone();
-                let x = self.init_values(&batches[i], &mut rng)?;
-                self.rng = rng;
-                match spaces[i].as_mut() {
-                    Some(ws) => {
-                        for (dst, t) in ws.x.iter_mut().zip(&x.0) {
-                            dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+        let mut spaces: Vec<Option<Workspace>> = Vec::with_capacity(batches.len());
+        for k in kept {
+            spaces.push(match k {
+                Some(x) => Some(eng.workspace(to_flat(&x)?)),
+                None => None,
+            });
+        }
+        while let Some(epoch) = lp.next_epoch() {
+            let mut acc = EpochSums::default();
+            for (i, batch) in batches.iter().enumerate() {
+                if !(lc.persistent_values && spaces[i].is_some()) {
+                    let mut rng = self.rng.clone();
+                    let x = self.init_values(batch, &mut rng)?;
+                    self.rng = rng;
+                    match spaces[i].as_mut() {
+                        Some(ws) => {
+                            for (dst, t) in ws.x.iter_mut().zip(&x.0) {
+                                dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+                            }
+                        }
+                        None => spaces[i] = Some(eng.workspace(to_flat(&x.0)?)),
+                    }
+                }
+                let ws = spaces[i].as_mut().expect("workspace set above");
+                let (info, sensory_sq) = self.train_fused(eng, adam, ws, epoch)?;
+                acc.add(&info, sensory_sq);
+            }
+            if lp.finish(epoch, acc, batches.len(), on_epoch) {
+                let shapes = self.param_shapes();
+                let nw = self.weights.len();
+                let mut tensors = HashMap::new();
+                for (i, w) in eng.w.iter().enumerate() {
+                    tensors.insert(
+                        format!("w{}", i + 1),
+                        Tensor::from_slice(w, shapes[i], &Device::Cpu)?,
+                    );
+                }
+                if let Some(b) = &eng.b {
+                    tensors.insert("b".into(), Tensor::from_slice(b, shapes[nw], &Device::Cpu)?);
+                }
+                if let Some(a) = adam.as_ref().filter(|a| a.step > 0) {
+                    for (i, (m, v)) in a.m.iter().zip(&a.v).enumerate() {
+                        tensors.insert(
+                            format!("adam.m{i}"),
+                            Tensor::from_slice(m, shapes[i], &Device::Cpu)?,
+                        );
+                        tensors.insert(
+                            format!("adam.v{i}"),
+                            Tensor::from_slice(v, shapes[i], &Device::Cpu)?,
+                        );
+                    }
+                }
+                if lc.persistent_values {
+                    let dims = self.engine_dims();
+                    for (i, ws) in spaces.iter().enumerate() {
+                        for (l, x) in ws.iter().flat_map(|w| w.x.iter().enumerate()) {
+                            tensors.insert(
+                                format!("kept{i}.x{l}"),
+                                Tensor::from_slice(x, (x.len() / dims[l], dims[l]), &Device::Cpu)?,
+                            );
                         }
                     }
-                    None => spaces[i] = Some(eng.workspace(to_flat(&x.0)?)),
                 }
+                let step = adam.as_ref().map(|a| a.step).filter(|&s| s > 0);
+                lp.save(&self.config, step, &self.rng, &tensors)?;
             }
-            let ws = spaces[i].as_mut().expect("workspace set above");
-            self.train_fused(eng, adam, ws, epoch)
-        })
+        }
+        Ok(())
     }
 }
 
-/// The epoch loop shared by the kernels: `batch(epoch, i)` trains on batch `i` and returns its
-/// inference info and sensory squared error; this sums them into [`EpochStats`], reports each
-/// epoch and stops as [`LearningConfig`] says.
+/// Sums of one epoch's batches (in batch order, so every kernel adds them the same way).
+#[derive(Default)]
+struct EpochSums {
+    energy: f64,
+    sensory_sq: f64,
+    steps: f64,
+}
+
+impl EpochSums {
+    fn add(&mut self, info: &InferenceInfo, sensory_sq: f64) {
+        self.energy += info.energy;
+        self.sensory_sq += sensory_sq;
+        self.steps += info.steps as f64;
+    }
+}
+
+/// The epoch loop shared by the kernels: which epoch comes next, the curve so far, the stopping
+/// rule of [`LearningConfig`] (replayed over the epochs of a checkpoint when resuming) and when
+/// a checkpoint is due.
 ///
 /// [`LearningConfig`]: crate::config::LearningConfig
-fn epoch_loop(
-    lc: &crate::config::LearningConfig,
-    n_batches: usize,
+struct EpochLoop<'a> {
+    max_epochs: usize,
     pixels: f64,
-    on_epoch: &mut impl FnMut(&EpochStats),
-    mut batch: impl FnMut(usize, usize) -> Result<(InferenceInfo, f64)>,
-) -> Result<TrainReport> {
-    let mut tracker = StopTracker::new(lc);
-    let mut epochs = Vec::new();
-    for epoch in 0..lc.max_epochs {
-        let (mut energy, mut sq, mut steps) = (0.0, 0.0, 0.0);
-        for i in 0..n_batches {
-            let (info, s) = batch(epoch, i)?;
-            energy += info.energy;
-            sq += s;
-            steps += info.steps as f64;
+    tracker: StopTracker,
+    epochs: Vec<EpochStats>,
+    stop: Option<StopReason>,
+    policy: Option<&'a CheckpointPolicy>,
+    last_save: std::time::Instant,
+}
+
+impl<'a> EpochLoop<'a> {
+    fn new(
+        lc: &crate::config::LearningConfig,
+        pixels: f64,
+        prefix: Vec<EpochStats>,
+        policy: Option<&'a CheckpointPolicy>,
+    ) -> Self {
+        let mut tracker = StopTracker::new(lc);
+        let mut stop = None;
+        for s in &prefix {
+            if stop.is_none() {
+                stop = tracker.update(s);
+            }
         }
-        let stats = EpochStats {
-            epoch,
-            energy,
-            sensory_mse: sq / pixels,
-            inference_steps: steps / n_batches as f64,
-        };
-        on_epoch(&stats);
-        epochs.push(stats);
-        if let Some(stop) = tracker.update(&stats) {
-            return Ok(TrainReport { epochs, stop });
+        Self {
+            max_epochs: lc.max_epochs,
+            pixels,
+            tracker,
+            epochs: prefix,
+            stop,
+            policy,
+            last_save: std::time::Instant::now(),
         }
     }
-    Ok(TrainReport {
-        epochs,
-        stop: StopReason::EpochLimit,
-    })
+
+    /// The next epoch to train, or None when training is over.
+    fn next_epoch(&self) -> Option<usize> {
+        let e = self.epochs.len();
+        (self.stop.is_none() && e < self.max_epochs).then_some(e)
+    }
+
+    /// Records epoch `epoch`, reports it and applies the stopping rule; true when a checkpoint
+    /// is due now (time is up, or training just ended).
+    fn finish(
+        &mut self,
+        epoch: usize,
+        sums: EpochSums,
+        n_batches: usize,
+        on_epoch: &mut impl FnMut(&EpochStats),
+    ) -> bool {
+        let stats = EpochStats {
+            epoch,
+            energy: sums.energy,
+            sensory_mse: sums.sensory_sq / self.pixels,
+            inference_steps: sums.steps / n_batches as f64,
+        };
+        on_epoch(&stats);
+        self.epochs.push(stats);
+        self.stop = self.tracker.update(&stats);
+        self.policy
+            .is_some_and(|p| self.next_epoch().is_none() || self.last_save.elapsed() >= p.every)
+    }
+
+    fn save(
+        &mut self,
+        config: &PcnConfig,
+        adam_step: Option<i32>,
+        rng: &ChaCha8Rng,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<()> {
+        if let Some(p) = self.policy {
+            checkpoint::write(p, config, &self.epochs, adam_step, rng, tensors)?;
+            self.last_save = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    fn report(&self) -> TrainReport {
+        TrainReport {
+            epochs: self.epochs.clone(),
+            stop: self.stop.unwrap_or(StopReason::EpochLimit),
+        }
+    }
 }
 
 /// Decides when training stops (target MSE, plateau of the energy).

@@ -1,7 +1,8 @@
 //! The same numerical checks on a GPU as on the CPU: training energies, weights, recall from
 //! noise and from a partial image agree to a relative 1e-3 (f32 on both; TF32 off), for both
 //! activation placements and with momentum and the estimated known-pixel precision. Runs when
-//! the build has the `cuda` feature and a GPU opens; otherwise it says it was skipped.
+//! the build has the `cuda` feature and a GPU opens; otherwise it says it was skipped, unless
+//! `PCMEM_REQUIRE_GPU=1` is set (as on the GPU machine), where a GPU that does not open fails.
 
 use candle_core::{Device, Tensor};
 use pcmem_model::{
@@ -17,6 +18,10 @@ fn gpu() -> Option<Device> {
             Some(d)
         }
         Err(e) => {
+            assert!(
+                std::env::var_os("PCMEM_REQUIRE_GPU").is_none(),
+                "PCMEM_REQUIRE_GPU is set but no GPU opened: {e}"
+            );
             eprintln!("SKIPPED (no GPU): {e}");
             None
         }

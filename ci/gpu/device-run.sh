@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine, from the repository root, with `.devcarry/` made by
+# ci/gpu/prepare.sh carried along; writes everything under $OUT (at most 8 files come back):
+#   1. nvidia-smi; the CUDA-vs-CPU agreement test (tests/cuda.rs, a GPU that does not open fails);
+#   2. benches/gpu_iteration.rs: five sizes in f32 and TF32 beside the same-run 8192^2 matmul;
+#   3. PCX 0.6.3 (JAX on the same GPU) at the same sizes and precisions (ci/bench_peers.py --gpu);
+#   4. full-profile cells of the grids named in GRIDS (default fig7 fig8 fig3 fig6b fig10b) until
+#      BUDGET seconds (default 540) since the start are nearly spent; finished cells' records in
+#      $OUT/records.tgz (records resume: a later session continues where this one stopped).
+# Each step runs even if an earlier one failed; log.txt says what each step did.
+set -uo pipefail
+t0=$(date +%s)
+budget=${BUDGET:-540}
+grids=${GRIDS:-fig7 fig8 fig3 fig6b fig10b}
+carry=.devcarry
+out=${OUT:?OUT must name the folder whose files come back}
+log=$out/log.txt
+left() { echo $((budget - ($(date +%s) - t0))); }
+say() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$log"; }
+NV=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
+export LD_LIBRARY_PATH="$(ls -d $NV/*/lib 2>/dev/null | paste -sd:):/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+mkdir -p /tmp/bin
+for b in pcmem cuda-test gpu-bench; do
+    xz -dc "$carry/$b.xz" > /tmp/bin/$b 2>/dev/null ||
+        python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$carry/$b.xz" /tmp/bin/$b
+    chmod +x /tmp/bin/$b
+done
+say "unpacked; $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
+say "step 1: CUDA vs CPU agreement (tests/cuda.rs)"
+PCMEM_REQUIRE_GPU=1 timeout 120 /tmp/bin/cuda-test --nocapture --test-threads 1 >> "$log" 2>&1
+say "step 1 exit $?"
+say "step 2: GPU bench (benches/gpu_iteration.rs)"
+PCMEM_REQUIRE_GPU=1 PCMEM_BENCH_OUT=$out timeout 240 /tmp/bin/gpu-bench --bench >> "$log" 2>&1
+say "step 2 exit $?"
+say "step 3: PCX on the same GPU"
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$carry"/pcx-*.whl >> "$log" 2>&1
+PYTHONPATH=/tmp/site XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
+    timeout $(( $(left) > 400 ? 200 : $(left) / 2 )) python3 ci/bench_peers.py --gpu "$out" "$out/gpu-table.md" >> "$log" 2>&1
+say "step 3 exit $?"
+say "step 4: full-profile cells ($grids), $(left) s left"
+mkdir -p /tmp/res
+for g in $grids; do
+    [ "$(left)" -gt 40 ] || break
+    say "grid $g ($(left) s left)"
+    timeout $(( $(left) - 25 )) /tmp/bin/pcmem run "experiments/$g.toml" --profile full --device cuda:0 \
+        --data-dir "$carry/data" --offline --out /tmp/res >> "$log" 2>&1
+    say "grid $g exit $?"
+done
+(cd /tmp/res && find . -name '*.json' ! -name '*.lock' | tar czf "$out/records.tgz" -T -)
+say "records: $(tar tzf "$out/records.tgz" | wc -l) files; done"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prepares, on a machine without a GPU, everything one GPU session needs (issue: the CUDA path on
+# a lent GPU): builds the CUDA `pcmem` binary, the CUDA agreement test and the GPU bench
+# (ci/cuda-build.sh), strips and xz-compresses them, and copies the PCX wheel and the data the
+# full-profile cells read into `.devcarry/` (git-ignored; the device tool carries it, 64 MiB at
+# most). Then run `ci/gpu/device-run.sh` there.
+#   usage: bash ci/gpu/prepare.sh DATA_DIR [DATASET_FOLDER...]
+#   e.g.   bash ci/gpu/prepare.sh ../shared/data tiny-imagenet-200
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+data=${1:?usage: bash ci/gpu/prepare.sh DATA_DIR [DATASET_FOLDER...]}
+shift
+carry=$root/.devcarry
+grep -qx '/.devcarry/' .git/info/exclude 2>/dev/null || echo '/.devcarry/' >> .git/info/exclude
+mkdir -p "$carry/data"
+bash ci/cuda-build.sh build -p pcmem-cli
+bash ci/cuda-build.sh test -p pcmem-model --test cuda --no-run
+bash ci/cuda-build.sh bench -p pcmem-model --bench gpu_iteration --no-run
+newest() { ls -t "$@" 2>/dev/null | grep -v '\.d$' | head -n1; }
+pack() { # pack SRC NAME: strip, compress
+    strip -o "$carry/$2" "$1"
+    xz -T2 -9 -f "$carry/$2"
+    echo "packed $1 -> .devcarry/$2.xz ($(du -h "$carry/$2.xz" | cut -f1))"
+}
+pack target-cuda/release/pcmem pcmem
+pack "$(newest target-cuda/release/deps/cuda-*)" cuda-test
+pack "$(newest target-cuda/release/deps/gpu_iteration-*)" gpu-bench
+rm -f "$carry"/*.whl
+python3 -m pip download -q --no-deps --only-binary=:all: -d "$carry" pcx==0.6.3
+for f in "$@"; do
+    rm -rf "${carry:?}/data/$f"
+    cp -r "$data/$f" "$carry/data/$f"
+done
+du -sh "$carry"
+echo "carry: .devcarry (check the total above is under 64 MiB with the working tree)"

@@ -1,0 +1,232 @@
+//! Resumable training: a run interrupted after any epoch and resumed from its checkpoint ends
+//! with the same bits (weights, curve, stop reason) as a run never interrupted, for both
+//! kernels, with Adam and persistent value nodes; checkpoints from another config, another
+//! identity, a corrupt or half-written checkpoint are refused by name and training restarts.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::Duration;
+
+use candle_core::{Device, Tensor};
+use pcmem_model::{
+    CheckpointPolicy, Kernel, MemoryPrior, Optimizer, Pcn, PcnConfig, Resume, TrainReport,
+    ValueInit,
+};
+
+mod common;
+
+fn config(kernel: Kernel, persistent: bool) -> PcnConfig {
+    let mut cfg = PcnConfig::new(48, 16);
+    cfg.kernel = kernel;
+    cfg.layers = 2;
+    cfg.memory_prior = MemoryPrior::Learned;
+    cfg.learning.optimizer = Optimizer::adam();
+    cfg.learning.alpha = 1e-2;
+    cfg.learning.max_epochs = 12;
+    cfg.learning.target_mse = None;
+    cfg.learning.batch_size = Some(4);
+    cfg.learning.persistent_values = persistent;
+    cfg.value_init = ValueInit::Random { std: 0.3 };
+    cfg.inference.gamma = 0.05;
+    cfg.inference.steps = 15;
+    cfg
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+fn assert_same(a: &(TrainReport, Pcn), b: &(TrainReport, Pcn), tag: &str) {
+    assert_eq!(a.0.epochs.len(), b.0.epochs.len(), "{tag}: epochs");
+    for (x, y) in a.0.epochs.iter().zip(&b.0.epochs) {
+        assert_eq!(
+            x.energy.to_bits(),
+            y.energy.to_bits(),
+            "{tag}: epoch {} energy {} vs {}",
+            x.epoch,
+            x.energy,
+            y.energy
+        );
+        assert_eq!(x, y, "{tag}");
+    }
+    assert_eq!(a.0.stop, b.0.stop, "{tag}: stop");
+    for (i, (wa, wb)) in a.1.weights().iter().zip(b.1.weights()).enumerate() {
+        assert_eq!(bits(wa), bits(wb), "{tag}: weights w{}", i + 1);
+    }
+    assert_eq!(
+        bits(a.1.prior().unwrap()),
+        bits(b.1.prior().unwrap()),
+        "{tag}: prior"
+    );
+    assert_eq!(a.1.error_mse(), b.1.error_mse(), "{tag}: error_mse");
+}
+
+fn uninterrupted(cfg: &PcnConfig, data: &Tensor) -> (TrainReport, Pcn) {
+    let mut pcn = cfg.init(&Device::Cpu).unwrap();
+    let rep = pcn.train(data).unwrap();
+    (rep, pcn)
+}
+
+/// Trains with checkpoints after every epoch and "dies" (panics) after `kill_after` epochs.
+fn killed(cfg: &PcnConfig, data: &Tensor, policy: &CheckpointPolicy, kill_after: usize) {
+    let mut pcn = cfg.init(&Device::Cpu).unwrap();
+    let died = catch_unwind(AssertUnwindSafe(|| {
+        pcn.train_resumable(data, policy, |e| {
+            if e.epoch + 1 == kill_after {
+                panic!("killed");
+            }
+        })
+    }));
+    assert!(died.is_err(), "the run should have died");
+}
+
+fn resumed(
+    cfg: &PcnConfig,
+    data: &Tensor,
+    policy: &CheckpointPolicy,
+) -> ((TrainReport, Pcn), Resume) {
+    let mut pcn = cfg.init(&Device::Cpu).unwrap();
+    let (rep, resume) = pcn.train_resumable(data, policy, |_| {}).unwrap();
+    ((rep, pcn), resume)
+}
+
+fn policy(dir: &Path, name: &str) -> CheckpointPolicy {
+    CheckpointPolicy::new(dir.join(name), Duration::ZERO, "data-a")
+}
+
+#[test]
+fn resumed_training_has_the_bits_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(10, 48, 3);
+    for kernel in [Kernel::Candle, Kernel::Fused] {
+        for persistent in [false, true] {
+            let cfg = config(kernel, persistent);
+            let tag = format!("{kernel:?} persistent={persistent}");
+            let whole = uninterrupted(&cfg, &data);
+            let p = policy(dir.path(), &format!("{kernel:?}-{persistent}"));
+            // Killed after 5 epochs: the checkpoint written after epoch 4 (0-based) remains
+            // (the kill comes in the progress callback, before epoch 5's checkpoint).
+            killed(&cfg, &data, &p, 5);
+            assert!(p.exists(), "{tag}: no checkpoint left by the killed run");
+            let (again, resume) = resumed(&cfg, &data, &p);
+            assert_eq!(resume, Resume::From { epoch: 4 }, "{tag}");
+            assert_same(&again, &whole, &tag);
+            // Killed twice more, at other epochs, with the same checkpoint stem.
+            p.remove().unwrap();
+            killed(&cfg, &data, &p, 2);
+            killed(&cfg, &data, &p, 9);
+            let (again, resume) = resumed(&cfg, &data, &p);
+            assert_eq!(resume, Resume::From { epoch: 8 }, "{tag}");
+            assert_same(&again, &whole, &tag);
+            // One tensor file remains (older ones are removed as new ones are written).
+            let files: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with(&format!("{kernel:?}-{persistent}.e")))
+                .collect();
+            assert_eq!(files.len(), 1, "{tag}: {files:?}");
+            p.remove().unwrap();
+            assert!(!p.exists());
+        }
+    }
+}
+
+#[test]
+fn a_finished_training_resumes_as_finished_and_stops_where_it_stopped() {
+    // Stopping at the target MSE: the checkpoint written at the stop is read back as done.
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(8, 48, 5);
+    let mut cfg = config(Kernel::Fused, false);
+    cfg.learning.max_epochs = 400;
+    cfg.learning.target_mse = Some(2e-2);
+    let whole = uninterrupted(&cfg, &data);
+    assert!(
+        whole.0.epochs.len() < 400,
+        "the target should stop training early"
+    );
+    let p = policy(dir.path(), "stop");
+    let ((first, _), resume) = resumed(&cfg, &data, &p);
+    assert_eq!(resume, Resume::Fresh);
+    assert_eq!(first.epochs, whole.0.epochs);
+    let (again, resume) = resumed(&cfg, &data, &p);
+    assert_eq!(
+        resume,
+        Resume::From {
+            epoch: whole.0.epochs.len()
+        }
+    );
+    assert_same(&again, &whole, "stopped at the target");
+}
+
+#[test]
+fn unusable_checkpoints_are_refused_by_name_and_training_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(10, 48, 4);
+    let cfg = config(Kernel::Fused, false);
+    let whole = uninterrupted(&cfg, &data);
+    let p = policy(dir.path(), "cell");
+    let refused = |p: &CheckpointPolicy, cfg: &PcnConfig, want: &str| {
+        let (run, resume) = resumed(cfg, &data, p);
+        match resume {
+            Resume::Refused { path, reason } => {
+                assert_eq!(path, p.meta_path());
+                assert!(reason.contains(want), "`{reason}` should name `{want}`");
+            }
+            other => panic!("expected a refusal naming {want}, got {other:?}"),
+        }
+        run
+    };
+    // Each case starts from a run killed after 3 epochs (a finished run's checkpoint would
+    // resume as finished, so the one before is removed first).
+    let kill = |p: &CheckpointPolicy| {
+        p.remove().unwrap();
+        killed(&cfg, &data, p, 3);
+    };
+    // Another config (other learning rate): refused naming the key, fresh run.
+    kill(&p);
+    let mut other = cfg.clone();
+    other.learning.alpha = 2e-2;
+    refused(&p, &other, "learning.alpha");
+    // Another identity (other data).
+    kill(&p);
+    let p_other = CheckpointPolicy::new(p.stem.clone(), Duration::ZERO, "data-b");
+    let run = refused(&p_other, &cfg, "data-a");
+    assert_same(&run, &whole, "restarted after another identity");
+    // Corrupt JSON (a half-written file from another tool).
+    kill(&p);
+    let text = std::fs::read(p.meta_path()).unwrap();
+    std::fs::write(p.meta_path(), &text[..text.len() / 2]).unwrap();
+    refused(&p, &cfg, "does not parse");
+    // Its tensor file gone.
+    kill(&p);
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "safetensors") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let run = refused(&p, &cfg, "tensor file unreadable");
+    assert_same(&run, &whole, "restarted after a missing tensor file");
+    // The refused checkpoint was removed; the successful run left its last one.
+    assert!(p.exists());
+}
+
+#[test]
+fn checkpoints_are_written_no_more_often_than_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(6, 48, 6);
+    let cfg = config(Kernel::Fused, false);
+    // An hour between checkpoints: only the one at the end of training is written.
+    let p = CheckpointPolicy::new(dir.path().join("slow"), Duration::from_secs(3600), "x");
+    killed(&cfg, &data, &p, 6);
+    assert!(!p.exists(), "no checkpoint is due within the hour");
+    let (_, resume) = resumed(&cfg, &data, &p);
+    assert_eq!(resume, Resume::Fresh);
+    assert!(p.exists(), "training's end writes one");
+}
