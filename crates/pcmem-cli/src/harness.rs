@@ -26,6 +26,35 @@ pub struct Reproduce {
     pub offline: bool,
     pub data: DataDirs,
     pub device: Device,
+    pub checkpoint_every: Option<std::time::Duration>,
+}
+
+/// `--checkpoint-every`: `30s`, `5m`, `2h`, a bare number of seconds, or `off`.
+pub fn parse_every(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || {
+        BadInput(format!(
+            "--checkpoint-every `{s}`: expected a duration such as 30s, 5m or 2h, or `off`"
+        ))
+    };
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad().into()),
+    };
+    if !v.is_finite() || v < 0.0 {
+        return Err(bad().into());
+    }
+    Ok(Some(std::time::Duration::from_secs_f64(v * scale)))
 }
 
 /// `i/n` with 1 <= i <= n.
@@ -95,6 +124,7 @@ pub fn options(
         progress: true,
         offline: false,
         device,
+        checkpoint_every: Some(pcmem_harness::run::DEFAULT_CHECKPOINT_EVERY),
     }
 }
 
@@ -105,6 +135,7 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     pcmem_harness::atomic::check_writable(&r.out)?;
     let mut opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
     opts.offline = r.offline;
+    opts.checkpoint_every = r.checkpoint_every;
     let mut not_run = Vec::new();
     let mut all = RunSummary::default();
     for g in &grids {

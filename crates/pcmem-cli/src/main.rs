@@ -76,6 +76,10 @@ enum Command {
         /// Never download: grids whose data is not on this machine are not run (and listed).
         #[arg(long)]
         offline: bool,
+        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never), so
+        /// that a killed or pre-empted run resumes the cell where it stopped.
+        #[arg(long, default_value = "5m")]
+        checkpoint_every: String,
     },
     /// Run one grid (cells already recorded are skipped).
     Run {
@@ -105,6 +109,10 @@ enum Command {
         /// Never download: if the grid's data is not on this machine it is not run (exit 3).
         #[arg(long)]
         offline: bool,
+        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never), so
+        /// that a killed or pre-empted run resumes the cell where it stopped.
+        #[arg(long, default_value = "5m")]
+        checkpoint_every: String,
     },
     /// Merge the records under DIR/runs into DIR/table.csv and DIR/table.parquet.
     Aggregate {
@@ -265,10 +273,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             device,
             force,
             offline,
+            checkpoint_every,
         } => {
             let device = open_device(device)?;
             harness::reproduce(&harness::Reproduce {
                 offline: *offline,
+                checkpoint_every: harness::parse_every(checkpoint_every)?,
                 profile: profile.clone(),
                 only: only.clone(),
                 out: out.clone(),
@@ -288,6 +298,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             out,
             device,
             offline,
+            checkpoint_every,
         } => {
             let device = open_device(device)?;
             let shard = match shard.as_deref() {
@@ -304,6 +315,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             };
             let mut opts = harness::options(out, shard, *force, dirs, device);
             opts.offline = *offline;
+            opts.checkpoint_every = harness::parse_every(checkpoint_every)?;
             harness::run_one(grid, profile, *dry_run, opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),

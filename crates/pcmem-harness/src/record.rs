@@ -56,6 +56,10 @@ pub struct FitInfo {
     /// precision, `recall.known_precision`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub resolved: std::collections::BTreeMap<String, f64>,
+    /// Epochs that an earlier, interrupted process had trained when this one resumed from its
+    /// checkpoint (absent: trained in one go). `timings.fit_s` then counts this process only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at_epoch: Option<usize>,
 }
 
 /// One recall condition's raw outcome.

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pcmem_data::transforms::binarise;
 use pcmem_data::{DataDirs, DatasetId, Selection, Split};
-use pcmem_model::FitProgress;
+use pcmem_model::{CheckpointPolicy, FitProgress, Resume};
 
 use crate::error::{HarnessError, Result};
 use crate::record::{record_path, DataInfo, FitInfo, RecallResult, RunRecord, Timings, SCHEMA};
@@ -37,6 +37,35 @@ pub struct RunOptions {
     /// Where the PCN and the autoencoder compute (`pcmem_model::device::parse`); Hopfield
     /// networks and the modern Hopfield network stay on the CPU.
     pub device: Device,
+    /// Save a training cell's state at most this often (`<cell>.ckpt.json` and
+    /// `<cell>.ckpt.e<epoch>.safetensors` beside its record), so that a killed run resumes
+    /// it; removed once the record is written. `None`: no checkpoints. The CLI's default is
+    /// [`DEFAULT_CHECKPOINT_EVERY`].
+    pub checkpoint_every: Option<std::time::Duration>,
+}
+
+/// How often `pcmem run` checkpoints a training cell unless told otherwise (5 minutes).
+pub const DEFAULT_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The checkpoint of the cell whose record is `record_file`, saved every `every`. Its identity
+/// ties it to the grid, the cell and the data's checksum.
+pub fn checkpoint_policy(
+    record_file: &std::path::Path,
+    grid: &Grid,
+    cell: &Cell,
+    data_sha256: &str,
+    every: std::time::Duration,
+) -> CheckpointPolicy {
+    CheckpointPolicy::new(
+        record_file.with_extension("ckpt"),
+        every,
+        format!(
+            "grid {} profile {} cell {} data sha256 {data_sha256}",
+            grid.id,
+            grid.applied_profile,
+            cell.id()
+        ),
+    )
 }
 
 /// What a grid run did.
@@ -236,7 +265,38 @@ pub fn run_cell(
     let model_config = resolved.config.clone();
     let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
     let t1 = Instant::now();
-    let fit = model.fit_with(&truth, on_epoch).map_err(cell_err)?;
+    let (fit, resume) = match opts.checkpoint_every {
+        Some(every) => {
+            let policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
+            model
+                .fit_resumable(&truth, &policy, on_epoch)
+                .map_err(cell_err)?
+        }
+        None => (
+            model.fit_with(&truth, on_epoch).map_err(cell_err)?,
+            Resume::Fresh,
+        ),
+    };
+    let resumed_at_epoch = match &resume {
+        Resume::From { epoch } => {
+            eprintln!(
+                "{}: {} resumed from its checkpoint after epoch {epoch}",
+                grid.id,
+                cell.id()
+            );
+            Some(*epoch)
+        }
+        Resume::Refused { path, reason } => {
+            eprintln!(
+                "{}: {} checkpoint {} not used ({reason}); removed, trained from epoch 0",
+                grid.id,
+                cell.id(),
+                path.display()
+            );
+            None
+        }
+        Resume::Fresh | Resume::Unsupported => None,
+    };
     let fit_s = t1.elapsed().as_secs_f64();
     let mut recall = Vec::new();
     let fill = if bipolar { -1.0 } else { 0.0 };
@@ -352,6 +412,7 @@ pub fn run_cell(
             converged: fit.converged,
             stop: fit.stop,
             resolved: fit.resolved,
+            resumed_at_epoch,
         },
         recall,
     })
@@ -503,6 +564,13 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         }
         let rec = rec?;
         rec.write(path)?;
+        // The record holds what the checkpoint was for.
+        if opts.checkpoint_every.is_some() {
+            let ckpt = path.with_extension("ckpt");
+            pcmem_model::CheckpointPolicy::new(ckpt.clone(), Default::default(), "")
+                .remove()
+                .map_err(crate::error::io_err(&ckpt))?;
+        }
         summary.ran += 1;
         if let Some(b) = &bar {
             b.inc(1);

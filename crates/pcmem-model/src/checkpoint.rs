@@ -67,6 +67,9 @@ pub enum Resume {
         /// Epochs finished before the checkpoint was written.
         epoch: usize,
     },
+    /// This memory does not checkpoint (one-shot storage, or training that cannot resume):
+    /// a run killed while fitting starts it again.
+    Unsupported,
     /// A checkpoint was there but could not be used (named, with the reason); it was removed
     /// and training started from epoch 0.
     Refused {

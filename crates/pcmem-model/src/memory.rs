@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::pcn::{Pcn, StopReason};
+use crate::checkpoint::{CheckpointPolicy, Resume};
+use crate::pcn::{Pcn, StopReason, TrainReport};
 
 /// Errors of any memory, boxed so that every crate keeps its own error enum.
 pub type MemoryError = Box<dyn std::error::Error + Send + Sync>;
@@ -87,10 +88,40 @@ pub trait AssociativeMemory {
         let _ = on_epoch;
         self.fit(patterns)
     }
+    /// Like [`AssociativeMemory::fit_with`], saving the training state to `checkpoint` as it
+    /// goes and resuming from it when one is there ([`crate::checkpoint`]). Memories that cannot
+    /// resume keep the default, which fits from the start and says [`Resume::Unsupported`].
+    fn fit_resumable(
+        &mut self,
+        patterns: &Tensor,
+        checkpoint: &CheckpointPolicy,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<(FitReport, Resume), MemoryError> {
+        let _ = checkpoint;
+        Ok((self.fit_with(patterns, on_epoch)?, Resume::Unsupported))
+    }
     /// Recalls from `cues` (`(N, d)`); see the module docs for `known`.
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError>;
     /// Number of learned or stored parameters.
     fn parameter_count(&self) -> usize;
+}
+
+impl Pcn {
+    fn fit_report(&self, report: &TrainReport) -> FitReport {
+        let mut resolved = BTreeMap::new();
+        for (l, m) in self.error_mse().unwrap_or_default().iter().enumerate() {
+            resolved.insert(format!("error_mse.{l}"), *m);
+        }
+        if let Ok(p) = self.known_precision() {
+            resolved.insert("recall.known_precision".into(), p);
+        }
+        FitReport {
+            curve: report.epochs.iter().map(|e| e.energy).collect(),
+            converged: report.stop != StopReason::EpochLimit,
+            stop: format!("{:?}", report.stop),
+            resolved,
+        }
+    }
 }
 
 impl AssociativeMemory for Pcn {
@@ -116,19 +147,25 @@ impl AssociativeMemory for Pcn {
                 mse: e.sensory_mse,
             })
         })?;
-        let mut resolved = BTreeMap::new();
-        for (l, m) in self.error_mse().unwrap_or_default().iter().enumerate() {
-            resolved.insert(format!("error_mse.{l}"), *m);
-        }
-        if let Ok(p) = self.known_precision() {
-            resolved.insert("recall.known_precision".into(), p);
-        }
-        Ok(FitReport {
-            curve: report.epochs.iter().map(|e| e.energy).collect(),
-            converged: report.stop != StopReason::EpochLimit,
-            stop: format!("{:?}", report.stop),
-            resolved,
-        })
+        Ok(self.fit_report(&report))
+    }
+
+    fn fit_resumable(
+        &mut self,
+        patterns: &Tensor,
+        checkpoint: &CheckpointPolicy,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<(FitReport, Resume), MemoryError> {
+        let max_epochs = self.config().learning.max_epochs;
+        let (report, resume) = self.train_resumable(patterns, checkpoint, |e| {
+            on_epoch(&FitProgress {
+                epoch: e.epoch + 1,
+                max_epochs,
+                loss: e.energy,
+                mse: e.sensory_mse,
+            })
+        })?;
+        Ok((self.fit_report(&report), resume))
     }
 
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {

@@ -57,5 +57,6 @@ pub fn options(out: &Path, data: &Path) -> RunOptions {
         progress: false,
         offline: true,
         device: candle_core::Device::Cpu,
+        checkpoint_every: None,
     }
 }

@@ -1,0 +1,207 @@
+//! A training cell killed with SIGKILL mid-training resumes from its checkpoint and ends with
+//! the record of a run never interrupted (same training curve to the bit, same recall); a
+//! checkpoint made under other settings is refused by name and the cell restarts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn pcmem() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
+    c.env_remove("PCMEM_DATA_DIR").env_remove("PCMEM_MIRROR");
+    c
+}
+
+/// Eight generated 28x28 digits in the official uncompressed MNIST test layout.
+fn mnist_fixture(dir: &Path) {
+    let n = 8u32;
+    let mut images = [0x0000_0803u32, n, 28, 28]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect::<Vec<u8>>();
+    for k in 0..n {
+        images.extend((0..784u32).map(|i| if (i * (k + 2) / 7) % 3 == 0 { 255 } else { 0 }));
+    }
+    let mut labels = [0x0000_0801u32, n]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect::<Vec<u8>>();
+    labels.extend((0..n as u8).map(|k| k % 10));
+    std::fs::create_dir_all(dir.join("mnist")).unwrap();
+    std::fs::write(dir.join("mnist/t10k-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(dir.join("mnist/t10k-labels-idx1-ubyte"), labels).unwrap();
+}
+
+/// A PCN cell that trains for 1500 epochs (no early stop), checkpointing after every epoch
+/// when asked, so a kill lands mid-training whatever the machine's speed.
+fn grid(alpha: &str) -> String {
+    format!(
+        r#"
+id = "resume"
+title = "resumable PCN cell"
+paper = "none"
+[train]
+dataset = ["mnist"]
+split = "test"
+n_images = [8]
+model = ["pcn"]
+hidden = [32]
+[recall]
+corruption = ["noise:0.05", "top:0.5"]
+threshold = 0.005
+[pcn]
+learning = {{ alpha = {alpha}, optimizer = {{ kind = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }}, gradient_scale = "mean", max_epochs = 1500, patience = 100000 }}
+inference = {{ gamma = 0.05, steps = 10 }}
+recall = {{ steps = 40, iterations = 2 }}
+[profile.quick]
+"#
+    )
+}
+
+fn run(grid: &Path, data: &Path, out: &Path, every: &str) -> Command {
+    let mut c = pcmem();
+    c.arg("run")
+        .arg(grid)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(["--checkpoint-every", every]);
+    c
+}
+
+fn only_record(out: &Path) -> PathBuf {
+    let dir = out.join("runs/resume/quick");
+    let recs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    recs[0].clone()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Starts the run, waits until its checkpoint holds at least 5 epochs, then SIGKILLs it.
+fn start_and_kill(grid: &Path, data: &Path, out: &Path) -> PathBuf {
+    let mut child = run(grid, data, out, "0s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = out.join("runs/resume/quick");
+    let t = Instant::now();
+    let ckpt = loop {
+        let found = std::fs::read_dir(&dir).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".ckpt.json"))
+        });
+        if let Some(p) = found {
+            let epochs = std::fs::read_to_string(&p)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["epochs"].as_array().map(|a| a.len()));
+            if epochs.is_some_and(|e| e >= 5) {
+                break p;
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed mid-training");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let records: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().into_string().unwrap();
+            n.ends_with(".json") && !n.contains(".ckpt")
+        })
+        .collect();
+    assert!(records.is_empty(), "killed mid-training: no record yet");
+    ckpt
+}
+
+#[test]
+fn a_cell_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    mnist_fixture(&data);
+    let g = tmp.path().join("g.toml");
+    std::fs::write(&g, grid("5e-3")).unwrap();
+
+    // Uninterrupted, no checkpoints.
+    let whole = tmp.path().join("whole");
+    let o = run(&g, &data, &whole, "off").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = json(&only_record(&whole));
+    assert_eq!(want["fit"]["curve"].as_array().unwrap().len(), 1500);
+    assert!(want["fit"].get("resumed_at_epoch").is_none());
+
+    // Killed with SIGKILL after at least 5 epochs, then run again.
+    let out = tmp.path().join("killed");
+    let ckpt = start_and_kill(&g, &data, &out);
+    let o = run(&g, &data, &out, "5m").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("resumed from its checkpoint after epoch"),
+        "{err}"
+    );
+    let got = json(&only_record(&out));
+    let at = got["fit"]["resumed_at_epoch"]
+        .as_u64()
+        .expect("resumed_at_epoch");
+    assert!((5..1500).contains(&(at as usize)), "resumed at {at}");
+    assert_eq!(got["fit"]["curve"], want["fit"]["curve"], "training curve");
+    assert_eq!(got["fit"]["resolved"], want["fit"]["resolved"]);
+    for (a, b) in got["recall"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want["recall"].as_array().unwrap())
+    {
+        assert_eq!(a["mse"], b["mse"], "recall {}", a["corruption"]);
+    }
+    // The checkpoint is gone once the record is written.
+    let left: Vec<_> = std::fs::read_dir(ckpt.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.contains(".ckpt"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_checkpoint_of_other_settings_is_refused_by_name_and_the_cell_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    mnist_fixture(&data);
+    let g = tmp.path().join("g.toml");
+    std::fs::write(&g, grid("5e-3")).unwrap();
+    let out = tmp.path().join("out");
+    start_and_kill(&g, &data, &out);
+    // The same cell id with another learning rate.
+    std::fs::write(&g, grid("4e-3")).unwrap();
+    let o = run(&g, &data, &out, "5m").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("not used") && err.contains("learning.alpha"),
+        "the refusal names the setting: {err}"
+    );
+    let got = json(&only_record(&out));
+    assert!(got["fit"].get("resumed_at_epoch").is_none());
+    assert_eq!(got["fit"]["curve"].as_array().unwrap().len(), 1500);
+}
