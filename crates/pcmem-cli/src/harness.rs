@@ -125,6 +125,7 @@ pub fn options(
         offline: false,
         device,
         checkpoint_every: Some(pcmem_harness::run::DEFAULT_CHECKPOINT_EVERY),
+        stop: Some(crate::stop_flag()),
     }
 }
 

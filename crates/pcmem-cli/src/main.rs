@@ -15,7 +15,9 @@
 //! ```
 //! Exit codes: 0 success, 1 failure, 2 bad usage or bad input, 3 finished but some grids were
 //! not run because their data cannot be had here (the summary and REPORT.md say which and how
-//! to provide it).
+//! to provide it), 4 stopped by a signal (SIGTERM, SIGINT, SIGUSR1: a training cell saves its
+//! checkpoint at the end of its epoch first; a second signal ends the process at once) — run
+//! the same command again to continue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -426,6 +428,24 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Raised by SIGTERM, SIGINT or SIGUSR1 (a scheduler's warning before its time limit, or
+/// Ctrl-C): grid runs then checkpoint and stop. A second such signal ends the process at once.
+pub(crate) fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    static FLAG: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+        std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in [SIGTERM, SIGINT, SIGUSR1] {
+            // Order matters: the conditional exit sees the flag before this signal raises it.
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+            let _ = signal_hook::flag::register(sig, flag.clone());
+        }
+        flag
+    })
+    .clone()
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -443,6 +463,20 @@ fn main() -> ExitCode {
         Err(e) if e.downcast_ref::<harness::NotRun>().is_some() => {
             eprintln!("{e}");
             ExitCode::from(3)
+        }
+        Err(e)
+            if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<pcmem_harness::HarnessError>(),
+                    Some(pcmem_harness::HarnessError::Interrupted { .. })
+                )
+            }) =>
+        {
+            eprintln!("{e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(4)
         }
         Err(e) => {
             eprintln!("error: {e}");

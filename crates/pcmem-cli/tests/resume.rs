@@ -205,3 +205,56 @@ fn a_checkpoint_of_other_settings_is_refused_by_name_and_the_cell_restarts() {
     assert!(got["fit"].get("resumed_at_epoch").is_none());
     assert_eq!(got["fit"]["curve"].as_array().unwrap().len(), 1500);
 }
+
+#[test]
+fn sigterm_checkpoints_at_the_end_of_the_epoch_exits_4_and_the_run_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    mnist_fixture(&data);
+    let g = tmp.path().join("g.toml");
+    std::fs::write(&g, grid("5e-3")).unwrap();
+    let whole = tmp.path().join("whole");
+    let o = run(&g, &data, &whole, "off").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = json(&only_record(&whole));
+
+    // Checkpoints every hour: only the signal makes one.
+    let out = tmp.path().join("out");
+    let mut child = run(&g, &data, &out, "1h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = out.join("runs/resume/quick");
+    let t = Instant::now();
+    // The cell's lock appears when the cell starts; training then runs 1500 epochs.
+    while !std::fs::read_dir(&dir).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".json.lock"))
+    }) {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(t.elapsed() < Duration::from_secs(300));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("run again to resume"), "{err}");
+    let ckpt: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".ckpt.json"))
+        .collect();
+    assert_eq!(ckpt.len(), 1, "the signal wrote a checkpoint");
+    let o = run(&g, &data, &out, "1h").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = json(&only_record(&out));
+    assert!(got["fit"]["resumed_at_epoch"].as_u64().is_some());
+    assert_eq!(got["fit"]["curve"], want["fit"]["curve"]);
+}

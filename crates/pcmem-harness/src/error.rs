@@ -39,6 +39,15 @@ pub enum HarnessError {
         /// The model's or data's error.
         reason: String,
     },
+    /// The run was asked to stop (SIGTERM, SIGINT, SIGUSR1): a training cell saved its
+    /// checkpoint first, or the stop came between cells. Running again continues.
+    #[error("grid {grid}: stopped by a signal ({at}); run the same command again to continue")]
+    Interrupted {
+        /// Grid id.
+        grid: String,
+        /// Where it stopped.
+        at: String,
+    },
     /// Loading data failed.
     #[error(transparent)]
     Data(#[from] pcmem_data::DataError),

@@ -42,6 +42,9 @@ pub struct RunOptions {
     /// it; removed once the record is written. `None`: no checkpoints. The CLI's default is
     /// [`DEFAULT_CHECKPOINT_EVERY`].
     pub checkpoint_every: Option<std::time::Duration>,
+    /// Raised (by the CLI's signal handler) to stop: a training cell checkpoints at the end of
+    /// its epoch and the run ends with [`HarnessError::Interrupted`]; no new cell starts.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How often `pcmem run` checkpoints a training cell unless told otherwise (5 minutes).
@@ -247,10 +250,16 @@ pub fn run_cell(
     let truth = Tensor::from_vec(pixels.clone(), (set.len(), d), &Device::Cpu)
         .map_err(|e| HarnessError::Invalid(e.to_string()))?;
     let load_s = t0.elapsed().as_secs_f64();
-    let cell_err = |e: pcmem_model::MemoryError| HarnessError::Cell {
-        grid: grid.id.clone(),
-        cell: cell.id(),
-        reason: e.to_string(),
+    let cell_err = |e: pcmem_model::MemoryError| match e.downcast_ref::<pcmem_model::PcnError>() {
+        Some(stop @ pcmem_model::PcnError::Interrupted { .. }) => HarnessError::Interrupted {
+            grid: grid.id.clone(),
+            at: format!("{}: {stop}", cell.id()),
+        },
+        _ => HarnessError::Cell {
+            grid: grid.id.clone(),
+            cell: cell.id(),
+            reason: e.to_string(),
+        },
     };
     let resolved = crate::models::resolve(grid, cell).map_err(|e| HarnessError::Spec {
         file: grid.id.clone(),
@@ -267,7 +276,10 @@ pub fn run_cell(
     let t1 = Instant::now();
     let (fit, resume) = match opts.checkpoint_every {
         Some(every) => {
-            let policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
+            let mut policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
+            if let Some(flag) = &opts.stop {
+                policy = policy.with_stop(flag.clone());
+            }
             model
                 .fit_resumable(&truth, &policy, on_epoch)
                 .map_err(cell_err)?
@@ -499,6 +511,16 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     };
     let total = todo.len();
     for (k, (cell, path, _)) in todo.into_iter().enumerate() {
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(HarnessError::Interrupted {
+                grid: grid.id.clone(),
+                at: format!("before cell {}", cell.id()),
+            });
+        }
         let Some(_lock) = CellLock::try_take(path)? else {
             let holder = std::fs::read_to_string(path.with_extension("json.lock"))
                 .map(|h| h.trim().to_string())

@@ -31,6 +31,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use candle_core::{Device, Tensor};
@@ -46,7 +48,7 @@ use crate::pcn::EpochStats;
 const FORMAT: u32 = 1;
 
 /// Where and how often [`crate::Pcn::train_resumable`] saves the training state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CheckpointPolicy {
     /// Path stem: the state goes to `<stem>.json` and `<stem>.e<epoch>.safetensors`.
     pub stem: PathBuf,
@@ -55,6 +57,10 @@ pub struct CheckpointPolicy {
     /// What the training depends on besides the model config (e.g. the data checksum): a
     /// checkpoint written under another identity is refused.
     pub identity: String,
+    /// When this flag is raised (e.g. by a SIGTERM handler before a scheduler's time limit),
+    /// training saves a checkpoint at the end of the current epoch and stops with
+    /// [`crate::PcnError::Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// How a resumable training started.
@@ -87,7 +93,21 @@ impl CheckpointPolicy {
             stem: stem.into(),
             every,
             identity: identity.into(),
+            stop: None,
         }
+    }
+
+    /// The same policy, stopping (after a checkpoint) once `flag` is raised.
+    pub fn with_stop(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// Whether a stop was asked for.
+    pub fn stop_asked(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// The JSON half of the checkpoint, `<stem>.json`.

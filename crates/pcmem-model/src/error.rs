@@ -66,6 +66,16 @@ pub enum PcnError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Training was asked to stop (a signal) and saved its state first.
+    #[error(
+        "training interrupted after {epochs} epochs; its state is saved in {path}: run again to resume"
+    )]
+    Interrupted {
+        /// Epochs finished and saved.
+        epochs: usize,
+        /// The checkpoint's JSON file.
+        path: PathBuf,
+    },
     /// A device name that cannot be used.
     #[error("device `{name}`: {reason}")]
     Device {

@@ -1584,8 +1584,9 @@ impl<'a> EpochLoop<'a> {
         on_epoch(&stats);
         self.epochs.push(stats);
         self.stop = self.tracker.update(&stats);
-        self.policy
-            .is_some_and(|p| self.next_epoch().is_none() || self.last_save.elapsed() >= p.every)
+        self.policy.is_some_and(|p| {
+            self.next_epoch().is_none() || p.stop_asked() || self.last_save.elapsed() >= p.every
+        })
     }
 
     fn save(
@@ -1598,6 +1599,12 @@ impl<'a> EpochLoop<'a> {
         if let Some(p) = self.policy {
             checkpoint::write(p, config, &self.epochs, adam_step, rng, tensors)?;
             self.last_save = std::time::Instant::now();
+            if p.stop_asked() && self.next_epoch().is_some() {
+                return Err(PcnError::Interrupted {
+                    epochs: self.epochs.len(),
+                    path: p.meta_path(),
+                });
+            }
         }
         Ok(())
     }

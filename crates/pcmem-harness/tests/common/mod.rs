@@ -58,5 +58,6 @@ pub fn options(out: &Path, data: &Path) -> RunOptions {
         offline: true,
         device: candle_core::Device::Cpu,
         checkpoint_every: None,
+        stop: None,
     }
 }
