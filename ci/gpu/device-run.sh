@@ -40,11 +40,18 @@ say "step 3 exit $?"
 say "step 4: full-profile cells ($grids), $(left) s left"
 mkdir -p /tmp/res
 for g in $grids; do
-    [ "$(left)" -gt 40 ] || break
+    [ "$(left)" -gt 60 ] || break
     say "grid $g ($(left) s left)"
-    timeout $(( $(left) - 25 )) /tmp/bin/pcmem run "experiments/$g.toml" --profile full --device cuda:0 \
-        --data-dir "$carry/data" --offline --out /tmp/res >> "$log" 2>&1
+    # At the budget's end timeout sends TERM: the training cell checkpoints at the end of its
+    # epoch and pcmem exits 4; KILL 30 s later if it has not.
+    timeout -k 30 $(( $(left) - 45 )) /tmp/bin/pcmem run "experiments/$g.toml" --profile full \
+        --device cuda:0 --data-dir "$carry/data" --cache-dir /tmp/cache --offline --out /tmp/res \
+        --checkpoint-every 2m >> "$log" 2>&1
     say "grid $g exit $?"
 done
-(cd /tmp/res && find . -name '*.json' ! -name '*.lock' | tar czf "$out/records.tgz" -T -)
-say "records: $(tar tzf "$out/records.tgz" | wc -l) files; done"
+# Records and pictures come back; checkpoints too when small enough to travel (16 MiB a file).
+(cd /tmp/res && find . -type f ! -name '*.lock' ! -name '*.safetensors' ! -name '*.ckpt.json' |
+    tar czf "$out/records.tgz" -T -)
+(cd /tmp/res && find . -name '*.ckpt.*' -size -12M | tar czf "$out/checkpoints.tgz" -T -)
+[ "$(stat -c %s "$out/checkpoints.tgz")" -lt 16000000 ] || rm -f "$out/checkpoints.tgz"
+say "records: $(tar tzf "$out/records.tgz" | grep -c '\.json$') json files; done"

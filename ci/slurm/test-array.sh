@@ -3,8 +3,9 @@
 # cluster on this machine, submits ci/slurm/test-grid.toml as a 4-task array with
 # ci/slurm/grid-array.sbatch, pre-empts a task in the middle of a training cell
 # (`scontrol requeue`, as a pre-empting scheduler does; the job was submitted with --requeue),
-# waits for the array, and checks that the merged records equal those of an unsharded run:
-# same cells, same training curves, same per-image recall errors.
+# waits for the array, checks that the requeued task resumed the pre-empted cell from its
+# checkpoint, and that the merged records equal those of an unsharded run: same cells, same
+# training curves (to the bit), same per-image recall errors.
 # Needs the real images (PCMEM_DATA_DIR, ../shared/data in CI).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,7 +72,7 @@ echo "== unsharded reference run"
 "$bin" run ci/slurm/test-grid.toml --data-dir "$data" --out "$work/ref" --offline
 
 echo "== 4-task array, one task pre-empted mid-training"
-job=$(GRID=ci/slurm/test-grid.toml PROFILE=quick OUT="$work/arr" PCMEM_BIN="$bin" \
+job=$(GRID=ci/slurm/test-grid.toml PROFILE=quick OUT="$work/arr" PCMEM_BIN="$bin" CHECKPOINT_EVERY=1s \
   PCMEM_DATA_DIR="$data" sbatch --parsable --array=0-3 --cpus-per-task=1 --mem=1G \
   --time=10 --output="$work/task-%a.out" --export=ALL ci/slurm/grid-array.sbatch)
 echo "submitted array job $job"
@@ -81,7 +82,7 @@ preempted=""
 for _ in $(seq 120); do
   lock=$(find "$work/arr" -name '*.json.lock' 2>/dev/null | head -n 1 || true)
   if [ -n "$lock" ]; then
-    sleep 2
+    sleep 4
     pid=$(sed -n 's/^pid=\([0-9]*\).*/\1/p' "$lock" 2>/dev/null || true)
     task=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^SLURM_ARRAY_TASK_ID=//p' || true)
     if [ -n "$task" ] && [ -f "$lock" ]; then
@@ -103,6 +104,14 @@ cat "$work"/task-*.out
 # The pre-empted cell was computed again by its requeued task, and recorded once.
 [ -f "$work/arr/runs/slurm/quick/$cell.json" ] || { echo "$cell has no record"; exit 1; }
 [ -z "$(squeue -h -j "$job")" ] || { echo "array did not finish"; exit 1; }
+# ... and resumed from its checkpoint rather than from epoch 0.
+python3 - "$work/arr/runs/slurm/quick/$cell.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+e = r["fit"].get("resumed_at_epoch")
+assert e, f"{sys.argv[1]}: the pre-empted cell did not resume from a checkpoint"
+print(f"pre-empted cell resumed after epoch {e} of {len(r['fit']['curve'])}")
+PY
 
 echo "== merged records against the unsharded run"
 python3 - "$work/ref" "$work/arr" <<'PY'
