@@ -7,7 +7,11 @@
 //! `tolerance`) and, for claims comparing two models, `than` (another `where`) with `for_each`
 //! (the column over which the comparison must hold at every shared value). Without
 //! `for_each`, every selected cell must satisfy the claim on its own. A cell the profile did
-//! not run is reported as not run, not as passed. Claims, figures and tables use the selected points
+//! not run is reported as not run, not as passed. A claim that a model recalling nothing would
+//! pass (at most, fewer than, none, a small number, worse than) must carry a `control`: a
+//! positive control on the same model (its `where` overrides keys of the claim's, e.g. a light
+//! corruption or a smaller N) that must hold first, so a broken model cannot pass the claim.
+//! Claims, figures and tables use the selected points
 //! of a grid's hyperparameter search only (see [`crate::aggregate::selected`]); the report
 //! lists every point of a search in its own table.
 
@@ -103,6 +107,25 @@ pub struct Claim {
     pub than: Option<BTreeMap<String, String>>,
     /// Column over which a comparison against `than` must hold at every shared value.
     pub for_each: Option<String>,
+    /// Positive control of a claim that a model recalling nothing would pass.
+    pub control: Option<Control>,
+}
+
+/// A positive control: the same model recalls from an easier cue (a light corruption, fewer
+/// images). Its cells are the claim's `where` with the control's `where` laid over it; each
+/// must hold on its own.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Keys of the claim's `where` to replace or add.
+    #[serde(rename = "where")]
+    pub filter: BTreeMap<String, String>,
+    /// What is counted.
+    pub metric: Metric,
+    /// The comparison.
+    pub op: Op,
+    /// Threshold value.
+    pub value: f64,
 }
 
 #[derive(Deserialize)]
@@ -135,10 +158,41 @@ impl Claim {
         if self.value.is_some_and(|v| !v.is_finite()) {
             return Err(format!("claim {id}: value must be finite"));
         }
+        // A model that recalls nothing must not pass without a positive control.
+        let zero_passes = match (self.value, &self.than) {
+            (Some(v), _) => self.op.holds(0.0, v, self.tolerance.unwrap_or(0.0)),
+            (None, Some(_)) => matches!(self.op, Op::Lt | Op::Le),
+            _ => false,
+        };
+        match (&self.control, zero_passes) {
+            (None, true) => {
+                return Err(format!(
+                    "claim {id}: a model that recalls nothing would pass it; add a positive \
+                     `control` on the same model (e.g. control = {{ where = {{ corruption = \
+                     \"noise:0.01\" }}, metric = \"fraction\", op = \">=\", value = 0.5 }})"
+                ))
+            }
+            (Some(c), _) => {
+                if c.op.holds(0.0, c.value, 0.0) || c.op == Op::Within {
+                    return Err(format!(
+                        "claim {id}: its control must fail for a model that recalls nothing \
+                         (use >= or > with a positive value)"
+                    ));
+                }
+                if c.filter.is_empty() {
+                    return Err(format!(
+                        "claim {id}: the control's `where` must change something (a lighter \
+                         corruption, fewer images)"
+                    ));
+                }
+            }
+            (None, false) => {}
+        }
         for k in self
             .filter
             .keys()
             .chain(self.than.iter().flat_map(|t| t.keys()))
+            .chain(self.control.iter().flat_map(|c| c.filter.keys()))
             .chain(self.for_each.iter())
         {
             if !(CONFIG_COLUMNS.contains(&k.as_str()) || k == "seed") {
@@ -236,8 +290,69 @@ fn select(
     Ok(key.into_iter().zip(rows.iter().map(|&i| m[i])).collect())
 }
 
-/// Evaluates a claim on the tidy table (seeds averaged).
+/// Evaluates a claim on the tidy table (seeds averaged), its positive control first: a claim
+/// whose control fails is a FAIL whatever its own number, and not run while its control is.
 pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
+    let own = evaluate_own(claim, df)?;
+    let Some(c) = &claim.control else {
+        return Ok(own);
+    };
+    let mut filter = claim.filter.clone();
+    filter.extend(c.filter.clone());
+    let rows = select(df, &claim.grid, &filter, c.metric, None)?;
+    let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for (k, v) in rows {
+        let e = acc.entry(k).or_default();
+        e.0 += v;
+        e.1 += 1;
+    }
+    let vals: Vec<(String, f64)> = acc
+        .into_iter()
+        .map(|(k, (s, n))| (k, s / n as f64))
+        .collect();
+    let what = c
+        .filter
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if vals.is_empty() {
+        return Ok(Verdict {
+            ours: format!("{}; control ({what}) not run in this profile", own.ours),
+            pass: None,
+        });
+    }
+    let shown = vals
+        .iter()
+        .map(|(k, v)| {
+            let v = match c.metric {
+                Metric::Fraction => format!("{:.0}%", 100.0 * v),
+                Metric::Recalled => format!("{v:.1}"),
+            };
+            if k.is_empty() || vals.len() == 1 {
+                v
+            } else {
+                format!("{k}: {v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let control_ok = vals.iter().all(|(_, v)| c.op.holds(*v, c.value, 0.0));
+    Ok(Verdict {
+        ours: format!(
+            "{}; control ({what}): {shown}{}",
+            own.ours,
+            if control_ok { "" } else { " FAILED" }
+        ),
+        pass: if control_ok {
+            own.pass
+        } else {
+            own.pass.map(|_| false)
+        },
+    })
+}
+
+fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     let by = claim.for_each.as_deref();
     let mean_by = |rows: Vec<(String, f64)>| {
         let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();

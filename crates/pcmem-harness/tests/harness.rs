@@ -1,7 +1,7 @@
 //! Grids, the resumable runner, aggregation and claims, end to end on generated CIFAR-10 records.
 
 use pcmem_harness::record::read_all;
-use pcmem_harness::report::{evaluate, Claim, Metric, Op};
+use pcmem_harness::report::{evaluate, Claim, Control, Metric, Op};
 use pcmem_harness::run::{plan, run_grid, RunOptions};
 use pcmem_harness::spec::Grid;
 use pcmem_harness::{aggregate, HarnessError};
@@ -157,6 +157,7 @@ fn runner_writes_records_resumes_forces_and_shards() {
         tolerance: None,
         than: None,
         for_each: None,
+        control: None,
     };
     assert_eq!(
         evaluate(&claim(Op::Ge, 1.0, "4"), &df).unwrap().pass,
@@ -195,6 +196,34 @@ fn runner_writes_records_resumes_forces_and_shards() {
     assert_eq!(evaluate(&within, &df).unwrap().pass, Some(true));
     within.tolerance = Some(0.05);
     assert_eq!(evaluate(&within, &df).unwrap().pass, Some(false));
+    // A negative claim ("N = 6 recalls none") passes only if its positive control holds: the
+    // same model recalls at N = 4. With the control on the broken N = 6 cells it fails.
+    let mut none = claim(Op::Eq, 0.0, "6");
+    none.control = Some(Control {
+        filter: [("n_images".to_string(), "4".to_string())].into(),
+        metric: Metric::Fraction,
+        op: Op::Ge,
+        value: 1.0,
+    });
+    let v = evaluate(&none, &df).unwrap();
+    assert_eq!(v.pass, Some(true), "{}", v.ours);
+    assert!(v.ours.contains("control (n_images=4): 100%"), "{}", v.ours);
+    none.control.as_mut().unwrap().filter =
+        [("corruption".to_string(), "noise:0.05".to_string())].into();
+    let v = evaluate(&none, &df).unwrap();
+    assert_eq!(
+        v.pass,
+        Some(false),
+        "a failed control fails the claim: {}",
+        v.ours
+    );
+    assert!(v.ours.contains("FAILED"), "{}", v.ours);
+    none.control.as_mut().unwrap().filter = [("n_images".to_string(), "250".to_string())].into();
+    assert_eq!(
+        evaluate(&none, &df).unwrap().pass,
+        None,
+        "a control not run leaves the claim not run"
+    );
 }
 
 #[test]
@@ -230,6 +259,26 @@ tolerance = 2.0
     std::fs::write(&path, format!("{good}{good}")).unwrap();
     let e = pcmem_harness::report::load_claims(&path).unwrap_err();
     assert!(e.to_string().contains("twice"), "{e}");
+    // "At most 5" would pass for a model that recalls nothing: refused without a control...
+    let negative = good
+        .replace("op = \"within\"", "op = \"<=\"")
+        .replace("tolerance = 2.0\n", "");
+    std::fs::write(&path, &negative).unwrap();
+    let e = pcmem_harness::report::load_claims(&path).unwrap_err();
+    assert!(e.to_string().contains("control"), "{e}");
+    // ... accepted with one, unless the control itself would pass at zero.
+    let ok = format!(
+        "{negative}control = {{ where = {{ n_images = \"10\" }}, metric = \"fraction\", op = \">=\", value = 1.0 }}\n"
+    );
+    std::fs::write(&path, &ok).unwrap();
+    assert_eq!(pcmem_harness::report::load_claims(&path).unwrap().len(), 1);
+    std::fs::write(
+        &path,
+        ok.replace("op = \">=\", value = 1.0", "op = \"<=\", value = 1.0"),
+    )
+    .unwrap();
+    let e = pcmem_harness::report::load_claims(&path).unwrap_err();
+    assert!(e.to_string().contains("control must fail"), "{e}");
 }
 
 const SEARCH_GRID: &str = r#"
@@ -320,6 +369,7 @@ fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
         tolerance: None,
         than: None,
         for_each: None,
+        control: None,
     };
     assert_eq!(
         evaluate(&claim, &df).unwrap().ours,

@@ -59,7 +59,8 @@ fn column(cell: &pcmem_harness::spec::Cell, corruption: &str, col: &str) -> Stri
 }
 
 /// A claim whose selector matches no cell of the paper's sizes would read "not run" forever:
-/// every `where` (and `than`) must match at least one cell of its grid's full profile.
+/// every `where` (and `than`, and a control's `where` laid over the claim's) must match at
+/// least one cell of its grid's full profile.
 #[test]
 fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
     let claims = load_claims(&root().join("results/paper/claims.toml")).unwrap();
@@ -69,7 +70,15 @@ fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
             "full",
         )
         .unwrap();
-        for filter in std::iter::once(&c.filter).chain(c.than.iter()) {
+        let control = c.control.as_ref().map(|k| {
+            let mut f = c.filter.clone();
+            f.extend(k.filter.clone());
+            f
+        });
+        for filter in std::iter::once(&c.filter)
+            .chain(c.than.iter())
+            .chain(control.iter())
+        {
             let hit = grid.cells().iter().any(|cell| {
                 grid.corruptions().iter().any(|corr| {
                     let corr = corr.to_string();
