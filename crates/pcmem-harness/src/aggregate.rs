@@ -4,7 +4,8 @@
 //! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden,
 //! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
 //! converged, fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss,
-//! selected`. `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
+//! selected, arm`. `arm` is the recall arm (`paper`, the paper's model; or a name of the
+//! grid's `[arms]`, e.g. `pcmem`). `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
 //! / n`. `search` is the cell's hyperparameter-search point (empty without a search),
 //! `train_loss` the last value of its training curve (the PCN's energy summed over the stored
 //! images; NaN for one-shot memories), and `selected` marks the point with the lowest
@@ -97,8 +98,10 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
     let mut parameters = Vec::new();
     let mut sha = Vec::new();
     let mut version = Vec::new();
+    let mut arm = Vec::new();
     for (r, &chosen) in records.iter().zip(&chosen) {
         for rc in &r.recall {
+            arm.push(rc.arm.clone());
             search.push(r.cell.search.clone());
             loss.push(train_loss(r));
             is_selected.push(chosen);
@@ -157,18 +160,20 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
         "search" => search,
         "train_loss" => loss,
         "selected" => is_selected,
+        "arm" => arm,
     )?)
 }
 
 /// The columns that name one configuration of a grid (all but the seed): the rows of
 /// [`summary`], the series and panels of the figures.
-pub const CONFIG_COLUMNS: [&str; 6] = [
+pub const CONFIG_COLUMNS: [&str; 7] = [
     "dataset",
     "model",
     "hidden",
     "layers",
     "n_images",
     "corruption",
+    "arm",
 ];
 
 /// Mean over seeds of `fraction` and `recalled` per configuration of one grid (selected

@@ -177,6 +177,32 @@ pub fn resolve(grid: &Grid, cell: &Cell) -> Result<Resolved, String> {
     .map_err(|e| format!("{place}: {e}"))
 }
 
+/// The settings of `cell`'s model in recall arm `arm` (a name of the grid's `[arms]`): its
+/// table with the arm's `recall` laid over it, resolved and checked. `None`: the arm does not
+/// name this model, which then recalls as in `paper`.
+pub fn resolve_arm(grid: &Grid, cell: &Cell, arm: &str) -> Result<Option<Resolved>, String> {
+    let name = cell.model.name();
+    let Some(over) = grid.arms.get(arm).and_then(|m| m.get(name)) else {
+        return Ok(None);
+    };
+    let mut table = grid.cell_table(cell)?;
+    crate::spec::merge(&mut table, over);
+    let d =
+        input_dim(&cell.dataset).ok_or_else(|| format!("unknown dataset `{}`", cell.dataset))?;
+    resolve_table(
+        cell.model,
+        &table,
+        Shape {
+            input_dim: d,
+            hidden: cell.hidden,
+            layers: cell.layers,
+            seed: cell.seed,
+            n_images: cell.n_images,
+        },
+    )
+    .map(Some)
+}
+
 /// The sizes a model is built for: the rest of its settings come from its table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {

@@ -79,6 +79,13 @@ pub struct RecallResult {
     pub seconds: f64,
     /// Picture of originals / corrupted / recalled (path relative to the record), if kept.
     pub picture: Option<String>,
+    /// The recall arm (`paper`: the grid's model tables; else a name of its `[arms]`).
+    #[serde(default = "paper_arm")]
+    pub arm: String,
+}
+
+fn paper_arm() -> String {
+    "paper".into()
 }
 
 /// Wall-clock seconds of the phases of a cell.
@@ -119,6 +126,10 @@ pub struct RunRecord {
     pub fit: FitInfo,
     /// Every recall condition.
     pub recall: Vec<RecallResult>,
+    /// Resolved recall settings of each arm other than `paper` that changed this model's
+    /// (`paper`'s are in `model_config`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub arms: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Where the record of a cell lives: `<out>/runs/<grid>/<profile>/<cell id>.json`.

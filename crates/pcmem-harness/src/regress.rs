@@ -28,11 +28,16 @@ use polars::prelude::{CsvReadOptions, DataFrame, SerReader};
 use crate::error::{HarnessError, Result};
 
 /// The columns that identify a row: the grid, the configuration columns of the tidy table
-/// ([`crate::aggregate::CONFIG_COLUMNS`]) and the seed; `search` may be absent (baselines
-/// written before grids had searches) or empty.
+/// ([`crate::aggregate::CONFIG_COLUMNS`] but `arm`) and the seed; `search` may be absent
+/// (baselines written before grids had searches) or empty, and `arm` absent (before recall
+/// arms: every row is then `paper`).
 pub fn key_columns() -> Vec<&'static str> {
     std::iter::once("grid")
-        .chain(crate::aggregate::CONFIG_COLUMNS)
+        .chain(
+            crate::aggregate::CONFIG_COLUMNS
+                .into_iter()
+                .filter(|c| *c != "arm"),
+        )
         .chain(["seed"])
         .collect()
 }
@@ -90,6 +95,11 @@ fn read(path: &Path) -> Result<Table> {
         column("search")?
     } else {
         vec![None; df.height()]
+    });
+    cols.push(if df.column("arm").is_ok() {
+        column("arm")?
+    } else {
+        vec![Some("paper".to_string()); df.height()]
     });
     let fractions = column("fraction")?
         .into_iter()

@@ -352,6 +352,19 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     })
 }
 
+/// The claim restricted to one recall arm (its `where`, `than` and control), unless it names
+/// an arm itself.
+pub fn in_arm(claim: &Claim, arm: &str) -> Claim {
+    let mut c = claim.clone();
+    if !c.filter.contains_key("arm") {
+        c.filter.insert("arm".into(), arm.into());
+        if let Some(t) = c.than.as_mut() {
+            t.entry("arm".into()).or_insert_with(|| arm.into());
+        }
+    }
+    c
+}
+
 fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     let by = claim.for_each.as_deref();
     let mean_by = |rows: Vec<(String, f64)>| {
@@ -459,7 +472,17 @@ pub fn figures(
             let frac = floats(&s, "fraction")?;
             let mut panels: BTreeMap<(String, String), Lines> = BTreeMap::new();
             for i in 0..s.height() {
-                let label = ["model", "hidden", "layers", "n_images"]
+                // An arm that leaves a model as it is repeats the paper arm's rows: drawn once.
+                let arm = &cols["arm"][i];
+                if arm != "paper"
+                    && !grid
+                        .arms
+                        .get(arm)
+                        .is_some_and(|m| m.contains_key(&cols["model"][i]))
+                {
+                    continue;
+                }
+                let label = ["model", "hidden", "layers", "n_images", "arm"]
                     .into_iter()
                     .filter(|c| *c != x)
                     .filter(|c| {
@@ -467,9 +490,12 @@ pub fn figures(
                             && cols["model"][i] != "autoencoder"
                             && (*c == "hidden" || *c == "layers"))
                     })
+                    .filter(|c| *c != "arm" || cols["arm"][i] != "paper")
                     .map(|c| {
                         if c == "model" {
                             cols[c][i].clone()
+                        } else if c == "arm" {
+                            format!("[{}]", cols[c][i])
                         } else {
                             format!("{c}={}", cols[c][i])
                         }
@@ -751,37 +777,103 @@ pub fn write_report(
         records.len()
     );
     let _ = writeln!(md, "## Claims of the paper\n");
+    // Recall arms: `paper` (the paper's model) and those of the grids' [arms].
+    let mut other_arms: Vec<String> = strings(df, "arm")?
+        .into_iter()
+        .filter(|a| a != "paper")
+        .collect();
+    other_arms.sort();
+    other_arms.dedup();
     let _ = writeln!(
         md,
-        "| claim | source | paper | ours | status |\n|---|---|---|---|---|"
+        "Each claim is judged for the paper's model (`paper`: the energy of Eq. 1-2 with unit \
+         precisions, the grid's model tables){}. A grid without that arm leaves its column empty.\n",
+        if other_arms.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and for each recall arm of this project beside it ({}: the same trained model, \
+                 other recall settings, listed per grid under \"Recall arms\")",
+                other_arms
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     );
-    let (mut pass, mut fail, mut not_run) = (0, 0, 0);
+    let mut head = "| claim | source | paper | ours, paper's model | status |".to_string();
+    let mut rule = "|---|---|---|---|---|".to_string();
+    for a in &other_arms {
+        head.push_str(&format!(" ours, {a} | status |"));
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
+    let arms: Vec<String> = std::iter::once("paper".to_string())
+        .chain(other_arms.iter().cloned())
+        .collect();
+    let mut counts = vec![(0, 0, 0); arms.len()];
+    let grid_arms: Vec<(String, String)> = strings(df, "grid")?
+        .into_iter()
+        .zip(strings(df, "arm")?)
+        .collect();
     for c in claims {
-        let v = evaluate(c, df)?;
-        let status = match v.pass {
-            Some(true) => {
-                pass += 1;
-                "PASS"
+        let mut line = format!("| {} ({}) | {} | {} |", c.text, c.id, c.source, c.paper);
+        for (k, arm) in arms.iter().enumerate() {
+            let has = grid_arms.iter().any(|(g, a)| g == &c.grid && a == arm);
+            if arm != "paper" && !has {
+                line.push_str(" - | - |");
+                continue;
             }
-            Some(false) => {
-                fail += 1;
-                "FAIL"
-            }
-            None => {
-                not_run += 1;
-                "not run"
-            }
-        };
+            let v = evaluate(&in_arm(c, arm), df)?;
+            let status = match v.pass {
+                Some(true) => {
+                    counts[k].0 += 1;
+                    "PASS"
+                }
+                Some(false) => {
+                    counts[k].1 += 1;
+                    "FAIL"
+                }
+                None => {
+                    counts[k].2 += 1;
+                    "not run"
+                }
+            };
+            line.push_str(&format!(" {} | {status} |", v.ours));
+        }
+        let _ = writeln!(md, "{line}");
+    }
+    let _ = writeln!(md);
+    for (arm, (pass, fail, not_run)) in arms.iter().zip(&counts) {
         let _ = writeln!(
             md,
-            "| {} ({}) | {} | {} | {} | {status} |",
-            c.text, c.id, c.source, c.paper, v.ours
+            "`{arm}`: {pass} pass, {fail} fail, {not_run} not run in this profile.  "
         );
     }
-    let _ = writeln!(
-        md,
-        "\n{pass} pass, {fail} fail, {not_run} not run in this profile.\n"
-    );
+    let _ = writeln!(md);
+    let with_arms: Vec<&Grid> = grids.iter().filter(|g| !g.arms.is_empty()).collect();
+    if !with_arms.is_empty() {
+        let _ = writeln!(
+            md,
+            "### Recall arms\n\nSettings each arm lays over the grid's model tables (recall only; \
+             the model is trained once per cell).\n\n| grid | arm | model | recall settings |\n|---|---|---|---|"
+        );
+        for g in with_arms {
+            for (arm, models) in &g.arms {
+                for (model, table) in models {
+                    let text = table
+                        .get("recall")
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                        .replace('|', "\\|")
+                        .replace('\n', " ");
+                    let _ = writeln!(md, "| {} | {arm} | {model} | `{text}` |", g.id);
+                }
+            }
+        }
+        let _ = writeln!(md);
+    }
     let skipped = crate::provision::not_run(out, profile);
     if !skipped.is_empty() {
         let _ = writeln!(

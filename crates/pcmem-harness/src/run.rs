@@ -120,16 +120,26 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
         })
         .map(|(_, c)| {
             let p = record_path(&opts.out, &grid.id, &grid.applied_profile, &c);
-            let done = is_finished(&p, &c);
+            let done = is_finished(&p, grid, &c);
             (c, p, done)
         })
         .collect())
 }
 
-/// Whether `path` holds a record of `cell` that parses. A file that does not (truncated by a
-/// kill, a full disk or a bad copy) is not a finished cell.
-pub fn is_finished(path: &std::path::Path, cell: &Cell) -> bool {
-    path.exists() && RunRecord::read(path).is_ok_and(|r| r.cell == *cell)
+/// Whether `path` holds a record of `cell` that parses and has every recall arm and corruption
+/// of the grid. A file that does not parse (truncated by a kill, a full disk or a bad copy) is
+/// not a finished cell; one that lacks a condition added to the grid since is computed again.
+pub fn is_finished(path: &std::path::Path, grid: &Grid, cell: &Cell) -> bool {
+    path.exists()
+        && RunRecord::read(path).is_ok_and(|r| {
+            r.cell == *cell
+                && grid.arm_names().iter().all(|arm| {
+                    grid.corruptions().iter().all(|c| {
+                        let c = c.to_string();
+                        r.recall.iter().any(|x| &x.arm == arm && x.corruption == c)
+                    })
+                })
+        })
 }
 
 /// Refuses, before any work, cells that would need more memory than the machine has (CPU
@@ -310,89 +320,124 @@ pub fn run_cell(
         Resume::Fresh | Resume::Unsupported => None,
     };
     let fit_s = t1.elapsed().as_secs_f64();
-    let mut recall = Vec::new();
+    let mut recall: Vec<RecallResult> = Vec::new();
+    let mut arms = std::collections::BTreeMap::new();
     let fill = if bipolar { -1.0 } else { 0.0 };
-    for corruption in grid.corruptions() {
-        let t2 = Instant::now();
-        let mut cue = pixels.clone();
-        let known = match corruption {
-            Corruption::Noise(noise) => {
-                noise.apply(&mut cue, grid.recall.noise_seed);
-                if bipolar {
-                    cue = binarise(&cue, 0.0);
+    for arm in grid.arm_names() {
+        if arm != "paper" {
+            let resolved =
+                crate::models::resolve_arm(grid, cell, &arm).map_err(|e| HarnessError::Spec {
+                    file: grid.id.clone(),
+                    message: format!("[arms.{arm}]: {e}"),
+                })?;
+            match resolved {
+                Some(r) => {
+                    model.set_recall_settings(&r.config).map_err(cell_err)?;
+                    arms.insert(arm.clone(), r.config["recall"].clone());
                 }
-                None
+                // The arm leaves this model as it is: its recall is the paper arm's.
+                None => {
+                    let same: Vec<RecallResult> = recall
+                        .iter()
+                        .filter(|r| r.arm == "paper")
+                        .map(|r| RecallResult {
+                            arm: arm.clone(),
+                            ..r.clone()
+                        })
+                        .collect();
+                    recall.extend(same);
+                    continue;
+                }
             }
-            Corruption::Mask(mask) => {
-                let m = mask.build(set.shape, grid.recall.noise_seed);
-                pcmem_data::transforms::apply_mask(&mut cue, &m, fill);
-                Some(
-                    Tensor::from_vec(m, (1, d), &Device::Cpu)
-                        .map_err(|e| HarnessError::Invalid(e.to_string()))?,
-                )
-            }
-        };
-        let cue_t = Tensor::from_vec(cue.clone(), (set.len(), d), &Device::Cpu)
-            .map_err(|e| HarnessError::Invalid(e.to_string()))?;
-        let out = model.recall(&cue_t, known.as_ref()).map_err(cell_err)?;
-        let recalled: Vec<f32> = out
-            .images
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| HarnessError::Invalid(e.to_string()))?;
-        let mse: Vec<f64> = recalled
-            .chunks(d)
-            .zip(pixels.chunks(d))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| ((x - y) as f64).powi(2))
-                    .sum::<f64>()
-                    / d as f64
-            })
-            .collect();
-        let seconds = t2.elapsed().as_secs_f64();
-        let picture = if grid.recall.keep_images > 0 {
-            let k = grid.recall.keep_images.min(set.len());
-            let name = format!(
-                "{}__{}.png",
-                cell.id(),
-                corruption.to_string().replace(':', "_")
-            );
-            let path = record_file.with_file_name(&name);
-            let to01 = |v: &[f32]| -> Vec<f32> {
-                if bipolar {
-                    v.iter().map(|x| 0.5 * (x + 1.0)).collect()
-                } else {
-                    v.to_vec()
+        }
+        for corruption in grid.corruptions() {
+            let t2 = Instant::now();
+            let mut cue = pixels.clone();
+            let known = match corruption {
+                Corruption::Noise(noise) => {
+                    noise.apply(&mut cue, grid.recall.noise_seed);
+                    if bipolar {
+                        cue = binarise(&cue, 0.0);
+                    }
+                    None
+                }
+                Corruption::Mask(mask) => {
+                    let m = mask.build(set.shape, grid.recall.noise_seed);
+                    pcmem_data::transforms::apply_mask(&mut cue, &m, fill);
+                    Some(
+                        Tensor::from_vec(m, (1, d), &Device::Cpu)
+                            .map_err(|e| HarnessError::Invalid(e.to_string()))?,
+                    )
                 }
             };
-            let (orig, rec) = (to01(&pixels), to01(&recalled));
-            let error: Vec<f32> = orig.iter().zip(&rec).map(|(a, b)| (a - b).abs()).collect();
-            crate::plots::picture_rows(
-                &path,
-                set.shape,
-                k,
-                &[
-                    ("original", &orig),
-                    ("corrupted", &to01(&cue)),
-                    ("recalled", &rec),
-                    ("|error|", &error),
-                ],
-            )?;
-            Some(name)
-        } else {
-            None
-        };
-        recall.push(RecallResult {
-            corruption: corruption.to_string(),
-            threshold: grid.threshold(&corruption),
-            mse,
-            steps: out.steps,
-            converged: out.converged,
-            seconds,
-            picture,
-        });
+            let cue_t = Tensor::from_vec(cue.clone(), (set.len(), d), &Device::Cpu)
+                .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+            let out = model.recall(&cue_t, known.as_ref()).map_err(cell_err)?;
+            let recalled: Vec<f32> = out
+                .images
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+            let mse: Vec<f64> = recalled
+                .chunks(d)
+                .zip(pixels.chunks(d))
+                .map(|(a, b)| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(x, y)| ((x - y) as f64).powi(2))
+                        .sum::<f64>()
+                        / d as f64
+                })
+                .collect();
+            let seconds = t2.elapsed().as_secs_f64();
+            let picture = if grid.recall.keep_images > 0 {
+                let k = grid.recall.keep_images.min(set.len());
+                let arm_tag = if arm == "paper" {
+                    String::new()
+                } else {
+                    format!("__{arm}")
+                };
+                let name = format!(
+                    "{}__{}{arm_tag}.png",
+                    cell.id(),
+                    corruption.to_string().replace(':', "_")
+                );
+                let path = record_file.with_file_name(&name);
+                let to01 = |v: &[f32]| -> Vec<f32> {
+                    if bipolar {
+                        v.iter().map(|x| 0.5 * (x + 1.0)).collect()
+                    } else {
+                        v.to_vec()
+                    }
+                };
+                let (orig, rec) = (to01(&pixels), to01(&recalled));
+                let error: Vec<f32> = orig.iter().zip(&rec).map(|(a, b)| (a - b).abs()).collect();
+                crate::plots::picture_rows(
+                    &path,
+                    set.shape,
+                    k,
+                    &[
+                        ("original", &orig),
+                        ("corrupted", &to01(&cue)),
+                        ("recalled", &rec),
+                        ("|error|", &error),
+                    ],
+                )?;
+                Some(name)
+            } else {
+                None
+            };
+            recall.push(RecallResult {
+                corruption: corruption.to_string(),
+                threshold: grid.threshold(&corruption),
+                mse,
+                steps: out.steps,
+                converged: out.converged,
+                seconds,
+                picture,
+                arm: arm.clone(),
+            });
+        }
     }
     Ok(RunRecord {
         schema: SCHEMA,
@@ -427,6 +472,7 @@ pub fn run_cell(
             resumed_at_epoch,
         },
         recall,
+        arms,
     })
 }
 
@@ -538,7 +584,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
             continue;
         };
         // Another process may have finished the cell between the plan and the lock.
-        if !opts.force && is_finished(path, cell) {
+        if !opts.force && is_finished(path, grid, cell) {
             summary.skipped += 1;
             continue;
         }

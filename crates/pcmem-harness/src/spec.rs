@@ -307,6 +307,12 @@ pub struct Grid {
     /// into its settings (`inference.gamma`) -> values to try. Default: none.
     #[serde(default)]
     pub search: BTreeMap<String, BTreeMap<String, Vec<toml::Value>>>,
+    /// Recall arms beside the paper's own (`paper`: the model tables above, which must be the
+    /// paper's model): arm name -> model table name -> `{ recall = { ... } }`, laid over that
+    /// model's settings. The model is trained once per cell and recalls once per arm; a model
+    /// an arm does not name recalls in it as in `paper`. Default: none (only `paper`).
+    #[serde(default)]
+    pub arms: BTreeMap<String, BTreeMap<String, toml::Table>>,
     /// Profiles: tables merged over the above, key by key.
     #[serde(default)]
     pub profile: BTreeMap<String, toml::Table>,
@@ -403,7 +409,7 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
     t.insert(last.to_string(), value);
 }
 
-fn merge(base: &mut toml::Table, over: &toml::Table) {
+pub(crate) fn merge(base: &mut toml::Table, over: &toml::Table) {
     for (k, v) in over {
         match (base.get_mut(k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
@@ -443,6 +449,7 @@ impl Grid {
                 "dense_am",
                 "per_dataset",
                 "search",
+                "arms",
             ]
             .contains(&key.as_str())
             {
@@ -466,6 +473,7 @@ impl Grid {
             spec_err(format!("after applying [profile.{profile}]: {e}"))
         })?;
         grid.validate().map_err(spec_err)?;
+        grid.validate_arms().map_err(spec_err)?;
         grid.validate_cells().map_err(spec_err)?;
         Ok(grid)
     }
@@ -489,6 +497,48 @@ impl Grid {
         }
         for cell in self.cells() {
             crate::models::resolve(self, &cell).map_err(|e| format!("{e} (cell {})", cell.id()))?;
+            for arm in self.arm_names().iter().skip(1) {
+                crate::models::resolve_arm(self, &cell, arm)
+                    .map_err(|e| format!("[arms.{arm}]: {e} (cell {})", cell.id()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The recall arms: `paper` first, then the grid's `[arms]` in name order.
+    pub fn arm_names(&self) -> Vec<String> {
+        std::iter::once("paper".to_string())
+            .chain(self.arms.keys().cloned())
+            .collect()
+    }
+
+    fn validate_arms(&self) -> std::result::Result<(), String> {
+        for (arm, models) in &self.arms {
+            if arm == "paper"
+                || arm.is_empty()
+                || !arm
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(format!(
+                    "[arms.{arm}]: an arm is named in lower-case letters, digits and _, and \
+                     `paper` is the model tables themselves"
+                ));
+            }
+            for (model, table) in models {
+                let kind = ModelKind::from_name(model).map_err(|e| format!("[arms.{arm}]: {e}"))?;
+                if !self.train.model.contains(&kind) {
+                    return Err(format!(
+                        "[arms.{arm}.{model}]: `{model}` is not among [train] model"
+                    ));
+                }
+                if let Some(k) = table.keys().find(|k| *k != "recall") {
+                    return Err(format!(
+                        "[arms.{arm}.{model}]: `{k}`: an arm changes recall settings only (the \
+                         model is trained once for all arms); put training settings in [{model}]"
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -510,3 +510,107 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     // One-shot memories have no training work to expect.
     assert!(!e.kinds.contains_key(&cells[0].model) || cells[0].model.name() == "pcn");
 }
+
+const ARMS_GRID: &str = r#"
+id = "arms"
+title = "recall arms"
+paper = "none"
+
+[train]
+dataset = ["cifar10"]
+n_images = [4]
+model = ["pcn", "modern_hopfield"]
+hidden = [16]
+
+[recall]
+corruption = ["top:0.5", "noise:0.05"]
+threshold = 0.001
+keep_images = 2
+
+[pcn]
+learning = { max_epochs = 20, optimizer = { kind = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }, alpha = 1e-2 }
+recall = { steps = 30, iterations = 2 }
+
+[arms.pcmem.pcn]
+recall = { known_precision = { kind = "estimated" }, steps = 40 }
+
+[profile.quick]
+"#;
+
+/// A grid with a recall arm: each cell trains once and recalls once per arm; the arm's
+/// settings are recorded; a model the arm does not name repeats the paper arm's numbers;
+/// a record lacking an arm is not a finished cell; arms that change training are refused.
+#[test]
+fn recall_arms_train_once_and_recall_per_arm() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(ARMS_GRID, "arms.toml", "quick").unwrap();
+    assert_eq!(grid.arm_names(), ["paper", "pcmem"]);
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let recs = read_all(&out).unwrap();
+    assert_eq!(recs.len(), 2);
+    for (path, r) in &recs {
+        let arms: Vec<&str> = r.recall.iter().map(|x| x.arm.as_str()).collect();
+        assert_eq!(
+            arms,
+            ["paper", "paper", "pcmem", "pcmem"],
+            "{}",
+            path.display()
+        );
+        let (paper, ours) = r.recall.split_at(2);
+        if r.cell.model.name() == "pcn" {
+            // Trained once: one curve; the arm's resolved recall settings are recorded.
+            assert_eq!(r.fit.curve.len(), 20);
+            assert_eq!(r.arms["pcmem"]["steps"], 40);
+            assert_eq!(r.arms["pcmem"]["known_precision"]["kind"], "estimated");
+            assert_eq!(r.model_config["recall"]["steps"], 30);
+            assert_ne!(
+                paper[0].mse, ours[0].mse,
+                "the arm recalls with its own settings"
+            );
+            assert!(ours[0].picture.as_deref().unwrap().ends_with("__pcmem.png"));
+        } else {
+            assert!(r.arms.is_empty());
+            assert_eq!(paper[0].mse, ours[0].mse);
+        }
+    }
+    // The tidy table has the arm; a claim can be judged per arm.
+    let plain: Vec<_> = recs.iter().map(|(_, r)| r.clone()).collect();
+    let df = aggregate::tidy(&plain).unwrap();
+    assert_eq!(df.height(), 8);
+    let arms = aggregate::strings(&df, "arm").unwrap();
+    assert_eq!(arms.iter().filter(|a| *a == "pcmem").count(), 4);
+    // A record without the arm's rows is computed again.
+    let (path, mut r) = recs
+        .into_iter()
+        .find(|(_, r)| r.cell.model.name() == "pcn")
+        .unwrap();
+    r.recall.retain(|x| x.arm == "paper");
+    r.write(&path).unwrap();
+    let s = run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    assert_eq!((s.ran, s.skipped), (1, 1));
+    // Arms change recall only, are named sensibly and name models of the grid.
+    for (from, to, want) in [
+        (
+            "recall = { known_precision",
+            "learning = { alpha = 1.0 }\nrecall = { known_precision",
+            "recall settings only",
+        ),
+        ("[arms.pcmem.pcn]", "[arms.paper.pcn]", "paper"),
+        (
+            "[arms.pcmem.pcn]",
+            "[arms.pcmem.autoencoder]",
+            "not among [train] model",
+        ),
+        ("steps = 40 }", "steps = -4 }", "arms.pcmem"),
+    ] {
+        let e = Grid::parse(&ARMS_GRID.replace(from, to), "arms.toml", "quick")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(want) && e.contains("arms.toml"),
+            "{from} -> {to}: {e}"
+        );
+    }
+}

@@ -28,6 +28,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointPolicy, Resume};
+use crate::config::PcnConfig;
 use crate::pcn::{Pcn, StopReason, TrainReport};
 
 /// Errors of any memory, boxed so that every crate keeps its own error enum.
@@ -100,6 +101,13 @@ pub trait AssociativeMemory {
         let _ = checkpoint;
         Ok((self.fit_with(patterns, on_epoch)?, Resume::Unsupported))
     }
+    /// Switches to other recall settings without retraining (a recall arm of a grid):
+    /// `config` is this memory's full config (as serialised) in which only recall settings
+    /// differ. Memories without recall settings keep the default, which refuses.
+    fn set_recall_settings(&mut self, config: &serde_json::Value) -> Result<(), MemoryError> {
+        let _ = config;
+        Err(format!("{} has no recall settings to change", self.name()).into())
+    }
     /// Recalls from `cues` (`(N, d)`); see the module docs for `known`.
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError>;
     /// Number of learned or stored parameters.
@@ -166,6 +174,22 @@ impl AssociativeMemory for Pcn {
             })
         })?;
         Ok((self.fit_report(&report), resume))
+    }
+
+    fn set_recall_settings(&mut self, config: &serde_json::Value) -> Result<(), MemoryError> {
+        let new: PcnConfig = serde_json::from_value(config.clone())?;
+        new.validate()?;
+        let mut same = new.clone();
+        same.recall = self.config().recall.clone();
+        if &same != self.config() {
+            return Err(
+                "recall settings only may change without retraining; the other \
+                        settings differ from the trained model's"
+                    .into(),
+            );
+        }
+        *self.recall_config_mut() = new.recall;
+        Ok(())
     }
 
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {
