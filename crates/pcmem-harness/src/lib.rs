@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod atomic;
+pub mod deviations;
 pub mod error;
 pub mod estimate;
 pub mod models;

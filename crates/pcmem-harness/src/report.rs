@@ -572,6 +572,53 @@ fn pictures(
     made
 }
 
+/// Per recall arm and dataset, the PCN records' deviations from the paper's model; `None`
+/// when the grid has no PCN record.
+fn deviation_table(grid: &Grid, records: &[(PathBuf, RunRecord)]) -> Option<String> {
+    let mut rows: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for (_, r) in records
+        .iter()
+        .filter(|(_, r)| r.grid == grid.id && r.cell.model.name() == "pcn")
+    {
+        for arm in grid.arm_names() {
+            let mut cfg = r.model_config.clone();
+            if let Some(recall) = r.arms.get(&arm) {
+                cfg["recall"] = recall.clone();
+            }
+            let Ok(d) = crate::deviations::pcn(&cfg) else {
+                continue;
+            };
+            let join = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join("; ")
+                }
+            };
+            let e = rows
+                .entry((arm, join(&d.model), join(&d.solver)))
+                .or_default();
+            if !e.contains(&r.cell.dataset) {
+                e.push(r.cell.dataset.clone());
+            }
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let mut t = "| arm | datasets | model | solver |\n|---|---|---|---|\n".to_string();
+    for ((arm, model, solver), datasets) in rows {
+        let _ = writeln!(
+            t,
+            "| {arm} | {} | {} | {} |",
+            datasets.join(", "),
+            model.replace('|', "\\|"),
+            solver.replace('|', "\\|")
+        );
+    }
+    Some(t)
+}
+
 fn md_table(s: &DataFrame) -> Result<String> {
     let cols: Vec<&str> = CONFIG_COLUMNS
         .into_iter()
@@ -905,6 +952,12 @@ Their data could not be had on the machine that ran this profile; their claims a
             let _ = writeln!(md, "![{}]({f})\n", g.id);
         }
         let _ = writeln!(md, "{}", md_table(&s)?);
+        if let Some(t) = deviation_table(g, records) {
+            let _ = writeln!(
+                md,
+                "### The PCN's settings against the paper's\n\nGenerated from the records' resolved configs against the paper's reading of the model (README, \"The model\"): `model` changes the energy or its fixed points, `solver` only how they are reached.\n\n{t}"
+            );
+        }
         if let Some(t) = search_table(df, &g.id)? {
             let _ = writeln!(
                 md,

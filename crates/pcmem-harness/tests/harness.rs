@@ -570,6 +570,21 @@ fn recall_arms_train_once_and_recall_per_arm() {
                 "the arm recalls with its own settings"
             );
             assert!(ours[0].picture.as_deref().unwrap().ends_with("__pcmem.png"));
+            // Deviations from the paper, generated: the arm changes the model, the paper arm
+            // only the solver (Adam, rates, steps).
+            let paper_dev = pcmem_harness::deviations::pcn(&r.model_config).unwrap();
+            assert!(paper_dev.model.is_empty(), "{paper_dev:?}");
+            assert!(paper_dev
+                .solver
+                .iter()
+                .any(|l| l.starts_with("learning.optimizer")));
+            let mut cfg = r.model_config.clone();
+            cfg["recall"] = r.arms["pcmem"].clone();
+            let arm_dev = pcmem_harness::deviations::pcn(&cfg).unwrap();
+            assert!(
+                arm_dev.model.len() == 1 && arm_dev.model[0].starts_with("recall.known_precision"),
+                "{arm_dev:?}"
+            );
         } else {
             assert!(r.arms.is_empty());
             assert_eq!(paper[0].mse, ours[0].mse);
