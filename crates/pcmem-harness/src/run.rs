@@ -519,11 +519,22 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         skipped: cells.len() - todo.len(),
         ..Default::default()
     };
-    for (_, path, done) in &todo {
+    for (cell, path, done) in &todo {
         if !done && path.exists() {
-            let reason = RunRecord::read(path)
-                .err()
-                .map_or_else(|| "holds another cell".to_string(), |e| e.to_string());
+            let reason = match RunRecord::read(path) {
+                // A record of this cell from before a recall condition or arm was added to the
+                // grid: complete, just short of the new conditions. Recomputed and replaced.
+                Ok(r) if r.cell == *cell => {
+                    eprintln!(
+                        "{}: record {} lacks recall conditions the grid has now; recomputing the cell",
+                        grid.id,
+                        path.display()
+                    );
+                    continue;
+                }
+                Ok(_) => "holds another cell".to_string(),
+                Err(e) => e.to_string(),
+            };
             let to = crate::record::move_aside(path)?;
             eprintln!(
                 "{}: record {} is not a finished cell ({reason}); moved aside to {}, recomputing",
