@@ -19,6 +19,8 @@ fi
 start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# API docs build without warnings (broken intra-doc links, bad code blocks).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 # The README's test command:
 cargo test --workspace
 echo "ci/check.sh: fmt, clippy and tests passed in $(( $(date +%s) - start )) s"
