@@ -150,7 +150,7 @@ def gpu_main(src, target):
             "jax_default_matmul_precision", "tensorfloat32" if r["precision"] == "tf32" else "highest"
         )
         try:
-            p = pcx_iteration(*key, repeats=10)
+            p = pcx_iteration(*key, repeats=5)
         except Exception as e:  # a peer that fails is reported, not hidden
             p = None
             print(f"PCX failed at {key} ({r['precision']}): {type(e).__name__}: {e}", file=sys.stderr)
@@ -161,6 +161,9 @@ def gpu_main(src, target):
             f"| {r['gflops_formula']:.0f} | {r['ratio_to_matmul']:.2f} | {ptxt} | {sp} |"
         )
         print(lines[-1], flush=True)
+        if target:  # written after every row: a run cut short keeps what it measured
+            with open(target, "w") as f:
+                f.write("\n".join(lines) + "\n")
     text = "\n".join(lines) + "\n"
     print(text)
     if target:
