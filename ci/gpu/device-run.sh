@@ -18,7 +18,7 @@ log=$out/log.txt
 left() { echo $((budget - ($(date +%s) - t0))); }
 say() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$log"; }
 NV=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
-export LD_LIBRARY_PATH="$(ls -d $NV/*/lib 2>/dev/null | paste -sd:):/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$(ls -d $NV/*/lib 2>/dev/null | paste -sd:):/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 mkdir -p /tmp/bin
 for b in pcmem cuda-test gpu-bench; do
     xz -dc "$carry/$b.xz" > /tmp/bin/$b 2>/dev/null ||
@@ -26,6 +26,7 @@ for b in pcmem cuda-test gpu-bench; do
     chmod +x /tmp/bin/$b
 done
 say "unpacked; $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
+say "libraries: $(ldconfig -p 2>/dev/null | grep -oE 'lib(cuda|cublas|curand)\.so[.0-9]*' | sort -u | tr '\n' ' ')"
 say "step 1: CUDA vs CPU agreement (tests/cuda.rs)"
 PCMEM_REQUIRE_GPU=1 timeout 120 /tmp/bin/cuda-test --nocapture --test-threads 1 >> "$log" 2>&1
 say "step 1 exit $?"
