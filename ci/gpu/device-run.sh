@@ -18,7 +18,10 @@ log=$out/log.txt
 left() { echo $((budget - ($(date +%s) - t0))); }
 say() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$log"; }
 NV=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
-export LD_LIBRARY_PATH="$(ls -d $NV/*/lib 2>/dev/null | paste -sd:):/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# .devcarry/lib: shared libraries of the build machine the GPU image may lack (fontconfig and
+# freetype for plotters); appended last, so the image's own come first.
+export LD_LIBRARY_PATH="$(ls -d $NV/*/lib 2>/dev/null | paste -sd:):/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}:$PWD/$carry/lib"
+steps=${STEPS:-1234}
 mkdir -p /tmp/bin
 for b in pcmem cuda-test gpu-bench; do
     xz -dc "$carry/$b.xz" > /tmp/bin/$b 2>/dev/null ||
@@ -27,17 +30,23 @@ for b in pcmem cuda-test gpu-bench; do
 done
 say "unpacked; $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
 say "libraries: $(ldconfig -p 2>/dev/null | grep -oE 'lib(cuda|cublas|curand)\.so[.0-9]*' | sort -u | tr '\n' ' ')"
+if [[ $steps == *1* ]]; then
 say "step 1: CUDA vs CPU agreement (tests/cuda.rs)"
 PCMEM_REQUIRE_GPU=1 timeout 120 /tmp/bin/cuda-test --nocapture --test-threads 1 >> "$log" 2>&1
 say "step 1 exit $?"
+fi
+if [[ $steps == *2* ]]; then
 say "step 2: GPU bench (benches/gpu_iteration.rs)"
 PCMEM_REQUIRE_GPU=1 PCMEM_BENCH_OUT=$out timeout 240 /tmp/bin/gpu-bench --bench >> "$log" 2>&1
 say "step 2 exit $?"
+fi
+if [[ $steps == *3* ]]; then
 say "step 3: PCX on the same GPU"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$carry"/pcx-*.whl >> "$log" 2>&1
 PYTHONPATH=/tmp/site XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
     timeout $(( $(left) > 400 ? 200 : $(left) / 2 )) python3 ci/bench_peers.py --gpu "$out" "$out/gpu-table.md" >> "$log" 2>&1
 say "step 3 exit $?"
+fi
 say "step 4: full-profile cells ($grids), $(left) s left"
 mkdir -p /tmp/res
 for g in $grids; do

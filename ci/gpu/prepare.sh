@@ -20,12 +20,18 @@ bash ci/cuda-build.sh bench -p pcmem-model --bench gpu_iteration --no-run
 newest() { ls -t "$@" 2>/dev/null | grep -v '\.d$' | head -n1; }
 pack() { # pack SRC NAME: strip, compress
     strip -o "$carry/$2" "$1"
-    xz -T2 -9 -f "$carry/$2"
+    xz -T2 -6 -f "$carry/$2"
     echo "packed $1 -> .devcarry/$2.xz ($(du -h "$carry/$2.xz" | cut -f1))"
 }
 pack target-cuda/release/pcmem pcmem
 pack "$(newest target-cuda/release/deps/cuda-*)" cuda-test
 pack "$(newest target-cuda/release/deps/gpu_iteration-*)" gpu-bench
+# Shared libraries the binary links that the GPU image may lack (plotters: fontconfig, freetype).
+mkdir -p "$carry/lib"
+for l in libfontconfig.so.1 libfreetype.so.6 libexpat.so.1 libpng16.so.16 libbrotlidec.so.1 libbrotlicommon.so.1; do
+    p=$(ldconfig -p | awk -v l="$l" '$1 == l { print $NF; exit }')
+    [ -n "$p" ] && cp -L "$p" "$carry/lib/"
+done
 rm -f "$carry"/*.whl
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$carry" pcx==0.6.3
 for f in "$@"; do
