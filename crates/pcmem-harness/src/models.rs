@@ -148,8 +148,7 @@ fn configure<T: Serialize + DeserializeOwned>(
 /// Resolves and checks the model of `cell`. The error is a message for the grid's author: it
 /// names the table (`[pcn]`, with the dataset and search point where they apply) and the key.
 pub fn resolve(grid: &Grid, cell: &Cell) -> Result<Resolved, String> {
-    let d =
-        input_dim(&cell.dataset).ok_or_else(|| format!("unknown dataset `{}`", cell.dataset))?;
+    let shape = Shape::of(cell)?;
     let name = cell.model.name();
     let mut place = format!("[{name}]");
     if grid
@@ -163,18 +162,7 @@ pub fn resolve(grid: &Grid, cell: &Cell) -> Result<Resolved, String> {
         place.push_str(&format!(" at search point `{}`", cell.search));
     }
     let table = grid.cell_table(cell).map_err(|e| format!("{place}: {e}"))?;
-    resolve_table(
-        cell.model,
-        &table,
-        Shape {
-            input_dim: d,
-            hidden: cell.hidden,
-            layers: cell.layers,
-            seed: cell.seed,
-            n_images: cell.n_images,
-        },
-    )
-    .map_err(|e| format!("{place}: {e}"))
+    resolve_table(cell.model, &table, shape).map_err(|e| format!("{place}: {e}"))
 }
 
 /// The settings of `cell`'s model in recall arm `arm` (a name of the grid's `[arms]`): its
@@ -187,20 +175,7 @@ pub fn resolve_arm(grid: &Grid, cell: &Cell, arm: &str) -> Result<Option<Resolve
     };
     let mut table = grid.cell_table(cell)?;
     crate::spec::merge(&mut table, over);
-    let d =
-        input_dim(&cell.dataset).ok_or_else(|| format!("unknown dataset `{}`", cell.dataset))?;
-    resolve_table(
-        cell.model,
-        &table,
-        Shape {
-            input_dim: d,
-            hidden: cell.hidden,
-            layers: cell.layers,
-            seed: cell.seed,
-            n_images: cell.n_images,
-        },
-    )
-    .map(Some)
+    resolve_table(cell.model, &table, Shape::of(cell)?).map(Some)
 }
 
 /// The sizes a model is built for: the rest of its settings come from its table.
@@ -216,6 +191,20 @@ pub struct Shape {
     pub seed: u64,
     /// Images to store (for the memory estimate).
     pub n_images: usize,
+}
+
+impl Shape {
+    /// The sizes of `cell` (its dataset's image size, width, depth, seed, N).
+    pub fn of(cell: &Cell) -> Result<Self, String> {
+        Ok(Self {
+            input_dim: input_dim(&cell.dataset)
+                .ok_or_else(|| format!("unknown dataset `{}`", cell.dataset))?,
+            hidden: cell.hidden,
+            layers: cell.layers,
+            seed: cell.seed,
+            n_images: cell.n_images,
+        })
+    }
 }
 
 /// Resolves and checks a model of `kind` from its settings table (any subset of its config's

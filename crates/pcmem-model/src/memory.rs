@@ -114,6 +114,16 @@ pub trait AssociativeMemory {
     fn parameter_count(&self) -> usize;
 }
 
+/// A PCN epoch as the trait's progress report.
+fn progress(e: &crate::pcn::EpochStats, max_epochs: usize) -> FitProgress {
+    FitProgress {
+        epoch: e.epoch + 1,
+        max_epochs,
+        loss: e.energy,
+        mse: e.sensory_mse,
+    }
+}
+
 impl Pcn {
     fn fit_report(&self, report: &TrainReport) -> FitReport {
         let mut resolved = BTreeMap::new();
@@ -147,14 +157,7 @@ impl AssociativeMemory for Pcn {
         on_epoch: &mut dyn FnMut(&FitProgress),
     ) -> Result<FitReport, MemoryError> {
         let max_epochs = self.config().learning.max_epochs;
-        let report = self.train_with(patterns, |e| {
-            on_epoch(&FitProgress {
-                epoch: e.epoch + 1,
-                max_epochs,
-                loss: e.energy,
-                mse: e.sensory_mse,
-            })
-        })?;
+        let report = self.train_with(patterns, |e| on_epoch(&progress(e, max_epochs)))?;
         Ok(self.fit_report(&report))
     }
 
@@ -165,14 +168,8 @@ impl AssociativeMemory for Pcn {
         on_epoch: &mut dyn FnMut(&FitProgress),
     ) -> Result<(FitReport, Resume), MemoryError> {
         let max_epochs = self.config().learning.max_epochs;
-        let (report, resume) = self.train_resumable(patterns, checkpoint, |e| {
-            on_epoch(&FitProgress {
-                epoch: e.epoch + 1,
-                max_epochs,
-                loss: e.energy,
-                mse: e.sensory_mse,
-            })
-        })?;
+        let (report, resume) =
+            self.train_resumable(patterns, checkpoint, |e| on_epoch(&progress(e, max_epochs)))?;
         Ok((self.fit_report(&report), resume))
     }
 
