@@ -131,6 +131,7 @@ pub fn load_folder(dir: &Path, size: Option<(u32, u32)>) -> Result<ImageSet> {
         names,
         shape: (3, h as usize, w as usize),
         source: dir.display().to_string(),
+        positions: (0..images.len()).collect(),
         pixels,
     })
 }

@@ -115,6 +115,7 @@ pub fn load_mnist(images: &Path, labels: &Path, sel: &Selection) -> Result<Image
         names: Vec::new(),
         sha256: String::new(),
         source: images.display().to_string(),
+        positions: Vec::new(),
     };
     let chosen = index.indices(sel)?;
     let mut hasher = Sha256::new();
@@ -135,6 +136,7 @@ pub fn load_mnist(images: &Path, labels: &Path, sel: &Selection) -> Result<Image
             .collect(),
         sha256: hex(&hasher.finalize()),
         source: images.display().to_string(),
+        positions: chosen,
     })
 }
 
@@ -190,6 +192,7 @@ pub fn load_cifar(files: &[PathBuf], sel: &Selection) -> Result<ImageSet> {
         names: Vec::new(),
         sha256: String::new(),
         source: source.clone(),
+        positions: Vec::new(),
     };
     let chosen = index.indices(sel)?;
     let mut hasher = Sha256::new();
@@ -209,6 +212,7 @@ pub fn load_cifar(files: &[PathBuf], sel: &Selection) -> Result<ImageSet> {
             .collect(),
         sha256: hex(&hasher.finalize()),
         source,
+        positions: chosen,
     })
 }
 
@@ -294,6 +298,7 @@ pub fn decode_selected(
         names: Vec::new(),
         sha256: String::new(),
         source: source.to_string(),
+        positions: Vec::new(),
     };
     let chosen = index.indices(sel)?;
     let mut hasher = Sha256::new();
@@ -309,6 +314,7 @@ pub fn decode_selected(
         names: chosen.iter().map(|&i| file_name(&items[i].path)).collect(),
         sha256: hex(&hasher.finalize()),
         source: source.to_string(),
+        positions: chosen,
     })
 }
 

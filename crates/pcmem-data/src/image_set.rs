@@ -35,6 +35,9 @@ pub struct ImageSet {
     pub sha256: String,
     /// Where the images came from (dataset, file or folder).
     pub source: String,
+    /// Position of each image in the dataset's own order (the split as its loader reads it);
+    /// empty for a set that is itself the whole order.
+    pub positions: Vec<usize>,
 }
 
 /// How a subset is chosen; always deterministic.
@@ -56,6 +59,16 @@ pub enum Selection {
         n: usize,
         /// Seed of the draw.
         seed: u64,
+    },
+    /// The first `n` images among positions `from..=to` of the dataset's own order (e.g. the
+    /// declared development images, [`crate::development`]).
+    Range {
+        /// First position (0-based).
+        from: usize,
+        /// Last position, inclusive.
+        to: usize,
+        /// How many.
+        n: usize,
     },
     /// Every image.
     All,
@@ -99,6 +112,7 @@ impl ImageSet {
             labels,
             names: (0..n).map(|i| i.to_string()).collect(),
             source: source.to_string(),
+            positions: (0..n).collect(),
         })
     }
 
@@ -144,6 +158,10 @@ impl ImageSet {
             names: indices.iter().map(|&i| self.names[i].clone()).collect(),
             sha256,
             source: self.source.clone(),
+            positions: indices
+                .iter()
+                .map(|&i| self.positions.get(i).copied().unwrap_or(i))
+                .collect(),
         }
     }
 
@@ -171,6 +189,14 @@ impl ImageSet {
                     return Err(short(n, idx.len(), &format!(" of class {label}")));
                 }
                 Ok(idx[..n].to_vec())
+            }
+            Selection::Range { from, to, n } => {
+                let end = to.min(self.len().saturating_sub(1));
+                let have = if from > end { 0 } else { end - from + 1 };
+                if n > have || from > to {
+                    return Err(short(n, have, &format!(" in positions {from}..={to}")));
+                }
+                Ok((from..from + n).collect())
             }
             Selection::Random { n, seed } => {
                 if n > self.len() {

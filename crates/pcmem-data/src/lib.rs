@@ -15,6 +15,7 @@
 //! # Ok::<(), pcmem_data::DataError>(())
 //! ```
 
+pub mod development;
 pub mod download;
 pub mod error;
 pub mod folder;

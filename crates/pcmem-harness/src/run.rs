@@ -227,6 +227,47 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Claim grids store no declared development image; development grids store only those.
+fn check_development(
+    grid: &Grid,
+    cell: &Cell,
+    id: DatasetId,
+    split: Split,
+    set: &pcmem_data::ImageSet,
+) -> Result<()> {
+    let dev = pcmem_data::development::Development::of(id);
+    let hits = pcmem_data::development::development_in(id, split, &set.positions, &set.labels);
+    let message = if !grid.train.development && !hits.is_empty() {
+        format!(
+            "cell {} stores {} of the development images of {} ({}: e.g. position {}); \
+             grids that judge claims keep them out: choose other images, or mark a grid that \
+             chooses settings with `development = true` in [train]",
+            cell.id(),
+            hits.len(),
+            cell.dataset,
+            dev.describe(),
+            hits[0]
+        )
+    } else if grid.train.development && hits.len() != set.len() {
+        format!(
+            "cell {} is a development cell (`development = true`) but {} of its {} images are \
+             not development images of {} ({}); select them with subset = \"range:...\" or \
+             \"class:...\"",
+            cell.id(),
+            set.len() - hits.len(),
+            set.len(),
+            cell.dataset,
+            dev.describe()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(HarnessError::Spec {
+        file: grid.id.clone(),
+        message,
+    })
+}
+
 /// Trains one cell and evaluates every recall condition; writes nothing except the pictures.
 /// `on_epoch` is called after every training epoch.
 pub fn run_cell(
@@ -238,12 +279,20 @@ pub fn run_cell(
 ) -> Result<RunRecord> {
     let t0 = Instant::now();
     let id = DatasetId::from_name(&cell.dataset)?;
-    let selection = match grid.train.subset.strip_prefix("class:") {
-        Some(l) => Selection::Class {
+    let selection = match (
+        grid.train.subset.strip_prefix("class:"),
+        crate::spec::parse_range(&grid.train.subset),
+    ) {
+        (Some(l), _) => Selection::Class {
             label: l.parse().expect("validated"),
             n: cell.n_images,
         },
-        None => Selection::First(cell.n_images),
+        (None, Some((from, to))) => Selection::Range {
+            from,
+            to,
+            n: cell.n_images,
+        },
+        (None, None) => Selection::First(cell.n_images),
     };
     let split = if grid.train.split == "test" {
         Split::Test
@@ -252,6 +301,7 @@ pub fn run_cell(
     };
     let bipolar = cell.model.bipolar() || grid.train.binarise;
     let set = pcmem_data::load(id, split, &selection, &opts.data)?;
+    check_development(grid, cell, id, split, &set)?;
     let d = set.dim();
     let mut pixels = set.pixels.clone();
     if bipolar {

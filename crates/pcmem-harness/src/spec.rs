@@ -186,9 +186,15 @@ pub struct TrainAxes {
     /// Seeds. Default `[0]`.
     #[serde(default = "default_seed")]
     pub seed: Vec<u64>,
-    /// Stored images: `first` N of the split (default) or `class:<label>` (first N of a class).
+    /// Stored images: `first` N of the split (default), `class:<label>` (first N of a class)
+    /// or `range:<from>-<to>` (first N among positions from..=to, e.g. development images).
     #[serde(default = "default_subset")]
     pub subset: String,
+    /// Whether this grid chooses settings by recall on the declared development images
+    /// (`pcmem_data::development`): it must then store only those; every other grid (the
+    /// claim grids) must store none of them. Checked on the loaded images. Default false.
+    #[serde(default)]
+    pub development: bool,
     /// Split the images come from: `train` (default) or `test`.
     #[serde(default = "default_split")]
     pub split: String,
@@ -211,6 +217,13 @@ fn default_layers() -> Vec<usize> {
 fn default_seed() -> Vec<u64> {
     vec![0]
 }
+/// `range:<from>-<to>` as (from, to), from <= to.
+pub fn parse_range(subset: &str) -> Option<(usize, usize)> {
+    let (a, b) = subset.strip_prefix("range:")?.split_once('-')?;
+    let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
 fn default_subset() -> String {
     "first".into()
 }
@@ -579,9 +592,13 @@ impl Grid {
             return Err("[train] hidden and layers must be at least 1".into());
         }
         let class_ok = |l: &str| l.parse::<u32>().is_ok();
-        if t.subset != "first" && t.subset.strip_prefix("class:").is_none_or(|l| !class_ok(l)) {
+        if t.subset != "first"
+            && t.subset.strip_prefix("class:").is_none_or(|l| !class_ok(l))
+            && parse_range(&t.subset).is_none()
+        {
             return Err(format!(
-                "[train] subset `{}` must be `first` or `class:<label>`",
+                "[train] subset `{}` must be `first`, `class:<label>` or `range:<from>-<to>` \
+                 (from <= to, e.g. range:2000-3999)",
                 t.subset
             ));
         }

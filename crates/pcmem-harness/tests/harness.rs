@@ -629,3 +629,81 @@ fn recall_arms_train_once_and_recall_per_arm() {
         );
     }
 }
+
+/// CIFAR-10 training records 0..2003 (generated), enough to reach the development images at
+/// positions 2000-3999.
+fn fixture_2003(dir: &std::path::Path) {
+    let sub = dir.join("cifar-10-subset");
+    std::fs::create_dir_all(&sub).unwrap();
+    let mut recs = Vec::with_capacity(2003 * 3073);
+    for r in 0..2003u32 {
+        recs.push((r % 10) as u8);
+        recs.extend((0..3072u64).map(|i| ((i * (r as u64 + 3) * 7919) % 251) as u8));
+    }
+    std::fs::write(sub.join("train_0000-2002.bin"), recs).unwrap();
+}
+
+const DEV_GRID: &str = r#"
+id = "dev"
+title = "development images"
+paper = "none"
+
+[train]
+dataset = ["cifar10"]
+n_images = [3]
+model = ["modern_hopfield"]
+subset = "range:1999-2002"
+
+[recall]
+corruption = ["noise:0.05"]
+threshold = 0.005
+
+[profile.quick]
+"#;
+
+/// Claim grids store no declared development image (CIFAR-10 train 2000-3999); development
+/// grids store only those; `range:` selects positions.
+#[test]
+fn development_images_stay_out_of_claim_grids_and_are_all_a_development_grid_stores() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_2003(tmp.path());
+    let run = |text: &str| {
+        let out = tmp.path().join(format!("out{}", text.len()));
+        let grid = Grid::parse(text, "dev.toml", "quick").unwrap();
+        run_grid(&grid, &options(&out, tmp.path())).map(|_| read_all(&out).unwrap())
+    };
+    // Positions 1999..2001 of a claim grid: two development images.
+    let e = run(DEV_GRID).unwrap_err().to_string();
+    assert!(
+        e.contains("development images") && e.contains("position 2000") && e.contains("2000-3999"),
+        "{e}"
+    );
+    // Marked as a development grid, the same positions hold one image that is not one.
+    let dev = DEV_GRID.replace("subset = ", "development = true\nsubset = ");
+    let e = run(&dev).unwrap_err().to_string();
+    assert!(
+        e.contains("1 of its 3 images are not development images"),
+        "{e}"
+    );
+    // Positions 2000..2002 of a development grid: fine, and the range is what was stored.
+    let recs = run(&dev.replace("range:1999-2002", "range:2000-2002")).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert!(
+        recs[0].1.data.selection.contains("from: 2000"),
+        "{}",
+        recs[0].1.data.selection
+    );
+    // The first images of a claim grid are no development images.
+    assert!(run(&DEV_GRID.replace("range:1999-2002", "first")).is_ok());
+    // A range that is not one is refused when the grid is read.
+    for bad in ["range:5-2", "range:a-b", "range:7"] {
+        let e = Grid::parse(
+            &DEV_GRID.replace("range:1999-2002", bad),
+            "dev.toml",
+            "quick",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("range:<from>-<to>"), "{bad}: {e}");
+    }
+}
