@@ -354,7 +354,11 @@ fn write_report(
     experiments: &Path,
     claims: &Path,
 ) -> anyhow::Result<PathBuf> {
-    let recs = records_of(dir, profile)?;
+    // Only records the grids as they are now would produce; the others are listed.
+    let (recs, stale) = pcmem_harness::stale::split_current(grids, records_of(dir, profile)?);
+    for (p, why) in &stale {
+        eprintln!("report: not using {} ({why})", p.display());
+    }
     let plain: Vec<RunRecord> = recs.iter().map(|(_, r)| r.clone()).collect();
     let df = agg::tidy(&plain)?;
     let claims = if claims.exists() {
@@ -379,8 +383,12 @@ fn write_report(
             })
             .collect()
     };
+    let records = rep::Records {
+        current: &recs,
+        stale: &stale,
+    };
     Ok(rep::write_report(
-        dir, grids, &reference, &df, &recs, &claims, profile,
+        dir, grids, &reference, &df, records, &claims, profile,
     )?)
 }
 

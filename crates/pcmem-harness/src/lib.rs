@@ -19,6 +19,7 @@ pub mod report;
 pub mod run;
 pub mod shard;
 pub mod spec;
+pub mod stale;
 
 pub use candle_core;
 pub use error::{HarnessError, Result};

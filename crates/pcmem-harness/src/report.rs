@@ -800,6 +800,15 @@ pub fn size_differences(grids: &[Grid], reference: &[Grid]) -> Option<String> {
     })
 }
 
+/// The records a report rests on, and those it does not use ([`crate::stale`]) with why.
+#[derive(Debug, Clone, Copy)]
+pub struct Records<'a> {
+    /// Records the grids as they are now would produce.
+    pub current: &'a [(PathBuf, RunRecord)],
+    /// The others, each with the reason.
+    pub stale: &'a [(PathBuf, String)],
+}
+
 /// Writes `<out>/REPORT.md` for the given grids (those with records), with claims.
 /// `reference` holds the same grids at the paper's sizes (the `full` profile); when this
 /// profile is smaller the report lists the differences, the reason claims are not run or may
@@ -809,10 +818,11 @@ pub fn write_report(
     grids: &[Grid],
     reference: &[Grid],
     df: &DataFrame,
-    records: &[(PathBuf, RunRecord)],
+    records: Records<'_>,
     claims: &[Claim],
     profile: &str,
 ) -> Result<PathBuf> {
+    let (records, stale) = (records.current, records.stale);
     let mut md = String::new();
     let version = records
         .first()
@@ -918,6 +928,22 @@ pub fn write_report(
                     let _ = writeln!(md, "| {} | {arm} | {model} | `{text}` |", g.id);
                 }
             }
+        }
+        let _ = writeln!(md);
+    }
+    if !stale.is_empty() {
+        let _ = writeln!(
+            md,
+            "### Records not used\n\nThe grids as they are now would not produce these records (their settings changed since, or the cell is gone); nothing above rests on them. Running the grid again recomputes them.\n\n| record | why |\n|---|---|"
+        );
+        for (p, why) in stale {
+            let shown = p.strip_prefix(out).unwrap_or(p);
+            let _ = writeln!(
+                md,
+                "| `{}` | {} |",
+                shown.display(),
+                why.replace('|', "\\|")
+            );
         }
         let _ = writeln!(md);
     }

@@ -605,6 +605,19 @@ fn recall_arms_train_once_and_recall_per_arm() {
     r.write(&path).unwrap();
     let s = run_grid(&grid, &options(&out, tmp.path())).unwrap();
     assert_eq!((s.ran, s.skipped), (1, 1));
+    // After a setting of the grid changes, its PCN record is no longer current (the report
+    // lists it, naming the key, and does not use it); the MHN's still is.
+    let changed = Grid::parse(
+        &ARMS_GRID.replace("recall = { steps = 30", "recall = { steps = 31"),
+        "arms.toml",
+        "quick",
+    )
+    .unwrap();
+    let (current, stale) = pcmem_harness::stale::split_current(&[changed], read_all(&out).unwrap());
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].1.cell.model.name(), "modern_hopfield");
+    assert_eq!(stale.len(), 1);
+    assert!(stale[0].1.contains("recall.steps"), "{}", stale[0].1);
     // Arms change recall only, are named sensibly and name models of the grid.
     for (from, to, want) in [
         (

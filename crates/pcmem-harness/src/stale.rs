@@ -1,0 +1,90 @@
+//! Records that the grids as they are now would not produce: a cell the grid no longer has, or
+//! settings that have changed since (e.g. a setting moved into a recall arm). The report uses
+//! only current records and lists the others with the reason, so a verdict never rests on
+//! settings the grid file no longer states.
+//!
+//! ```
+//! use pcmem_harness::stale::differing_keys;
+//! let a = serde_json::json!({"recall": {"steps": 10, "gamma": 0.1}});
+//! let b = serde_json::json!({"recall": {"steps": 20, "gamma": 0.1}});
+//! assert_eq!(differing_keys(&a, &b, ""), ["recall.steps"]);
+//! ```
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::record::RunRecord;
+use crate::spec::Grid;
+
+/// Splits `records` into those the current `grids` would produce and the others, each with
+/// why. Records of grids not among `grids` are kept.
+#[allow(clippy::type_complexity)]
+pub fn split_current(
+    grids: &[Grid],
+    records: Vec<(PathBuf, RunRecord)>,
+) -> (Vec<(PathBuf, RunRecord)>, Vec<(PathBuf, String)>) {
+    let mut keep = Vec::new();
+    let mut stale = Vec::new();
+    for (path, r) in records {
+        match why_stale(grids, &r) {
+            Some(reason) => stale.push((path, reason)),
+            None => keep.push((path, r)),
+        }
+    }
+    (keep, stale)
+}
+
+fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
+    let grid = grids.iter().find(|g| g.id == r.grid)?;
+    if !grid.cells().contains(&r.cell) {
+        return Some("the grid has no such cell now".into());
+    }
+    let now = match crate::models::resolve(grid, &r.cell) {
+        Ok(now) => now.config,
+        Err(e) => return Some(format!("its settings no longer resolve: {e}")),
+    };
+    // The record's settings read back through today's config type (fields added since take
+    // their defaults), then compared.
+    let then = crate::models::Shape::of(&r.cell)
+        .ok()
+        .and_then(|shape| {
+            let table = toml::Table::try_from(&r.model_config).ok()?;
+            crate::models::resolve_table(r.cell.model, &table, shape).ok()
+        })
+        .map_or_else(|| r.model_config.clone(), |x| x.config);
+    let keys = differing_keys(&then, &now, "");
+    if !keys.is_empty() {
+        return Some(format!(
+            "its settings differ from the grid's now in {}",
+            keys.join(", ")
+        ));
+    }
+    None
+}
+
+/// Dotted keys at which two JSON values differ.
+pub fn differing_keys(a: &Value, b: &Value, at: &str) -> Vec<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let sub = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    match (x.get(k), y.get(k)) {
+                        (Some(p), Some(q)) => differing_keys(p, q, &sub),
+                        _ => vec![sub],
+                    }
+                })
+                .collect()
+        }
+        _ if a == b => Vec::new(),
+        _ => vec![at.to_string()],
+    }
+}
