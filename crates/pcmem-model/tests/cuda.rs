@@ -49,9 +49,15 @@ fn cuda_training_and_recall_agree_with_the_cpu() {
         let mut cfg = PcnConfig::new(d, 64);
         cfg.kernel = Kernel::Candle;
         cfg.placement = placement;
-        cfg.learning.optimizer = Optimizer::adam();
+        // Plain gradient steps: with Adam the comparison is ill-conditioned. On the CPU alone,
+        // these settings with Adam (alpha 5e-4, 30 epochs) end with the candle and the fused
+        // kernel's weights 0.77% apart post-synaptic (0.09% pre-synaptic), as the H200 did
+        // against the CPU (0.77%): a ReLU unit near zero switches in one summation order and
+        // not the other and Adam's normalised steps carry it on. With SGD the two CPU kernels
+        // agree to 2e-7, so 1e-3 here separates a wrong CUDA path from rounding.
+        cfg.learning.optimizer = Optimizer::Sgd;
         cfg.learning.gradient_scale = GradientScale::Mean;
-        cfg.learning.alpha = 5e-4;
+        cfg.learning.alpha = 2e-3;
         cfg.learning.max_epochs = 30;
         cfg.inference.gamma = 0.03;
         cfg.inference.steps = 30;
