@@ -116,19 +116,22 @@ fn start_and_kill(grid: &Path, data: &Path, out: &Path) -> PathBuf {
     ckpt
 }
 
-#[test]
-fn a_cell_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run() {
+/// Data, the grid file and the record of an uninterrupted run without checkpoints.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, serde_json::Value) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     mnist_fixture(&data);
     let g = tmp.path().join("g.toml");
     std::fs::write(&g, grid("5e-3")).unwrap();
-
-    // Uninterrupted, no checkpoints.
     let whole = tmp.path().join("whole");
     let o = run(&g, &data, &whole, "off").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let want = json(&only_record(&whole));
+    (tmp, data, g, json(&only_record(&whole)))
+}
+
+#[test]
+fn a_cell_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run() {
+    let (tmp, data, g, want) = setup();
     assert_eq!(want["fit"]["curve"].as_array().unwrap().len(), 1500);
     assert!(want["fit"].get("resumed_at_epoch").is_none());
 
@@ -192,15 +195,7 @@ fn a_checkpoint_of_other_settings_is_refused_by_name_and_the_cell_restarts() {
 
 #[test]
 fn sigterm_checkpoints_at_the_end_of_the_epoch_exits_4_and_the_run_continues() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    mnist_fixture(&data);
-    let g = tmp.path().join("g.toml");
-    std::fs::write(&g, grid("5e-3")).unwrap();
-    let whole = tmp.path().join("whole");
-    let o = run(&g, &data, &whole, "off").output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let want = json(&only_record(&whole));
+    let (tmp, data, g, want) = setup();
 
     // Checkpoints every hour: only the signal makes one.
     let out = tmp.path().join("out");

@@ -12,8 +12,6 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use crate::record::RunRecord;
 use crate::spec::Grid;
 
@@ -63,28 +61,4 @@ fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
     None
 }
 
-/// Dotted keys at which two JSON values differ.
-pub fn differing_keys(a: &Value, b: &Value, at: &str) -> Vec<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter()
-                .flat_map(|k| {
-                    let sub = if at.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{at}.{k}")
-                    };
-                    match (x.get(k), y.get(k)) {
-                        (Some(p), Some(q)) => differing_keys(p, q, &sub),
-                        _ => vec![sub],
-                    }
-                })
-                .collect()
-        }
-        _ if a == b => Vec::new(),
-        _ => vec![at.to_string()],
-    }
-}
+pub use pcmem_model::checkpoint::differing_keys;

@@ -350,8 +350,9 @@ pub(crate) fn read(
     Ok(Some(State { meta, rng, tensors }))
 }
 
-/// Dotted keys where two JSON values differ (for the refusal message).
-fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Vec<String> {
+/// Dotted keys at which two JSON values differ (a checkpoint's refusal message; the harness's
+/// stale records).
+pub fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Vec<String> {
     use serde_json::Value;
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
