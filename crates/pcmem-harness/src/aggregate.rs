@@ -38,12 +38,28 @@ pub fn train_loss(r: &RunRecord) -> f64 {
     r.fit.curve.last().copied().unwrap_or(f64::NAN)
 }
 
+/// Images a record recalls under its tune rule's corruption and arm (0 without one).
+fn tuned_recalled(r: &RunRecord) -> usize {
+    let Some(t) = &r.tune else { return 0 };
+    let want = crate::spec::Corruption::parse(&t.corruption)
+        .map(|c| c.to_string())
+        .unwrap_or_else(|_| t.corruption.clone());
+    r.recall
+        .iter()
+        .find(|x| x.arm == t.arm && x.corruption == want)
+        .map_or(0, |x| x.mse.iter().filter(|&&m| m < x.threshold).count())
+}
+
 /// For each record, whether it is the selected point of its cell: among records of the same
 /// grid, profile and cell apart from the search point, the one with the lowest finite final
-/// training loss (ties and all-NaN groups: the first in the given order). Recall accuracy
-/// plays no part.
+/// training loss (ties and all-NaN groups: the first in the given order); recall accuracy plays
+/// no part. A development grid with a tune rule ([`crate::spec::Tune`]) selects instead the
+/// point recalling the most images under the rule's corruption and arm, ties to the lower loss.
 pub fn selected<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Vec<bool> {
-    let mut best: std::collections::HashMap<(String, String, String), (usize, f64)> =
+    // Per cell (grid, profile, cell id): the best record so far and its score; lower is
+    // better: (minus images recalled under the tune rule, training loss).
+    type Cell = (String, String, String);
+    let mut best: std::collections::HashMap<Cell, (usize, (f64, f64))> =
         std::collections::HashMap::new();
     let mut count = 0;
     for (i, r) in records.into_iter().enumerate() {
@@ -55,13 +71,14 @@ pub fn selected<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Vec<boo
         } else {
             f64::INFINITY
         };
+        let score = (-(tuned_recalled(r) as f64), loss);
         best.entry(key)
             .and_modify(|b| {
-                if loss < b.1 {
-                    *b = (i, loss);
+                if score < b.1 {
+                    *b = (i, score);
                 }
             })
-            .or_insert((i, loss));
+            .or_insert((i, score));
     }
     let mut out = vec![false; count];
     for (i, _) in best.into_values() {

@@ -130,6 +130,10 @@ pub struct RunRecord {
     /// (`paper`'s are in `model_config`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub arms: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The grid's rule choosing among search points by recall on development images, if any
+    /// ([`crate::spec::Tune`]); aggregation selects by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<crate::spec::Tune>,
 }
 
 /// Where the record of a cell lives: `<out>/runs/<grid>/<profile>/<cell id>.json`.

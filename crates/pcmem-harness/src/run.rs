@@ -523,6 +523,7 @@ pub fn run_cell(
         },
         recall,
         arms,
+        tune: grid.tune.clone(),
     })
 }
 

@@ -320,6 +320,11 @@ pub struct Grid {
     /// into its settings (`inference.gamma`) -> values to try. Default: none.
     #[serde(default)]
     pub search: BTreeMap<String, BTreeMap<String, Vec<toml::Value>>>,
+    /// Choose the search point by recall on development images (a grid with
+    /// `development = true` in `[train]` and a `[search]`): see [`Tune`]. Default: none (the
+    /// point with the lowest training loss is selected, recall plays no part).
+    #[serde(default)]
+    pub tune: Option<Tune>,
     /// Recall arms beside the paper's own (`paper`: the model tables above, which must be the
     /// paper's model): arm name -> model table name -> `{ recall = { ... } }`, laid over that
     /// model's settings. The model is trained once per cell and recalls once per arm; a model
@@ -340,6 +345,23 @@ fn default_plot() -> PlotSpec {
         x: default_x(),
         pictures: false,
     }
+}
+
+/// The rule of a development grid that chooses settings by recall: per cell, the search point
+/// that recalls the most images under `corruption` in recall arm `arm` is selected (ties: the
+/// lower training loss, then the first point). The claim grids then state the chosen value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tune {
+    /// The recall condition that decides, one of the grid's corruptions (e.g. `top:0.125`).
+    pub corruption: String,
+    /// The recall arm that decides. Default `paper`.
+    #[serde(default = "paper_arm")]
+    pub arm: String,
+}
+
+fn paper_arm() -> String {
+    "paper".into()
 }
 
 /// One training run of a grid, with every recall it serves.
@@ -463,6 +485,7 @@ impl Grid {
                 "per_dataset",
                 "search",
                 "arms",
+                "tune",
             ]
             .contains(&key.as_str())
             {
@@ -487,6 +510,7 @@ impl Grid {
         })?;
         grid.validate().map_err(spec_err)?;
         grid.validate_arms().map_err(spec_err)?;
+        grid.validate_tune().map_err(spec_err)?;
         grid.validate_cells().map_err(spec_err)?;
         Ok(grid)
     }
@@ -523,6 +547,42 @@ impl Grid {
         std::iter::once("paper".to_string())
             .chain(self.arms.keys().cloned())
             .collect()
+    }
+
+    fn validate_tune(&self) -> std::result::Result<(), String> {
+        let Some(t) = &self.tune else {
+            return Ok(());
+        };
+        if !self.train.development {
+            return Err(
+                "[tune] chooses settings by recall, which only a grid of development \
+                        images may do: add `development = true` to [train] and select \
+                        development images (subset = \"range:...\" or \"class:...\")"
+                    .into(),
+            );
+        }
+        if self.search.values().all(|m| m.is_empty()) {
+            return Err("[tune] selects among the points of a [search]; the grid has none".into());
+        }
+        let names: Vec<String> = self.corruptions().iter().map(|c| c.to_string()).collect();
+        let want = Corruption::parse(&t.corruption)
+            .map(|c| c.to_string())
+            .map_err(|e| format!("[tune] corruption: {e}"))?;
+        if !names.contains(&want) {
+            return Err(format!(
+                "[tune] corruption `{}` is not among [recall] corruption ({})",
+                t.corruption,
+                names.join(", ")
+            ));
+        }
+        if !self.arm_names().contains(&t.arm) {
+            return Err(format!(
+                "[tune] arm `{}` is not one of the grid's arms ({})",
+                t.arm,
+                self.arm_names().join(", ")
+            ));
+        }
+        Ok(())
     }
 
     fn validate_arms(&self) -> std::result::Result<(), String> {

@@ -720,3 +720,99 @@ fn development_images_stay_out_of_claim_grids_and_are_all_a_development_grid_sto
         assert!(e.contains("range:<from>-<to>"), "{bad}: {e}");
     }
 }
+
+const TUNE_GRID: &str = r#"
+id = "tune"
+title = "a setting chosen by recall on development images"
+paper = "none"
+
+[train]
+dataset = ["cifar10"]
+n_images = [3]
+model = ["modern_hopfield"]
+subset = "range:2000-2002"
+development = true
+
+[recall]
+corruption = ["noise:0.05", "top:0.5"]
+threshold = 0.005
+
+[search.modern_hopfield]
+beta = [1e-6, 1000.0]
+
+[tune]
+corruption = "noise:0.05"
+
+[profile.quick]
+"#;
+
+/// A development grid with `[tune]` selects the search point that recalls the most images
+/// under its corruption (here the sharp beta); without the rule the training loss decides
+/// (a tie for a one-shot memory: the first point). The rule is refused on claim grids, without
+/// a search, or naming a corruption or arm the grid does not have.
+#[test]
+fn a_tune_rule_selects_by_recall_on_development_images_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_2003(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(TUNE_GRID, "tune.toml", "quick").unwrap();
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let recs: Vec<_> = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(recs.len(), 2);
+    let chosen = aggregate::selected(&recs);
+    let pick = recs.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
+    assert_eq!(pick.model_config["beta"], 1000.0, "{:?}", pick.cell.search);
+    let recalled = |r: &pcmem_harness::record::RunRecord| {
+        r.recall[0].mse.iter().filter(|&&m| m < 0.005).count()
+    };
+    assert!(
+        recalled(pick)
+            > recalled(
+                recs.iter()
+                    .find(|r| r.model_config["beta"] == 1e-6)
+                    .unwrap()
+            )
+    );
+    // The same records without the rule: the loss decides, a tie, the first point.
+    let plain: Vec<_> = recs
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.tune = None;
+            r
+        })
+        .collect();
+    let chosen = aggregate::selected(&plain);
+    let pick = plain.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
+    assert_eq!(pick.model_config["beta"], 1e-6);
+    for (from, to, want) in [
+        ("development = true\n", "", "development = true"),
+        (
+            "[search.modern_hopfield]\nbeta = [1e-6, 1000.0]\n",
+            "",
+            "has none",
+        ),
+        (
+            "corruption = \"noise:0.05\"\n\n[profile",
+            "corruption = \"top:0.25\"\n\n[profile",
+            "not among",
+        ),
+        (
+            "[tune]\n",
+            "[tune]\narm = \"pcmem\"\n",
+            "not one of the grid's arms",
+        ),
+    ] {
+        let e = Grid::parse(&TUNE_GRID.replace(from, to), "tune.toml", "quick")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(want) && e.contains("tune.toml"),
+            "{from:?} -> {to:?}: {e}"
+        );
+    }
+}
