@@ -126,13 +126,15 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
         .collect())
 }
 
-/// Whether `path` holds a record of `cell` that parses and has every recall arm and corruption
-/// of the grid. A file that does not parse (truncated by a kill, a full disk or a bad copy) is
-/// not a finished cell; one that lacks a condition added to the grid since is computed again.
+/// Whether `path` holds a record of `cell` that parses, has every recall arm and corruption of
+/// the grid and the grid's settings as they are now. A file that does not parse (truncated by a
+/// kill, a full disk or a bad copy) is not a finished cell; one that lacks a condition added to
+/// the grid since, or whose settings changed since ([`crate::stale`]), is computed again.
 pub fn is_finished(path: &std::path::Path, grid: &Grid, cell: &Cell) -> bool {
     path.exists()
         && RunRecord::read(path).is_ok_and(|r| {
             r.cell == *cell
+                && crate::stale::why_stale(std::slice::from_ref(grid), &r).is_none()
                 && grid.arm_names().iter().all(|arm| {
                     grid.corruptions().iter().all(|c| {
                         let c = c.to_string();
@@ -576,8 +578,10 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
                 // A record of this cell from before a recall condition or arm was added to the
                 // grid: complete, just short of the new conditions. Recomputed and replaced.
                 Ok(r) if r.cell == *cell => {
+                    let why = crate::stale::why_stale(std::slice::from_ref(grid), &r)
+                        .unwrap_or_else(|| "it lacks recall conditions the grid has now".into());
                     eprintln!(
-                        "{}: record {} lacks recall conditions the grid has now; recomputing the cell",
+                        "{}: record {}: {why}; recomputing the cell",
                         grid.id,
                         path.display()
                     );

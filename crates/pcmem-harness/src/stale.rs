@@ -33,7 +33,9 @@ pub fn split_current(
     (keep, stale)
 }
 
-fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
+/// Why the grids as they are now would not produce `r` (None: they would, or `r`'s grid is
+/// not among them).
+pub fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
     let grid = grids.iter().find(|g| g.id == r.grid)?;
     if !grid.cells().contains(&r.cell) {
         return Some("the grid has no such cell now".into());

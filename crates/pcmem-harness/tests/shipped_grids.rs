@@ -93,3 +93,51 @@ fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
         }
     }
 }
+
+/// The partial-recall momentum of the claim grids is the one `experiments/dev-partial.toml`
+/// selected on development images, in every profile whose tune records are committed
+/// (`results/runs/dev-partial/<profile>`, `results/full/runs/dev-partial/full`): a claim grid
+/// cannot drift from its tuned setting unnoticed.
+#[test]
+fn claim_grids_state_the_momentum_their_development_grid_selected() {
+    use pcmem_harness::record::read_all;
+    let mut checked = 0;
+    for (dir, profile) in [("results", "quick"), ("results/full", "full")] {
+        let recs: Vec<_> = read_all(&root().join(dir))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.grid == "dev-partial" && r.profile == profile)
+            .collect();
+        if recs.is_empty() {
+            continue;
+        }
+        let chosen = pcmem_harness::aggregate::selected(&recs);
+        let tuned = &recs
+            .iter()
+            .zip(&chosen)
+            .find(|(_, &c)| c)
+            .unwrap()
+            .0
+            .model_config["recall"]["momentum"];
+        for id in ["fig6", "fig7", "fig8", "fig9b"] {
+            let grid = Grid::load(&root().join(format!("experiments/{id}.toml")), profile).unwrap();
+            for cell in grid.cells() {
+                if cell.model.name() != "pcn" {
+                    continue;
+                }
+                let r = pcmem_harness::models::resolve(&grid, &cell).unwrap();
+                assert_eq!(
+                    &r.config["recall"]["momentum"], tuned,
+                    "{id} ({profile}) states recall.momentum {} but dev-partial selected {tuned}",
+                    r.config["recall"]["momentum"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 0,
+        "no committed dev-partial records: run experiments/dev-partial.toml"
+    );
+}
