@@ -643,19 +643,6 @@ fn recall_arms_train_once_and_recall_per_arm() {
     }
 }
 
-/// CIFAR-10 training records 0..2003 (generated), enough to reach the development images at
-/// positions 2000-3999.
-fn fixture_2003(dir: &std::path::Path) {
-    let sub = dir.join("cifar-10-subset");
-    std::fs::create_dir_all(&sub).unwrap();
-    let mut recs = Vec::with_capacity(2003 * 3073);
-    for r in 0..2003u32 {
-        recs.push((r % 10) as u8);
-        recs.extend((0..3072u64).map(|i| ((i * (r as u64 + 3) * 7919) % 251) as u8));
-    }
-    std::fs::write(sub.join("train_0000-2002.bin"), recs).unwrap();
-}
-
 const DEV_GRID: &str = r#"
 id = "dev"
 title = "development images"
@@ -679,7 +666,7 @@ threshold = 0.005
 #[test]
 fn development_images_stay_out_of_claim_grids_and_are_all_a_development_grid_stores() {
     let tmp = tempfile::tempdir().unwrap();
-    fixture_2003(tmp.path());
+    common::cifar_records(tmp.path(), 2003);
     let run = |text: &str| {
         let out = tmp.path().join(format!("out{}", text.len()));
         let grid = Grid::parse(text, "dev.toml", "quick").unwrap();
@@ -753,7 +740,7 @@ corruption = "noise:0.05"
 #[test]
 fn a_tune_rule_selects_by_recall_on_development_images_only() {
     let tmp = tempfile::tempdir().unwrap();
-    fixture_2003(tmp.path());
+    common::cifar_records(tmp.path(), 2003);
     let out = tmp.path().join("out");
     let grid = Grid::parse(TUNE_GRID, "tune.toml", "quick").unwrap();
     run_grid(&grid, &options(&out, tmp.path())).unwrap();

@@ -32,16 +32,6 @@ fn config(kernel: Kernel, persistent: bool) -> PcnConfig {
     cfg
 }
 
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|x| x.to_bits())
-        .collect()
-}
-
 fn assert_same(a: &(TrainReport, Pcn), b: &(TrainReport, Pcn), tag: &str) {
     assert_eq!(a.0.epochs.len(), b.0.epochs.len(), "{tag}: epochs");
     for (x, y) in a.0.epochs.iter().zip(&b.0.epochs) {
@@ -57,11 +47,16 @@ fn assert_same(a: &(TrainReport, Pcn), b: &(TrainReport, Pcn), tag: &str) {
     }
     assert_eq!(a.0.stop, b.0.stop, "{tag}: stop");
     for (i, (wa, wb)) in a.1.weights().iter().zip(b.1.weights()).enumerate() {
-        assert_eq!(bits(wa), bits(wb), "{tag}: weights w{}", i + 1);
+        assert_eq!(
+            common::bits(wa),
+            common::bits(wb),
+            "{tag}: weights w{}",
+            i + 1
+        );
     }
     assert_eq!(
-        bits(a.1.prior().unwrap()),
-        bits(b.1.prior().unwrap()),
+        common::bits(a.1.prior().unwrap()),
+        common::bits(b.1.prior().unwrap()),
         "{tag}: prior"
     );
     assert_eq!(a.1.error_mse(), b.1.error_mse(), "{tag}: error_mse");

@@ -23,16 +23,6 @@ fn data(rows: usize) -> Tensor {
     Tensor::from_vec(v, (rows, 20), &Device::Cpu).unwrap()
 }
 
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|f| f.to_bits())
-        .collect()
-}
-
 #[test]
 fn save_and_load_round_trip_recalls_identically() {
     let mut pcn = small_cfg().init(&Device::Cpu).unwrap();
@@ -44,7 +34,7 @@ fn save_and_load_round_trip_recalls_identically() {
     let cue = data(5);
     let (a, _) = pcn.recall_noisy(&cue).unwrap();
     let (b, _) = loaded.recall_noisy(&cue).unwrap();
-    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(common::bits(&a), common::bits(&b));
     let mask = Tensor::from_vec(
         (0..20).map(|i| (i < 10) as u8 as f32).collect::<Vec<_>>(),
         (1, 20),
@@ -53,7 +43,7 @@ fn save_and_load_round_trip_recalls_identically() {
     .unwrap();
     let (a, _) = pcn.recall_partial(&cue, &mask).unwrap();
     let (b, _) = loaded.recall_partial(&cue, &mask).unwrap();
-    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(common::bits(&a), common::bits(&b));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -92,8 +82,8 @@ fn same_seed_same_bits_different_seed_different_bits() {
                 .iter()
                 .map(|e| e.energy.to_bits())
                 .collect::<Vec<_>>(),
-            bits(&pcn.weights()[0]),
-            bits(&r),
+            common::bits(&pcn.weights()[0]),
+            common::bits(&r),
         )
     };
     assert_eq!(run(5), run(5));

@@ -34,14 +34,19 @@ recall = { steps = 5, iterations = 1 }
 "#;
 
 pub fn fixture_data(dir: &Path) {
+    cifar_records(dir, 12);
+}
+
+/// `n` generated CIFAR-10 training records (label, then 3072 bytes) in `cifar-10-subset/`.
+pub fn cifar_records(dir: &Path, n: u64) {
     let sub = dir.join("cifar-10-subset");
     std::fs::create_dir_all(&sub).unwrap();
-    let mut recs = Vec::new();
-    for r in 0..12u32 {
+    let mut recs = Vec::with_capacity(n as usize * 3073);
+    for r in 0..n {
         recs.push((r % 10) as u8);
-        recs.extend((0..3072u32).map(|i| ((i * (r + 3) * 7919) % 251) as u8));
+        recs.extend((0..3072u64).map(|i| ((i * (r + 3) * 7919) % 251) as u8));
     }
-    std::fs::write(sub.join("train_0000-0011.bin"), recs).unwrap();
+    std::fs::write(sub.join(format!("train_0000-{:04}.bin", n - 1)), recs).unwrap();
 }
 
 pub fn options(out: &Path, data: &Path) -> RunOptions {

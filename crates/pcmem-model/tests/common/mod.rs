@@ -126,3 +126,14 @@ pub fn scrambled(rows: usize, d: usize, salt: usize) -> Tensor {
         .collect();
     Tensor::from_vec(v, (rows, d), &Device::Cpu).unwrap()
 }
+
+/// The bit patterns of a tensor's values, for exact comparisons.
+pub fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
