@@ -16,6 +16,7 @@
 //! ```
 
 use candle_core::{DType, Device, Tensor};
+use pcmem_model::factory::{ModelFactory, Sizes};
 use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -405,5 +406,110 @@ impl AssociativeMemory for DenseAm {
 
     fn parameter_count(&self) -> usize {
         self.patterns.iter().map(Vec::len).sum()
+    }
+}
+
+/// The classical network's factory: `[hopfield]` holds any subset of [`HopfieldConfig`].
+pub struct HopfieldFactory;
+
+impl ModelFactory for HopfieldFactory {
+    type Config = HopfieldConfig;
+    const NAME: &'static str = "hopfield";
+    const ABOUT: &'static str =
+        "classical Hopfield network, Hebbian weights and sign updates (Hopfield 1982)";
+    const BIPOLAR: bool = true;
+
+    fn defaults(_: &Sizes) -> HopfieldConfig {
+        HopfieldConfig::default()
+    }
+
+    fn validate(config: &HopfieldConfig) -> std::result::Result<(), String> {
+        config.validate().map_err(|e| e.to_string())
+    }
+
+    fn build(
+        config: &HopfieldConfig,
+        _: &Sizes,
+        _: &Device,
+    ) -> std::result::Result<Box<dyn AssociativeMemory>, MemoryError> {
+        Ok(Box::new(ClassicalHopfield::new(config.clone())?))
+    }
+
+    /// The d x d weights and six copies of the data.
+    fn memory_floats(_: &HopfieldConfig, s: &Sizes) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        d * d + 6.0 * n * d
+    }
+}
+
+/// Settings of the dense associative memory: the classical network's plus the interaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenseAmConfig {
+    /// Update order. Default asynchronous with seed 0.
+    pub update: Update,
+    /// Maximum sweeps over all units. Default 100.
+    pub max_sweeps: usize,
+    /// Interaction function. Default the polynomial of degree 3.
+    pub interaction: Interaction,
+}
+
+impl Default for DenseAmConfig {
+    fn default() -> Self {
+        let h = HopfieldConfig::default();
+        Self {
+            update: h.update,
+            max_sweeps: h.max_sweeps,
+            interaction: Interaction::Polynomial { degree: 3 },
+        }
+    }
+}
+
+impl DenseAmConfig {
+    /// The update settings alone.
+    pub fn hopfield(&self) -> HopfieldConfig {
+        HopfieldConfig {
+            update: self.update,
+            max_sweeps: self.max_sweeps,
+        }
+    }
+}
+
+/// The dense associative memory's factory: `[dense_am]` holds any subset of
+/// [`DenseAmConfig`].
+pub struct DenseAmFactory;
+
+impl ModelFactory for DenseAmFactory {
+    type Config = DenseAmConfig;
+    const NAME: &'static str = "dense_am";
+    const ABOUT: &'static str =
+        "dense associative memory, polynomial or exponential interaction (Krotov and Hopfield 2016)";
+    const BIPOLAR: bool = true;
+
+    fn defaults(_: &Sizes) -> DenseAmConfig {
+        DenseAmConfig::default()
+    }
+
+    fn validate(config: &DenseAmConfig) -> std::result::Result<(), String> {
+        DenseAm::new(config.hopfield(), config.interaction)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(
+        config: &DenseAmConfig,
+        _: &Sizes,
+        _: &Device,
+    ) -> std::result::Result<Box<dyn AssociativeMemory>, MemoryError> {
+        Ok(Box::new(DenseAm::new(
+            config.hopfield(),
+            config.interaction,
+        )?))
+    }
+
+    /// The stored patterns and six copies of the data.
+    fn memory_floats(_: &DenseAmConfig, s: &Sizes) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        n * d + 6.0 * n * d
     }
 }

@@ -17,6 +17,7 @@
 //! ```
 
 use candle_core::{DType, Tensor, D};
+use pcmem_model::factory::{ModelFactory, Sizes};
 use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
 use serde::{Deserialize, Serialize};
 
@@ -173,5 +174,38 @@ impl AssociativeMemory for ModernHopfield {
 
     fn parameter_count(&self) -> usize {
         self.patterns.as_ref().map_or(0, |p| p.elem_count())
+    }
+}
+
+/// The modern Hopfield network's factory: `[modern_hopfield]` holds any subset of
+/// [`ModernHopfieldConfig`].
+pub struct ModernHopfieldFactory;
+
+impl ModelFactory for ModernHopfieldFactory {
+    type Config = ModernHopfieldConfig;
+    const NAME: &'static str = "modern_hopfield";
+    const ABOUT: &'static str =
+        "modern Hopfield network, xi <- X^T softmax(beta X xi) (Ramsauer et al. 2021)";
+
+    fn defaults(_: &Sizes) -> ModernHopfieldConfig {
+        ModernHopfieldConfig::default()
+    }
+
+    fn validate(config: &ModernHopfieldConfig) -> std::result::Result<(), String> {
+        config.validate().map_err(|e| e.to_string())
+    }
+
+    fn build(
+        config: &ModernHopfieldConfig,
+        _: &Sizes,
+        _: &candle_core::Device,
+    ) -> std::result::Result<Box<dyn AssociativeMemory>, MemoryError> {
+        Ok(Box::new(ModernHopfield::new(config.clone())?))
+    }
+
+    /// The stored patterns, the N x N similarities, six copies of the data.
+    fn memory_floats(_: &ModernHopfieldConfig, s: &Sizes) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        n * d + 2.0 * n * n + 6.0 * n * d
     }
 }

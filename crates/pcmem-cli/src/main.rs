@@ -138,6 +138,9 @@ enum Command {
         #[arg(long, default_value = "results/paper/claims.toml")]
         claims: PathBuf,
     },
+    /// List the models a grid can name (the registry), with the table that holds each one's
+    /// settings in a grid.
+    Models,
     /// Store your own images (a folder) in an associative memory, with the training curve.
     Store(StoreArgs),
     /// Recall stored images from corrupted copies of images; writes cue | recall pictures and
@@ -163,8 +166,9 @@ struct StoreArgs {
     /// Folder to write the memory into.
     #[arg(long)]
     out: PathBuf,
-    /// Model to store them in: pcn, autoencoder, modern_hopfield, hopfield, dense_am (the
-    /// Hopfield networks binarise the images to +-1).
+    /// Model to store them in, any name `pcmem models` lists (pcn, autoencoder,
+    /// modern_hopfield, hopfield, dense_am, uhn, drdam; the bipolar ones binarise the images
+    /// to +-1).
     #[arg(long, default_value = "pcn")]
     model: String,
     /// Resize every image to WIDTHxHEIGHT (needed when the images differ in size).
@@ -332,6 +336,25 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             baseline,
             tolerance,
         } => harness::regress(dir, baseline, *tolerance),
+        Command::Models => {
+            for f in pcmem_harness::registry::MODELS {
+                println!(
+                    "{:<16} {}{}",
+                    f.name(),
+                    f.about(),
+                    if f.bipolar() {
+                        "; stores +-1 images"
+                    } else {
+                        ""
+                    },
+                );
+            }
+            println!(
+                "\nA grid names models in [train] model = [...] and gives each one's settings in \
+                 a table of its name, e.g. [uhn]."
+            );
+            Ok(())
+        }
         Command::Store(a) => store::store(&store::Store {
             dir: a.dir.clone(),
             out: a.out.clone(),

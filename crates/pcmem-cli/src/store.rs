@@ -14,7 +14,7 @@ use pcmem_baselines::Autoencoder;
 use pcmem_data::folder::{load_folder, read_rgb, to_row};
 use pcmem_data::transforms::{apply_mask, binarise};
 use pcmem_harness::candle_core::{Device, Tensor};
-use pcmem_harness::models::{resolve_table, Settings, Shape};
+use pcmem_harness::models::{resolve_table, Shape};
 use pcmem_harness::spec::{Corruption, ModelKind};
 use pcmem_model::{
     AssociativeMemory, FitProgress, GradientScale, NoiseRelaxation, Optimizer, Pcn, PcnConfig,
@@ -137,8 +137,10 @@ pub fn store(s: &Store) -> anyhow::Result<()> {
         seed: 0,
         n_images: set.len(),
     };
-    let (mut trained, config): (Trained, serde_json::Value) = match kind {
-        ModelKind::Pcn => {
+    // The PCN and the autoencoder are saved trained; every other registered model stores in
+    // one shot and is rebuilt from its settings and the stored images at recall time.
+    let (mut trained, config): (Trained, serde_json::Value) = match kind.name() {
+        "pcn" => {
             let cfg = recipe(d, s.hidden, s.layers, s.max_epochs, s.target_mse);
             cfg.validate().map_err(user)?;
             let json = serde_json::to_value(&cfg)?;
@@ -146,17 +148,20 @@ pub fn store(s: &Store) -> anyhow::Result<()> {
         }
         _ => {
             let mut table = toml::Table::new();
-            if kind == ModelKind::Autoencoder {
+            let ae = kind.name() == "autoencoder";
+            if ae {
                 table.insert("max_epochs".into(), (s.max_epochs as i64).into());
                 table.insert("target_mse".into(), s.target_mse.into());
             }
             let r = resolve_table(kind, &table, shape).map_err(user)?;
-            match r.settings {
-                Settings::Autoencoder(cfg, d) => (
+            if ae {
+                let cfg = serde_json::from_value(r.config.clone())?;
+                (
                     Trained::Autoencoder(Box::new(Autoencoder::new(cfg, d)?)),
                     r.config,
-                ),
-                _ => (Trained::OneShot, r.config),
+                )
+            } else {
+                (Trained::OneShot, r.config)
             }
         }
     };
@@ -325,12 +330,12 @@ pub fn recall(
         seed: 0,
         n_images: m.images.len(),
     };
-    let memory: Box<dyn AssociativeMemory> = match kind {
-        ModelKind::Pcn => Box::new(
+    let memory: Box<dyn AssociativeMemory> = match kind.name() {
+        "pcn" => Box::new(
             Pcn::load(model.join("pcn"), &Device::Cpu)
                 .map_err(|e| user(format!("{}: {e}", model.join("pcn").display())))?,
         ),
-        ModelKind::Autoencoder => {
+        "autoencoder" => {
             Box::new(Autoencoder::load(&model.join("autoencoder"), &Device::Cpu).map_err(user)?)
         }
         _ => {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::models::{estimate_gflop, resolve, Settings};
+use crate::models::{estimate_gflop, resolve};
 use crate::record::RunRecord;
 use crate::spec::{Cell, Grid, ModelKind};
 
@@ -32,14 +32,6 @@ pub struct Expectation {
     pub kinds: BTreeMap<ModelKind, Measured>,
 }
 
-fn max_epochs(s: &Settings) -> Option<usize> {
-    match s {
-        Settings::Pcn(c) => Some(c.learning.max_epochs),
-        Settings::Autoencoder(c, _) => Some(c.max_epochs),
-        _ => None,
-    }
-}
-
 impl Expectation {
     /// From the records of `grid` (other grids' and profiles' records are ignored).
     pub fn from_records<'a>(grid: &Grid, records: impl IntoIterator<Item = &'a RunRecord>) -> Self {
@@ -51,7 +43,12 @@ impl Expectation {
             let Ok(res) = resolve(grid, &r.cell) else {
                 continue;
             };
-            let Some(limit) = max_epochs(&res.settings).filter(|&m| m > 0) else {
+            let Some(limit) = res
+                .kind
+                .factory()
+                .epoch_limit(&res.config)
+                .filter(|&m| m > 0)
+            else {
                 continue;
             };
             let epochs = r.fit.curve.len() as f64;

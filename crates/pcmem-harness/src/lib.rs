@@ -14,6 +14,7 @@ pub mod models;
 pub mod plots;
 pub mod provision;
 pub mod record;
+pub mod registry;
 pub mod regress;
 pub mod report;
 pub mod run;

@@ -33,38 +33,20 @@
 //! ```
 
 use candle_core::Device;
-use pcmem_baselines::{
-    Autoencoder, AutoencoderConfig, ClassicalHopfield, DenseAm, HopfieldConfig, Interaction,
-    ModernHopfield, ModernHopfieldConfig,
-};
 use pcmem_data::DatasetId;
-use pcmem_model::{AssociativeMemory, PcnConfig};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use pcmem_model::{AssociativeMemory, Sizes};
 
 use crate::spec::{Cell, Grid, ModelKind};
-
-/// The typed settings of one model.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Settings {
-    /// The PCN (boxed: its config is much larger than the others).
-    Pcn(Box<PcnConfig>),
-    /// The autoencoder, with its input dimension.
-    Autoencoder(AutoencoderConfig, usize),
-    /// The modern Hopfield network.
-    ModernHopfield(ModernHopfieldConfig),
-    /// The classical Hopfield network.
-    Hopfield(HopfieldConfig),
-    /// The dense associative memory.
-    DenseAm(HopfieldConfig, Interaction),
-}
 
 /// A cell's model, resolved and checked but not built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
-    /// The typed settings.
-    pub settings: Settings,
-    /// The settings as JSON, as written into the cell's record.
+    /// The model.
+    pub kind: ModelKind,
+    /// The sizes it is built for.
+    pub sizes: Sizes,
+    /// The full settings (defaults, the grid's table, the sizes), as written into the cell's
+    /// record.
     pub config: serde_json::Value,
     /// Input dimension d (pixels times channels).
     pub input_dim: usize,
@@ -104,45 +86,6 @@ fn join(a: &str, b: &str) -> String {
     } else {
         format!("{a}.{b}")
     }
-}
-
-/// Merges `table` and then `fixed` over the serialised defaults and reads the typed config;
-/// errors name the key path (`learning.max_epochs: invalid type ...`).
-fn configure<T: Serialize + DeserializeOwned>(
-    base: T,
-    table: &toml::Table,
-    fixed: serde_json::Value,
-) -> Result<T, String> {
-    if let Some(key) = non_finite(table, "") {
-        return Err(format!("{key}: not a finite number"));
-    }
-    let mut value = serde_json::to_value(base).expect("configs serialise");
-    let over = serde_json::to_value(table).expect("toml tables serialise");
-    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
-        match (a, b) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    match a.get_mut(k) {
-                        Some(x) if x.is_object() && v.is_object() => merge(x, v),
-                        _ => {
-                            a.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-            }
-            (a, b) => *a = b.clone(),
-        }
-    }
-    merge(&mut value, &over);
-    merge(&mut value, &fixed);
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." || path.is_empty() {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
-    })
 }
 
 /// Resolves and checks the model of `cell`. The error is a message for the grid's author: it
@@ -205,6 +148,17 @@ impl Shape {
             n_images: cell.n_images,
         })
     }
+
+    /// As the model factories take them.
+    pub fn sizes(self) -> Sizes {
+        Sizes {
+            input_dim: self.input_dim,
+            hidden: self.hidden,
+            layers: self.layers,
+            seed: self.seed,
+            n_images: self.n_images,
+        }
+    }
 }
 
 /// Resolves and checks a model of `kind` from its settings table (any subset of its config's
@@ -214,106 +168,20 @@ pub fn resolve_table(
     table: &toml::Table,
     shape: Shape,
 ) -> Result<Resolved, String> {
-    let Shape {
-        input_dim: d,
-        hidden,
-        layers,
-        seed,
-        n_images,
-    } = shape;
-    let settings = match kind {
-        ModelKind::Pcn => {
-            let fixed = serde_json::json!({"input_dim": d, "hidden_dim": hidden, "layers": layers, "seed": seed});
-            let cfg: PcnConfig = configure(PcnConfig::new(d, hidden), table, fixed)?;
-            cfg.validate().map_err(|e| e.to_string())?;
-            Settings::Pcn(Box::new(cfg))
-        }
-        ModelKind::Autoencoder => {
-            let fixed =
-                serde_json::json!({"hidden_dim": hidden, "hidden_layers": layers, "seed": seed});
-            let cfg: AutoencoderConfig = configure(AutoencoderConfig::default(), table, fixed)?;
-            cfg.validate().map_err(|e| e.to_string())?;
-            Settings::Autoencoder(cfg, d)
-        }
-        ModelKind::ModernHopfield => {
-            let cfg: ModernHopfieldConfig = configure(
-                ModernHopfieldConfig::default(),
-                table,
-                serde_json::json!({}),
-            )?;
-            cfg.validate().map_err(|e| e.to_string())?;
-            Settings::ModernHopfield(cfg)
-        }
-        ModelKind::Hopfield => {
-            let cfg: HopfieldConfig =
-                configure(HopfieldConfig::default(), table, serde_json::json!({}))?;
-            cfg.validate().map_err(|e| e.to_string())?;
-            Settings::Hopfield(cfg)
-        }
-        ModelKind::DenseAm => {
-            let mut t = table.clone();
-            let interaction: Interaction = match t.remove("interaction") {
-                Some(v) => v
-                    .try_into()
-                    .map_err(|e: toml::de::Error| format!("interaction: {e}"))?,
-                None => Interaction::Polynomial { degree: 3 },
-            };
-            let cfg: HopfieldConfig =
-                configure(HopfieldConfig::default(), &t, serde_json::json!({}))?;
-            DenseAm::new(cfg.clone(), interaction).map_err(|e| e.to_string())?;
-            Settings::DenseAm(cfg, interaction)
-        }
-    };
-    let config = match &settings {
-        Settings::Pcn(c) => serde_json::to_value(c),
-        Settings::Autoencoder(c, _) => serde_json::to_value(c),
-        Settings::ModernHopfield(c) => serde_json::to_value(c),
-        Settings::Hopfield(c) => serde_json::to_value(c),
-        Settings::DenseAm(c, i) => serde_json::to_value(c).map(|mut v| {
-            v["interaction"] = serde_json::to_value(i).expect("serialises");
-            v
-        }),
+    if let Some(key) = non_finite(table, "") {
+        return Err(format!("{key}: not a finite number"));
     }
-    .expect("configs serialise");
-    let memory_bytes = memory_bytes(&settings, n_images, d);
+    let sizes = shape.sizes();
+    let over = serde_json::to_value(table).map_err(|e| e.to_string())?;
+    let config = kind.factory().resolve(&over, &sizes)?;
+    let memory_bytes = kind.factory().memory_bytes(&config, &sizes);
     Ok(Resolved {
-        settings,
+        kind,
+        sizes,
         config,
-        input_dim: d,
+        input_dim: shape.input_dim,
         memory_bytes,
     })
-}
-
-/// Estimated peak memory in bytes of training a model on `n` images of dimension `d` and
-/// recalling them (f32 throughout; f64 arithmetic so that absurd sizes cannot overflow):
-///
-/// - PCN, weights W = d n + (L-1) n^2 + n: weights, gradients and two Adam moments (4 W),
-///   five value-node arrays per layer (values, errors, inputs, back-propagated errors,
-///   velocities), the Gram matrix n^2, and six copies of the data (images, cues, recalls,
-///   pictures);
-/// - autoencoder, W = 2 d n + (L-1) n^2: 4 W for Adam, four activation arrays per layer for
-///   backprop, six copies of the data;
-/// - modern Hopfield: the stored patterns, the N x N similarities, six copies of the data;
-/// - classical Hopfield: the d x d weights; dense AM: the stored patterns.
-pub fn memory_bytes(settings: &Settings, n: usize, d: usize) -> f64 {
-    let (n, d) = (n as f64, d as f64);
-    let data = 6.0 * n * d;
-    let floats = match settings {
-        Settings::Pcn(c) => {
-            let (h, l) = (c.hidden_dim as f64, c.layers as f64);
-            let w = d * h + (l - 1.0) * h * h + h;
-            4.0 * w + 5.0 * n * (d + l * h) + h * h + data
-        }
-        Settings::Autoencoder(c, _) => {
-            let (h, l) = (c.hidden_dim as f64, c.hidden_layers as f64);
-            let w = 2.0 * d * h + (l - 1.0).max(0.0) * h * h + 2.0 * h + d;
-            4.0 * w + 4.0 * n * (2.0 * d + l * h) + data
-        }
-        Settings::ModernHopfield(_) => n * d + 2.0 * n * n + data,
-        Settings::Hopfield(_) => d * d + data,
-        Settings::DenseAm(..) => n * d + data,
-    };
-    4.0 * floats
 }
 
 /// Physical memory of this machine in bytes (the cgroup limit when lower), if it can be read.
@@ -332,41 +200,24 @@ pub fn machine_memory() -> Option<f64> {
     Some(limit.map_or(total, |l| l.min(total)))
 }
 
-/// An upper bound of the training work of a cell in GFLOP (PCN: `(T + 1)` inference steps of
-/// four products per weight and two for the update, times the epoch limit; autoencoder:
-/// forward and backward times epochs; 0 for one-shot memories), for `--dry-run`.
+/// An upper bound of the training work of a cell in GFLOP (the model's own bound: for the
+/// PCN `(T + 1)` inference steps of four products per weight and two for the update, times
+/// the epoch limit; 0 for one-shot memories), for `--dry-run`.
 pub fn estimate_gflop(resolved: &Resolved, n_images: usize) -> f64 {
-    let (nimg, d) = (n_images as f64, resolved.input_dim as f64);
-    match &resolved.settings {
-        Settings::Pcn(c) => {
-            let (n, l) = (c.hidden_dim as f64, c.layers as f64);
-            let epochs = c.learning.max_epochs as f64;
-            let steps = c.inference.steps as f64;
-            let pair = nimg * (d * n + (l - 1.0) * n * n);
-            epochs * ((steps + 1.0) * 4.0 * pair + 2.0 * pair) / 1e9
-        }
-        Settings::Autoencoder(c, _) => {
-            let (n, l) = (c.hidden_dim as f64, c.hidden_layers as f64);
-            let weights = 2.0 * d * n + (l - 1.0) * n * n;
-            c.max_epochs as f64 * 6.0 * nimg * weights / 1e9
-        }
-        _ => 0.0,
-    }
+    let sizes = Sizes {
+        n_images,
+        ..resolved.sizes
+    };
+    resolved.kind.factory().work_gflop(&resolved.config, &sizes)
 }
 
-/// Builds the model of a resolved cell on `device` (the PCN and the autoencoder; the others
-/// stay on the CPU).
+/// Builds the model of a resolved cell on `device` (models that run on the CPU only ignore it).
 pub fn build(
     resolved: &Resolved,
     device: &Device,
 ) -> Result<Box<dyn AssociativeMemory>, pcmem_model::MemoryError> {
-    Ok(match &resolved.settings {
-        Settings::Pcn(cfg) => Box::new(cfg.init(device)?),
-        Settings::Autoencoder(cfg, d) => {
-            Box::new(Autoencoder::new(cfg.clone(), *d).and_then(|ae| ae.on_device(device))?)
-        }
-        Settings::ModernHopfield(cfg) => Box::new(ModernHopfield::new(cfg.clone())?),
-        Settings::Hopfield(cfg) => Box::new(ClassicalHopfield::new(cfg.clone())?),
-        Settings::DenseAm(cfg, i) => Box::new(DenseAm::new(cfg.clone(), *i)?),
-    })
+    resolved
+        .kind
+        .factory()
+        .build(&resolved.config, &resolved.sizes, device)
 }

@@ -486,9 +486,10 @@ pub fn figures(
                     .into_iter()
                     .filter(|c| *c != x)
                     .filter(|c| {
-                        !(cols["model"][i] != "pcn"
-                            && cols["model"][i] != "autoencoder"
-                            && (*c == "hidden" || *c == "layers"))
+                        // Width and depth label only the models they apply to.
+                        (*c != "hidden" && *c != "layers")
+                            || crate::spec::ModelKind::from_name(&cols["model"][i])
+                                .is_ok_and(|k| k.sized())
                     })
                     .filter(|c| *c != "arm" || cols["arm"][i] != "paper")
                     .map(|c| {
@@ -771,11 +772,12 @@ pub fn size_differences(grids: &[Grid], reference: &[Grid]) -> Option<String> {
             .map(|(k, a, b)| format!("{k}: {a} (full: {b})"))
             .collect();
         let mut changed = Vec::new();
-        for (name, a, b) in [
-            ("pcn", &g.pcn, &r.pcn),
-            ("autoencoder", &g.autoencoder, &r.autoencoder),
-            ("modern_hopfield", &g.modern_hopfield, &r.modern_hopfield),
-        ] {
+        let empty = toml::Table::new();
+        let names: std::collections::BTreeSet<&String> =
+            g.models.keys().chain(r.models.keys()).collect();
+        for name in names {
+            let a = g.models.get(name).unwrap_or(&empty);
+            let b = r.models.get(name).unwrap_or(&empty);
             let (fa, fb) = (flatten(a), flatten(b));
             for (k, v) in &fa {
                 let full = fb.get(k).map_or("default".to_string(), |x| x.to_string());

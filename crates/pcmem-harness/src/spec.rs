@@ -111,59 +111,88 @@ impl fmt::Display for Corruption {
     }
 }
 
-/// Models a grid can train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// The generative PCN.
-    Pcn,
-    /// Backprop autoencoder.
-    Autoencoder,
-    /// Modern Hopfield network.
-    ModernHopfield,
-    /// Classical Hopfield network (patterns binarised to +-1).
-    Hopfield,
-    /// Dense associative memory (patterns binarised to +-1).
-    DenseAm,
-}
+/// A model a grid can train: a name of [`crate::registry::MODELS`] (`pcn`, `autoencoder`,
+/// `modern_hopfield`, `hopfield`, `dense_am`, `uhn`, `drdam`, ...). Compared, ordered and
+/// serialised by name.
+#[derive(Clone, Copy)]
+pub struct ModelKind(&'static dyn pcmem_model::Factory);
 
 impl ModelKind {
     /// Name used in grids and records.
     pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Pcn => "pcn",
-            ModelKind::Autoencoder => "autoencoder",
-            ModelKind::ModernHopfield => "modern_hopfield",
-            ModelKind::Hopfield => "hopfield",
-            ModelKind::DenseAm => "dense_am",
-        }
+        self.0.name()
     }
 
-    /// Every model kind, in the order of this enum.
-    pub const ALL: [ModelKind; 5] = [
-        ModelKind::Pcn,
-        ModelKind::Autoencoder,
-        ModelKind::ModernHopfield,
-        ModelKind::Hopfield,
-        ModelKind::DenseAm,
-    ];
+    /// The model's factory.
+    pub fn factory(self) -> &'static dyn pcmem_model::Factory {
+        self.0
+    }
+
+    /// Every registered model, in registry order.
+    pub fn all() -> Vec<ModelKind> {
+        crate::registry::MODELS
+            .iter()
+            .map(|f| ModelKind(*f))
+            .collect()
+    }
 
     /// The kind of a name used in grids (`pcn`, `autoencoder`, ...); the error lists them.
     pub fn from_name(name: &str) -> std::result::Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown model `{name}`; known: {}",
-                    Self::ALL.map(|k| k.name()).join(", ")
-                )
-            })
+        crate::registry::find(name).map(ModelKind).ok_or_else(|| {
+            format!(
+                "unknown model `{name}`; known: {}",
+                crate::registry::names()
+            )
+        })
     }
 
     /// Whether patterns are binarised to +-1 before storing.
     pub fn bipolar(self) -> bool {
-        matches!(self, ModelKind::Hopfield | ModelKind::DenseAm)
+        self.0.bipolar()
+    }
+
+    /// Whether the grid's hidden widths and depths apply (otherwise: one cell, n = L = 0).
+    pub fn sized(self) -> bool {
+        self.0.sized()
+    }
+}
+
+impl fmt::Debug for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq for ModelKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+impl Eq for ModelKind {}
+impl PartialOrd for ModelKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ModelKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+impl std::hash::Hash for ModelKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+impl Serialize for ModelKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+impl<'de> Deserialize<'de> for ModelKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ModelKind::from_name(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -279,9 +308,67 @@ fn default_x() -> String {
     "n_images".into()
 }
 
-/// A parsed grid, with a profile applied.
+/// The sections a grid file may hold besides model tables.
+const SECTIONS: [&str; 11] = [
+    "id",
+    "title",
+    "paper",
+    "train",
+    "recall",
+    "plot",
+    "per_dataset",
+    "search",
+    "tune",
+    "arms",
+    "profile",
+];
+
+/// Moves the top-level tables named after registered models into `models`; any other key
+/// that is not a section is an error naming it, its line in `text` where found, and what is
+/// allowed.
+fn lift_models(table: &mut toml::Table, text: &str) -> std::result::Result<(), String> {
+    let mut models = toml::Table::new();
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        if SECTIONS.contains(&key.as_str()) {
+            continue;
+        }
+        let line = text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start().trim_start_matches('[');
+                l.strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.starts_with([']', '.', ' ', '=']))
+            })
+            .map(|i| format!(" (line {})", i + 1))
+            .unwrap_or_default();
+        if crate::registry::find(&key).is_none() {
+            return Err(format!(
+                "unknown table `{key}`{line}: a grid has [train], [recall], [plot], \
+                 [per_dataset], [search], [tune], [arms], [profile] and tables of model \
+                 settings named after a registered model ({})",
+                crate::registry::names()
+            ));
+        }
+        match table.remove(&key) {
+            Some(toml::Value::Table(t)) => {
+                models.insert(key, toml::Value::Table(t));
+            }
+            _ => {
+                return Err(format!(
+                    "`{key}`{line} must be a table of {key} settings, e.g. [{key}]"
+                ))
+            }
+        }
+    }
+    table.insert("models".into(), toml::Value::Table(models));
+    Ok(())
+}
+
+/// A parsed grid, with a profile applied. (Top-level keys that are neither a section below
+/// nor a registered model are refused by [`Grid::parse`], which moves the model tables into
+/// [`Grid::models`].)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Grid {
     /// Short id (`fig3`), also the record folder name.
     pub id: String,
@@ -296,21 +383,11 @@ pub struct Grid {
     /// Figure kind.
     #[serde(default = "default_plot")]
     pub plot: PlotSpec,
-    /// PcnConfig overrides (any subset of its fields).
+    /// Model settings: registered model name -> any subset of its config's fields. Written in a
+    /// grid as top-level tables named after the model (`[pcn]`, `[modern_hopfield]`, ...; see
+    /// [`crate::registry`]), checked when the grid is read. Default: none (every default).
     #[serde(default)]
-    pub pcn: toml::Table,
-    /// AutoencoderConfig overrides.
-    #[serde(default)]
-    pub autoencoder: toml::Table,
-    /// ModernHopfieldConfig overrides.
-    #[serde(default)]
-    pub modern_hopfield: toml::Table,
-    /// HopfieldConfig overrides (classical network).
-    #[serde(default)]
-    pub hopfield: toml::Table,
-    /// Dense AM settings: HopfieldConfig fields plus `interaction`.
-    #[serde(default)]
-    pub dense_am: toml::Table,
+    pub models: BTreeMap<String, toml::Table>,
     /// Settings for the cells of one dataset, merged over the model tables above (before a
     /// search point): dataset name -> model table name (`pcn`, `autoencoder`, ...) -> any
     /// subset of its settings, e.g. `[per_dataset.tiny-imagenet.pcn]`. Default: none.
@@ -463,9 +540,11 @@ impl Grid {
             file: file.to_string(),
             message: msg,
         };
-        // First pass on the text as written, for line numbers of unknown keys and wrong types.
-        let base: Grid = toml::from_str(text).map_err(|e| spec_err(e.to_string()))?;
+        // First pass on the text as written, for line numbers of unknown keys and wrong types
+        // within the sections (top-level keys are checked by `lift_models`).
         let mut table: toml::Table = toml::from_str(text).map_err(|e| spec_err(e.to_string()))?;
+        lift_models(&mut table.clone(), text).map_err(spec_err)?;
+        let base: Grid = toml::from_str(text).map_err(|e| spec_err(e.to_string()))?;
         let Some(over) = base.profile.get(profile) else {
             return Err(spec_err(format!(
                 "profile `{profile}` not defined; defined: {}",
@@ -473,24 +552,21 @@ impl Grid {
             )));
         };
         for key in over.keys() {
-            if ![
+            let section = [
                 "train",
                 "recall",
                 "plot",
-                "pcn",
-                "autoencoder",
-                "modern_hopfield",
-                "hopfield",
-                "dense_am",
                 "per_dataset",
                 "search",
                 "arms",
                 "tune",
             ]
-            .contains(&key.as_str())
-            {
+            .contains(&key.as_str());
+            if !section && crate::registry::find(key).is_none() {
                 return Err(spec_err(format!(
-                    "[profile.{profile}] has unknown table `{key}`"
+                    "[profile.{profile}] has unknown table `{key}`; a profile may set train, \
+                     recall, plot, per_dataset, search, arms, tune or a model's table ({})",
+                    crate::registry::names()
                 )));
             }
         }
@@ -501,6 +577,7 @@ impl Grid {
                 "`{key}` is not a finite number; give a number, or leave the key out for its default"
             )));
         }
+        lift_models(&mut table, text).map_err(spec_err)?;
         table.insert(
             "applied_profile".into(),
             toml::Value::String(profile.into()),
@@ -768,11 +845,10 @@ impl Grid {
             for &n_images in &t.n_images {
                 for &model in &t.model {
                     // Width and depth do not apply to the Hopfield networks: one cell each.
-                    let (hidden, layers): (Vec<usize>, Vec<usize>) = match model {
-                        ModelKind::ModernHopfield | ModelKind::Hopfield | ModelKind::DenseAm => {
-                            (vec![0], vec![0])
-                        }
-                        _ => (t.hidden.clone(), t.layers.clone()),
+                    let (hidden, layers): (Vec<usize>, Vec<usize>) = if model.sized() {
+                        (t.hidden.clone(), t.layers.clone())
+                    } else {
+                        (vec![0], vec![0])
                     };
                     for &h in &hidden {
                         for &l in &layers {
@@ -850,14 +926,11 @@ impl Grid {
         Ok(table)
     }
 
-    /// Settings table of a model kind (after the profile).
+    /// Settings table of a model kind (after the profile); empty when the grid gives none.
     pub fn model_table(&self, kind: ModelKind) -> &toml::Table {
-        match kind {
-            ModelKind::Pcn => &self.pcn,
-            ModelKind::Autoencoder => &self.autoencoder,
-            ModelKind::ModernHopfield => &self.modern_hopfield,
-            ModelKind::Hopfield => &self.hopfield,
-            ModelKind::DenseAm => &self.dense_am,
-        }
+        static EMPTY: std::sync::OnceLock<toml::Table> = std::sync::OnceLock::new();
+        self.models
+            .get(kind.name())
+            .unwrap_or_else(|| EMPTY.get_or_init(toml::Table::new))
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod device;
 mod engine;
 pub mod error;
+pub mod factory;
 pub mod memory;
 pub mod pcn;
 pub mod products;
@@ -33,7 +34,8 @@ pub use config::{
     WeightInit,
 };
 pub use error::{PcnError, Result};
-pub use memory::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall};
+pub use factory::{Factory, ModelFactory, Registered, Sizes};
+pub use memory::{AssociativeMemory, FitProgress, FitReport, MemoryError, PcnFactory, Recall};
 pub use pcn::{
     per_row_mse, EpochStats, Gradients, InferenceInfo, Pcn, RecallInfo, StopReason, TrainReport,
     ValueNodes,

@@ -205,3 +205,61 @@ impl AssociativeMemory for Pcn {
         self.config().parameter_count()
     }
 }
+
+/// The PCN's factory: `[pcn]` in a grid holds any subset of [`PcnConfig`]; the cell fixes
+/// `input_dim`, `hidden_dim`, `layers` and `seed`.
+pub struct PcnFactory;
+
+impl crate::factory::ModelFactory for PcnFactory {
+    type Config = PcnConfig;
+    const NAME: &'static str = "pcn";
+    const ABOUT: &'static str =
+        "generative predictive-coding network (Salvatori et al. 2021), trained by inference learning";
+    const SIZED: bool = true;
+
+    fn defaults(sizes: &crate::factory::Sizes) -> PcnConfig {
+        PcnConfig::new(sizes.input_dim, sizes.hidden)
+    }
+
+    fn fixed(s: &crate::factory::Sizes) -> serde_json::Value {
+        serde_json::json!({"input_dim": s.input_dim, "hidden_dim": s.hidden, "layers": s.layers, "seed": s.seed})
+    }
+
+    fn validate(config: &PcnConfig) -> Result<(), String> {
+        config.validate().map_err(|e| e.to_string())
+    }
+
+    fn build(
+        config: &PcnConfig,
+        _: &crate::factory::Sizes,
+        device: &candle_core::Device,
+    ) -> Result<Box<dyn AssociativeMemory>, MemoryError> {
+        Ok(Box::new(config.init(device)?))
+    }
+
+    /// Weights W = d n + (L-1) n^2 + n: weights, gradients and two Adam moments (4 W), five
+    /// value-node arrays per layer (values, errors, inputs, back-propagated errors,
+    /// velocities), the Gram matrix n^2, and six copies of the data (images, cues, recalls,
+    /// pictures).
+    fn memory_floats(c: &PcnConfig, s: &crate::factory::Sizes) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        let (h, l) = (c.hidden_dim as f64, c.layers as f64);
+        let w = d * h + (l - 1.0) * h * h + h;
+        4.0 * w + 5.0 * n * (d + l * h) + h * h + 6.0 * n * d
+    }
+
+    /// `(T + 1)` inference steps of four products per weight and two for the update, times
+    /// the epoch limit.
+    fn work_gflop(c: &PcnConfig, s: &crate::factory::Sizes) -> f64 {
+        let (nimg, d) = (s.n_images as f64, s.input_dim as f64);
+        let (n, l) = (c.hidden_dim as f64, c.layers as f64);
+        let epochs = c.learning.max_epochs as f64;
+        let steps = c.inference.steps as f64;
+        let pair = nimg * (d * n + (l - 1.0) * n * n);
+        epochs * ((steps + 1.0) * 4.0 * pair + 2.0 * pair) / 1e9
+    }
+
+    fn epoch_limit(c: &PcnConfig) -> Option<usize> {
+        Some(c.learning.max_epochs)
+    }
+}
