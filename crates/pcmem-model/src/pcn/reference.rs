@@ -1,0 +1,347 @@
+//! The reference kernel on candle: activations, value-node initialisation, predictions, the
+//! energy and its gradients, relaxation (inference) and the parameter update (learning).
+
+use super::*;
+
+impl Pcn {
+    pub(super) fn act(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.config.activation {
+            Activation::Relu => x.relu()?,
+            Activation::Tanh => x.tanh()?,
+            Activation::Identity => x.clone(),
+        })
+    }
+
+    pub(super) fn act_grad(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.config.activation {
+            Activation::Relu => x.ge(0f64)?.to_dtype(DType::F32)?,
+            Activation::Tanh => x.tanh()?.sqr()?.affine(-1.0, 1.0)?,
+            Activation::Identity => x.ones_like()?,
+        })
+    }
+
+    /// Starting value nodes for the rows of `x0` (sensory layer set to `x0`).
+    pub fn init_values(&self, x0: &Tensor, rng: &mut ChaCha8Rng) -> Result<ValueNodes> {
+        let rows = x0.dims()[0];
+        let n = self.config.hidden_dim;
+        let layers = self.config.layers;
+        let mut x = vec![x0.clone(); layers + 1];
+        match self.config.value_init {
+            ValueInit::Zero => {
+                for v in x.iter_mut().skip(1) {
+                    *v = Tensor::zeros((rows, n), DType::F32, &self.device)?;
+                }
+            }
+            ValueInit::Random { std } => {
+                for v in x.iter_mut().skip(1) {
+                    *v = randn(rng, rows, n, std, &self.device)?;
+                }
+            }
+            ValueInit::Forward => {
+                x[layers] = match &self.prior {
+                    Some(b) => b.broadcast_as((rows, n))?.contiguous()?,
+                    None => Tensor::zeros((rows, n), DType::F32, &self.device)?,
+                };
+                for l in (1..layers).rev() {
+                    x[l] = self.predict(l + 1, &x[l + 1])?;
+                }
+            }
+        }
+        Ok(ValueNodes(x))
+    }
+
+    /// Prediction `mu_{l-1}` of layer `l-1` from the value nodes of layer `l`.
+    pub(super) fn predict(&self, l: usize, xl: &Tensor) -> Result<Tensor> {
+        let w = &self.weights[l - 1];
+        Ok(match self.config.placement {
+            ActivationPlacement::PreSynaptic => self.act(xl)?.matmul(&w.t()?)?,
+            ActivationPlacement::PostSynaptic => self.act(&xl.matmul(&w.t()?)?)?,
+        })
+    }
+
+    pub(super) fn forward(&self, x: &[Tensor]) -> Result<Forward> {
+        let layers = self.config.layers;
+        let mut eps = Vec::with_capacity(layers + 1);
+        let mut inputs = Vec::with_capacity(layers);
+        let mut deltas = Vec::with_capacity(layers);
+        for l in 1..=layers {
+            let w = &self.weights[l - 1];
+            match self.config.placement {
+                ActivationPlacement::PreSynaptic => {
+                    let fx = self.act(&x[l])?;
+                    let e = (&x[l - 1] - fx.matmul(&w.t()?)?)?;
+                    inputs.push(fx);
+                    deltas.push(e.clone());
+                    eps.push(e);
+                }
+                ActivationPlacement::PostSynaptic => {
+                    let a = x[l].matmul(&w.t()?)?;
+                    let e = (&x[l - 1] - self.act(&a)?)?;
+                    deltas.push((&e * self.act_grad(&a)?)?);
+                    inputs.push(x[l].clone());
+                    eps.push(e);
+                }
+            }
+        }
+        if let Some(b) = &self.prior {
+            eps.push(x[layers].broadcast_sub(b)?);
+        }
+        Ok(Forward {
+            eps,
+            inputs,
+            deltas,
+        })
+    }
+
+    pub(super) fn energy_of(fw: &Forward) -> Result<f64> {
+        let mut e = 0.0;
+        for t in &fw.eps {
+            e += sum_sq(t)?;
+        }
+        Ok(0.5 * e)
+    }
+
+    /// `dE/dx_l` for `l = 1..=L` (index `l-1`).
+    pub(super) fn hidden_grads(&self, x: &[Tensor], fw: &Forward) -> Result<Vec<Tensor>> {
+        let layers = self.config.layers;
+        let mut out = Vec::with_capacity(layers);
+        for l in 1..=layers {
+            let back = fw.deltas[l - 1].matmul(&self.weights[l - 1])?;
+            let back = match self.config.placement {
+                ActivationPlacement::PreSynaptic => (back * self.act_grad(&x[l])?)?,
+                ActivationPlacement::PostSynaptic => back,
+            };
+            let g = match fw.eps.get(l) {
+                Some(e) => (e - back)?,
+                None => back.neg()?,
+            };
+            out.push(g);
+        }
+        Ok(out)
+    }
+
+    /// Energy of Eq. 2 at the state `x`, summed over rows.
+    pub fn energy(&self, x: &ValueNodes) -> Result<f64> {
+        Self::energy_of(&self.forward(&x.0)?)
+    }
+
+    /// Hand-derived gradients of the energy at state `x` (Eq. 3-5 are minus these, scaled).
+    pub fn gradients(&self, x: &ValueNodes) -> Result<Gradients> {
+        let fw = self.forward(&x.0)?;
+        let mut values = vec![fw.eps[0].clone()];
+        values.extend(self.hidden_grads(&x.0, &fw)?);
+        let (weights, prior) = self.param_grads(&fw)?;
+        Ok(Gradients {
+            values,
+            weights,
+            prior,
+        })
+    }
+
+    pub(super) fn param_grads(&self, fw: &Forward) -> Result<(Vec<Tensor>, Option<Tensor>)> {
+        let layers = self.config.layers;
+        let mut gw = Vec::with_capacity(layers);
+        for l in 1..=layers {
+            gw.push(fw.deltas[l - 1].t()?.matmul(&fw.inputs[l - 1])?.neg()?);
+        }
+        let gb = match &self.prior {
+            Some(_) => Some(fw.eps[layers].sum_keepdim(0)?.neg()?),
+            None => None,
+        };
+        Ok((gw, gb))
+    }
+
+    /// One synchronous inference step (Eq. 3) from `fw`, the forward pass at `x`.
+    /// With momentum, `vel` holds each hidden layer's previous change and is updated.
+    pub(super) fn apply_step(
+        &self,
+        x: &mut [Tensor],
+        vel: &mut [Tensor],
+        fw: &Forward,
+        free0: Option<(&Tensor, FreeRule)>,
+        dynamics: &InferenceConfig,
+    ) -> Result<()> {
+        let grads = self.hidden_grads(x, fw)?;
+        let (gamma, beta) = (dynamics.gamma, dynamics.momentum);
+        for (l, g) in grads.iter().enumerate() {
+            if beta > 0.0 {
+                vel[l] = (vel[l].affine(beta, 0.0)? - g.affine(gamma, 0.0)?)?;
+                x[l + 1] = (&x[l + 1] + &vel[l])?;
+            } else {
+                x[l + 1] = (&x[l + 1] - g.affine(gamma, 0.0)?)?;
+            }
+        }
+        if let Some((free, FreeRule::Step(rate))) = free0 {
+            x[0] = (&x[0] - (&fw.eps[0] * free)?.affine(rate as f64, 0.0)?)?;
+        }
+        Ok(())
+    }
+
+    /// Runs inference on `x` (Eq. 3) with the sensory layer clamped, or with the pixels where
+    /// `free0.0 == 1` left free (step size `free0.1`). Returns the info and the forward pass at
+    /// the final state.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn relax(
+        &self,
+        x: &mut [Tensor],
+        free0: Option<(&Tensor, FreeRule)>,
+        dynamics: &InferenceConfig,
+        phase: &'static str,
+        epoch: usize,
+    ) -> Result<(InferenceInfo, Forward)> {
+        let (gamma, steps, tolerance) = (dynamics.gamma, dynamics.steps, dynamics.tolerance);
+        let diverged = |step: usize, energy: f64| PcnError::Diverged {
+            phase,
+            epoch,
+            step,
+            energy,
+            gamma,
+            alpha: self.config.learning.alpha,
+        };
+        let mut prev: Option<f64> = None;
+        let mut taken = 0;
+        let mut converged = false;
+        let pull = |x: &mut [Tensor], fw: &mut Forward| -> Result<()> {
+            if let Some((free, FreeRule::Pull(r))) = free0 {
+                let moved = free.affine(r as f64, 0.0)?;
+                x[0] = (&x[0] - (&fw.eps[0] * &moved)?)?;
+                let keep = moved.affine(-1.0, 1.0)?;
+                fw.eps[0] = (&fw.eps[0] * &keep)?;
+                fw.deltas[0] = (&fw.deltas[0] * &keep)?;
+            }
+            Ok(())
+        };
+        // Velocities only with momentum: plain steps (the default) allocate nothing for them.
+        let mut vel = if dynamics.momentum > 0.0 {
+            x[1..]
+                .iter()
+                .map(Tensor::zeros_like)
+                .collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let mut fw = self.forward(x)?;
+        pull(x, &mut fw)?;
+        for t in 0..steps {
+            if let Some(tol) = tolerance {
+                let e = Self::energy_of(&fw)?;
+                if !e.is_finite() {
+                    return Err(diverged(t, e));
+                }
+                if let Some(p) = prev {
+                    if (p - e).abs() <= tol * p.abs().max(f64::MIN_POSITIVE) {
+                        converged = true;
+                        break;
+                    }
+                }
+                prev = Some(e);
+            }
+            self.apply_step(x, &mut vel, &fw, free0, dynamics)?;
+            taken = t + 1;
+            fw = self.forward(x)?;
+            pull(x, &mut fw)?;
+        }
+        let energy = Self::energy_of(&fw)?;
+        if !energy.is_finite() {
+            return Err(diverged(taken, energy));
+        }
+        Ok((
+            InferenceInfo {
+                steps: taken,
+                energy,
+                converged,
+            },
+            fw,
+        ))
+    }
+
+    /// Runs training-time inference (sensory layer clamped) on `x` in place.
+    pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
+        let c = &self.config.inference;
+        if self.fused() {
+            return self.with_engine(|mut eng| {
+                let mut ws = eng.workspace(to_flat(&x.0)?);
+                let info = self.relax_fused(&mut eng, &mut ws, None, c, "inference", 0)?;
+                *x = self.to_nodes(ws)?;
+                Ok(info)
+            });
+        }
+        Ok(self.relax(&mut x.0, None, c, "inference", 0)?.0)
+    }
+
+    pub(super) fn update_parameters(
+        &mut self,
+        gw: Vec<Tensor>,
+        gb: Option<Tensor>,
+        rows: usize,
+    ) -> Result<()> {
+        let lc = &self.config.learning;
+        let scale = match lc.gradient_scale {
+            GradientScale::Sum => 1.0,
+            GradientScale::Mean => 1.0 / rows as f64,
+        };
+        let mut grads = gw;
+        grads.extend(gb);
+        match lc.optimizer {
+            Optimizer::Sgd => {
+                let step = lc.alpha * scale;
+                for (p, g) in self.params_mut().into_iter().zip(&grads) {
+                    *p = (&*p - g.affine(step, 0.0)?)?;
+                }
+            }
+            Optimizer::Adam { beta1, beta2, eps } => {
+                let alpha = lc.alpha;
+                let mut st = match self.adam.take() {
+                    Some(s) => s,
+                    None => AdamState {
+                        step: 0,
+                        m: grads
+                            .iter()
+                            .map(|g| g.zeros_like())
+                            .collect::<candle_core::Result<_>>()?,
+                        v: grads
+                            .iter()
+                            .map(|g| g.zeros_like())
+                            .collect::<candle_core::Result<_>>()?,
+                    },
+                };
+                st.step += 1;
+                let bc1 = 1.0 - beta1.powi(st.step);
+                let bc2 = 1.0 - beta2.powi(st.step);
+                for (i, (p, g)) in self.params_mut().into_iter().zip(&grads).enumerate() {
+                    let g = g.affine(scale, 0.0)?;
+                    st.m[i] = (st.m[i].affine(beta1, 0.0)? + g.affine(1.0 - beta1, 0.0)?)?;
+                    st.v[i] = (st.v[i].affine(beta2, 0.0)? + g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
+                    let denom = st.v[i].affine(1.0 / bc2, 0.0)?.sqrt()?.affine(1.0, eps)?;
+                    let upd = st.m[i].affine(alpha / bc1, 0.0)?.div(&denom)?;
+                    *p = (&*p - upd)?;
+                }
+                self.adam = Some(st);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut v: Vec<&mut Tensor> = self.weights.iter_mut().collect();
+        if let Some(b) = self.prior.as_mut() {
+            v.push(b);
+        }
+        v
+    }
+
+    /// One weight update (Eq. 4-5, or Adam) at the state `x`, whose sensory layer holds the data.
+    pub fn learn(&mut self, x: &ValueNodes) -> Result<()> {
+        if self.fused() {
+            let mut eng = self.take_engine()?;
+            let mut adam = self.adam_cpu()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            eng.forward(&mut ws);
+            self.learn_fused(&mut eng, &mut adam, &ws);
+            return self.store_engine(eng, adam);
+        }
+        let fw = self.forward(&x.0)?;
+        let (gw, gb) = self.param_grads(&fw)?;
+        self.update_parameters(gw, gb, x.0[0].dims()[0])
+    }
+}

@@ -1,0 +1,311 @@
+//! The training loop: epochs over the stored patterns, the stopping rule, progress and
+//! checkpoints.
+
+use super::*;
+
+impl Pcn {
+    /// One training iteration on a batch (Alg. 1): inference for `inference.steps` steps from the
+    /// configured start, then one weight update. Returns the inference info (energy before the
+    /// update) and the final value nodes.
+    pub fn train_step(&mut self, batch: &Tensor) -> Result<(InferenceInfo, ValueNodes)> {
+        let batch = self.check_patterns("batch", batch)?;
+        let mut rng = self.rng.clone();
+        let x = self.init_values(&batch, &mut rng)?;
+        self.rng = rng;
+        if self.fused() {
+            let mut eng = self.take_engine()?;
+            let mut adam = self.adam_cpu()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            let res = self.train_fused(&mut eng, &mut adam, &mut ws, 0);
+            self.store_engine(eng, adam)?;
+            let (info, _) = res?;
+            return Ok((info, self.to_nodes(ws)?));
+        }
+        let (info, x, _) = self.train_from(x, 0)?;
+        Ok((info, x))
+    }
+
+    pub(super) fn train_from(
+        &mut self,
+        mut x: ValueNodes,
+        epoch: usize,
+    ) -> Result<(InferenceInfo, ValueNodes, f64)> {
+        let c = self.config.inference.clone();
+        let (info, fw) = self.relax(&mut x.0, None, &c, "training", epoch)?;
+        let sensory_sq = sum_sq(&fw.eps[0])?;
+        let (gw, gb) = self.param_grads(&fw)?;
+        let rows = x.0[0].dims()[0];
+        self.update_parameters(gw, gb, rows)?;
+        let alpha = self.config.learning.alpha;
+        for p in self.weights.iter().chain(self.prior.iter()) {
+            check_finite("model parameters", p).map_err(|_| PcnError::Diverged {
+                phase: "training",
+                epoch,
+                step: info.steps,
+                energy: f64::NAN,
+                gamma: c.gamma,
+                alpha,
+            })?;
+        }
+        Ok((info, x, sensory_sq))
+    }
+
+    /// Trains on `patterns` (`(N, d)`, one image per row) until the energy stops falling, the
+    /// target MSE is reached, or the epoch limit (Alg. 1 repeated); see [`LearningConfig`].
+    ///
+    /// [`LearningConfig`]: crate::config::LearningConfig
+    pub fn train(&mut self, patterns: &Tensor) -> Result<TrainReport> {
+        self.train_with(patterns, |_| {})
+    }
+
+    /// Like [`Pcn::train`], calling `on_epoch` after every epoch (for progress bars).
+    pub fn train_with(
+        &mut self,
+        patterns: &Tensor,
+        on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<TrainReport> {
+        let data = self.check_patterns("patterns", patterns)?;
+        let (report, _) = self.train_epochs(&data, on_epoch, None)?;
+        self.measure_errors(&data)?;
+        Ok(report)
+    }
+
+    /// Like [`Pcn::train_with`], saving the training state to `policy`'s checkpoint at most once
+    /// per `policy.every` (and when training stops), and resuming from that checkpoint when one
+    /// is there: a run killed at any moment ends with the same bits as one never interrupted.
+    /// A checkpoint that cannot be used (another config or identity, unreadable) is removed and
+    /// training starts from epoch 0; [`Resume`] says which happened. The caller removes the
+    /// checkpoint ([`CheckpointPolicy::remove`]) once it has kept what it needs.
+    pub fn train_resumable(
+        &mut self,
+        patterns: &Tensor,
+        policy: &CheckpointPolicy,
+        on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<(TrainReport, Resume)> {
+        let data = self.check_patterns("patterns", patterns)?;
+        let out = self.train_epochs(&data, on_epoch, Some(policy))?;
+        self.measure_errors(&data)?;
+        Ok(out)
+    }
+
+    pub(super) fn train_epochs(
+        &mut self,
+        data: &Tensor,
+        mut on_epoch: impl FnMut(&EpochStats),
+        policy: Option<&CheckpointPolicy>,
+    ) -> Result<(TrainReport, Resume)> {
+        let rows = data.dims()[0];
+        let lc = self.config.learning.clone();
+        let bs = lc.batch_size.unwrap_or(rows).min(rows);
+        let batches: Vec<Tensor> = (0..rows)
+            .step_by(bs)
+            .map(|s| data.narrow(0, s, bs.min(rows - s)))
+            .collect::<candle_core::Result<_>>()?;
+        let pixels = pixels_of(rows, &self.config);
+        let (resume, prefix, kept) = self.open_checkpoint(policy, batches.len())?;
+        let mut lp = EpochLoop::new(&lc, pixels, prefix, policy);
+        if self.fused() {
+            let mut eng = self.take_engine()?;
+            let mut adam = self.adam_cpu()?;
+            let res = self.train_epochs_fused(
+                &mut eng,
+                &mut adam,
+                &batches,
+                kept,
+                &mut lp,
+                &mut on_epoch,
+            );
+            self.store_engine(eng, adam)?;
+            res?;
+            return Ok((lp.report(), resume));
+        }
+        let mut kept: Vec<Option<ValueNodes>> =
+            kept.into_iter().map(|k| k.map(ValueNodes)).collect();
+        while let Some(epoch) = lp.next_epoch() {
+            let mut acc = EpochSums::default();
+            for (i, batch) in batches.iter().enumerate() {
+                let start = match kept[i].take() {
+                    Some(x) if lc.persistent_values => x,
+                    _ => {
+                        let mut rng = self.rng.clone();
+                        let x = self.init_values(batch, &mut rng)?;
+                        self.rng = rng;
+                        x
+                    }
+                };
+                let (info, x, sensory_sq) = self.train_from(start, epoch)?;
+                if lc.persistent_values {
+                    kept[i] = Some(x);
+                }
+                acc.add(&info, sensory_sq);
+            }
+            if lp.finish(epoch, acc, batches.len(), &mut on_epoch) {
+                let mut tensors = self.parameter_tensors()?;
+                if let Some(st) = &self.adam {
+                    for (i, (m, v)) in st.m.iter().zip(&st.v).enumerate() {
+                        tensors.insert(format!("adam.m{i}"), m.clone());
+                        tensors.insert(format!("adam.v{i}"), v.clone());
+                    }
+                }
+                for (i, k) in kept.iter().enumerate() {
+                    for (l, t) in k.iter().flat_map(|x| x.0.iter().enumerate()) {
+                        tensors.insert(format!("kept{i}.x{l}"), t.clone());
+                    }
+                }
+                let step = self.adam.as_ref().map(|a| a.step);
+                lp.save(&self.config, step, &self.rng, &tensors)?;
+            }
+        }
+        Ok((lp.report(), resume))
+    }
+}
+
+/// Sums of one epoch's batches (in batch order, so every kernel adds them the same way).
+#[derive(Default)]
+pub(super) struct EpochSums {
+    energy: f64,
+    sensory_sq: f64,
+    steps: f64,
+}
+
+impl EpochSums {
+    pub(super) fn add(&mut self, info: &InferenceInfo, sensory_sq: f64) {
+        self.energy += info.energy;
+        self.sensory_sq += sensory_sq;
+        self.steps += info.steps as f64;
+    }
+}
+
+/// The epoch loop shared by the kernels: which epoch comes next, the curve so far, the stopping
+/// rule of [`LearningConfig`] (replayed over the epochs of a checkpoint when resuming) and when
+/// a checkpoint is due.
+///
+/// [`LearningConfig`]: crate::config::LearningConfig
+pub(super) struct EpochLoop<'a> {
+    max_epochs: usize,
+    pixels: f64,
+    tracker: StopTracker,
+    epochs: Vec<EpochStats>,
+    stop: Option<StopReason>,
+    policy: Option<&'a CheckpointPolicy>,
+    last_save: std::time::Instant,
+}
+
+impl<'a> EpochLoop<'a> {
+    pub(super) fn new(
+        lc: &crate::config::LearningConfig,
+        pixels: f64,
+        prefix: Vec<EpochStats>,
+        policy: Option<&'a CheckpointPolicy>,
+    ) -> Self {
+        let mut tracker = StopTracker::new(lc);
+        let mut stop = None;
+        for s in &prefix {
+            if stop.is_none() {
+                stop = tracker.update(s);
+            }
+        }
+        Self {
+            max_epochs: lc.max_epochs,
+            pixels,
+            tracker,
+            epochs: prefix,
+            stop,
+            policy,
+            last_save: std::time::Instant::now(),
+        }
+    }
+
+    /// The next epoch to train, or None when training is over.
+    pub(super) fn next_epoch(&self) -> Option<usize> {
+        let e = self.epochs.len();
+        (self.stop.is_none() && e < self.max_epochs).then_some(e)
+    }
+
+    /// Records epoch `epoch`, reports it and applies the stopping rule; true when a checkpoint
+    /// is due now (time is up, or training just ended).
+    pub(super) fn finish(
+        &mut self,
+        epoch: usize,
+        sums: EpochSums,
+        n_batches: usize,
+        on_epoch: &mut impl FnMut(&EpochStats),
+    ) -> bool {
+        let stats = EpochStats {
+            epoch,
+            energy: sums.energy,
+            sensory_mse: sums.sensory_sq / self.pixels,
+            inference_steps: sums.steps / n_batches as f64,
+        };
+        on_epoch(&stats);
+        self.epochs.push(stats);
+        self.stop = self.tracker.update(&stats);
+        self.policy.is_some_and(|p| {
+            self.next_epoch().is_none() || p.stop_asked() || self.last_save.elapsed() >= p.every
+        })
+    }
+
+    pub(super) fn save(
+        &mut self,
+        config: &PcnConfig,
+        adam_step: Option<i32>,
+        rng: &ChaCha8Rng,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<()> {
+        if let Some(p) = self.policy {
+            checkpoint::write(p, config, &self.epochs, adam_step, rng, tensors)?;
+            self.last_save = std::time::Instant::now();
+            if p.stop_asked() && self.next_epoch().is_some() {
+                return Err(PcnError::Interrupted {
+                    epochs: self.epochs.len(),
+                    path: p.meta_path(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn report(&self) -> TrainReport {
+        TrainReport {
+            epochs: self.epochs.clone(),
+            stop: self.stop.unwrap_or(StopReason::EpochLimit),
+        }
+    }
+}
+
+/// Decides when training stops (target MSE, plateau of the energy).
+pub(super) struct StopTracker {
+    target: Option<f64>,
+    min_rel: f64,
+    patience: usize,
+    best: f64,
+    since_best: usize,
+}
+
+impl StopTracker {
+    pub(super) fn new(lc: &crate::config::LearningConfig) -> Self {
+        Self {
+            target: lc.target_mse,
+            min_rel: lc.min_rel_improvement,
+            patience: lc.patience,
+            best: f64::INFINITY,
+            since_best: 0,
+        }
+    }
+
+    pub(super) fn update(&mut self, s: &EpochStats) -> Option<StopReason> {
+        if self.target.is_some_and(|t| s.sensory_mse < t) {
+            return Some(StopReason::TargetReached);
+        }
+        if s.energy < self.best * (1.0 - self.min_rel) {
+            self.best = s.energy;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+            if self.since_best >= self.patience {
+                return Some(StopReason::Plateau);
+            }
+        }
+        None
+    }
+}
