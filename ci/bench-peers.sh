@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pcmem's speed beside its peers, measured in one run on this machine, written to
-# docs/speed.md (the README's speed section points there; nothing in it is typed by hand).
+# docs/speed.md (docs/kernels.md points there; nothing in it is typed by hand).
 #   bash ci/bench-peers.sh            # CIFAR sizes and the PCN's product shapes
 #   PCMEM_BENCH_DEEP=1 bash ci/bench-peers.sh   # also the deep shape (minutes per kernel)
 # Installs numpy, JAX (CPU) and PCX 0.6.3 from PyPI into target/peers-venv the first time.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the `pcmem` binary and the GPU test/bench executables with the CUDA backend, on a machine
-# with no GPU and no system CUDA (README, "CUDA"). Link strategy: runtime loading. candle-core
+# with no GPU and no system CUDA (docs/cuda.md). Link strategy: runtime loading. candle-core
 # 0.11.1 asks cudarc for `dynamic-linking` (the binary would need libcuda, cuBLAS and cuRAND at
 # link time and at start-up); this script builds against a copy of that same candle-core whose
 # cudarc feature is `dynamic-loading` instead, passed to cargo as a command-line patch, so the

@@ -3,7 +3,7 @@
 //! points change: a different model) and `solver` (how the fixed points are reached: optimiser,
 //! rates, steps, stopping rule, momentum, starting values).
 //!
-//! The paper's reading is `PcnConfig`'s defaults at the record's sizes (README, "The model").
+//! The paper's reading is `PcnConfig`'s defaults at the record's sizes (docs/model.md).
 //!
 //! ```
 //! use pcmem_harness::deviations::pcn;

@@ -50,7 +50,7 @@ pub struct Resolved {
     pub config: serde_json::Value,
     /// Input dimension d (pixels times channels).
     pub input_dim: usize,
-    /// Estimated peak memory of training and recall, bytes (see [`memory_bytes`]).
+    /// Estimated peak memory of training and recall, bytes (the factory's estimate, [`pcmem_model::Factory::memory_bytes`]).
     pub memory_bytes: f64,
 }
 

@@ -983,7 +983,7 @@ Their data could not be had on the machine that ran this profile; their claims a
         if let Some(t) = deviation_table(g, records) {
             let _ = writeln!(
                 md,
-                "### The PCN's settings against the paper's\n\nGenerated from the records' resolved configs against the paper's reading of the model (README, \"The model\"): `model` changes the energy or its fixed points, `solver` only how they are reached.\n\n{t}"
+                "### The PCN's settings against the paper's\n\nGenerated from the records' resolved configs against the paper's reading of the model (docs/model.md): `model` changes the energy or its fixed points, `solver` only how they are reached.\n\n{t}"
             );
         }
         if let Some(t) = search_table(df, &g.id)? {

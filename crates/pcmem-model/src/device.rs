@@ -39,11 +39,11 @@ pub fn parse(name: &str) -> Result<Device> {
     if !cuda_compiled() {
         return Err(bad(
             "this binary was built without the CUDA backend; build with `--features cuda` \
-             (README, \"CUDA\")"
+             (docs/cuda.md in the pcmem repository)"
                 .into(),
         ));
     }
-    // With runtime loading (README, "CUDA") cudarc panics when libcuda is missing: turn that
+    // With runtime loading (docs/cuda.md) cudarc panics when libcuda is missing: turn that
     // into the same error as any other failure to open the device, without the panic message.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -60,7 +60,7 @@ pub fn parse(name: &str) -> Result<Device> {
     };
     Err(bad(format!(
         "could not open GPU {ordinal} ({reason}); is a GPU present and are the CUDA libraries \
-         on LD_LIBRARY_PATH (README, \"CUDA\")?"
+         on LD_LIBRARY_PATH (docs/cuda.md in the pcmem repository)?"
     )))
 }
 

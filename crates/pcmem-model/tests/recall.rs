@@ -15,7 +15,7 @@ fn trained_pcn_recalls_a_handful_of_images_from_noise_and_from_half() {
     let (images, source) = common::images(n);
     let mut cfg = PcnConfig::new(3072, 64);
     cfg.seed = 3;
-    // Recipe found by watching the training energy (see the explore notes in the README):
+    // Recipe found by watching the training energy (see docs/recipe.md):
     // Adam on batch-mean gradients and an inference rate small enough for stable relaxation.
     cfg.learning.optimizer = Optimizer::adam();
     cfg.learning.gradient_scale = GradientScale::Mean;
