@@ -26,6 +26,8 @@ pub struct Reproduce {
     pub offline: bool,
     pub data: DataDirs,
     pub device: Device,
+    /// The PCN's kernel.
+    pub kernel: pcmem_model::Kernel,
     pub checkpoint_every: Option<std::time::Duration>,
 }
 
@@ -117,6 +119,7 @@ pub fn options(
     device: Device,
 ) -> RunOptions {
     RunOptions {
+        kernel: Default::default(),
         out: out.to_path_buf(),
         shard,
         force,
@@ -135,6 +138,7 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     let grids = load_grids(&r.experiments, &r.profile, &r.only)?;
     pcmem_harness::atomic::check_writable(&r.out)?;
     let mut opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
+    opts.kernel = r.kernel;
     opts.offline = r.offline;
     opts.checkpoint_every = r.checkpoint_every;
     let mut not_run = Vec::new();

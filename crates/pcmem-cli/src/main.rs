@@ -72,6 +72,11 @@ enum Command {
         /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// How the PCN computes: fused (default; on a CPU), fused_direct, or candle (the
+        /// reference kernel, any device). An execution choice: every kernel computes the same
+        /// network, and records say which ran.
+        #[arg(long, default_value = "fused")]
+        kernel: String,
         /// Recompute cells that already have a record.
         #[arg(long)]
         force: bool,
@@ -108,6 +113,11 @@ enum Command {
         /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// How the PCN computes: fused (default; on a CPU), fused_direct, or candle (the
+        /// reference kernel, any device). An execution choice: every kernel computes the same
+        /// network, and records say which ran.
+        #[arg(long, default_value = "fused")]
+        kernel: String,
         /// Never download: if the grid's data is not on this machine it is not run (exit 3).
         #[arg(long)]
         offline: bool,
@@ -262,6 +272,16 @@ fn describe(l: &pcmem_data::Located) -> String {
     }
 }
 
+/// Reads `--kernel`; an unknown name is bad input (exit 2) naming the kernels.
+fn parse_kernel(name: &str) -> anyhow::Result<pcmem_model::Kernel> {
+    serde_json::from_value(serde_json::Value::String(name.into())).map_err(|_| {
+        BadInput(format!(
+            "--kernel {name}: unknown kernel; use fused, fused_direct or candle"
+        ))
+        .into()
+    })
+}
+
 /// Opens `--device`; a name that cannot be used is bad input (exit 2) with the reason.
 fn open_device(device: &str) -> anyhow::Result<pcmem_harness::candle_core::Device> {
     pcmem_harness::device::parse(device).map_err(|e| BadInput(e.to_string()).into())
@@ -277,12 +297,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             experiments,
             claims,
             device,
+            kernel,
             force,
             offline,
             checkpoint_every,
         } => {
             let device = open_device(device)?;
             harness::reproduce(&harness::Reproduce {
+                kernel: parse_kernel(kernel)?,
                 offline: *offline,
                 checkpoint_every: harness::parse_every(checkpoint_every)?,
                 profile: profile.clone(),
@@ -303,10 +325,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             force,
             out,
             device,
+            kernel,
             offline,
             checkpoint_every,
         } => {
             let device = open_device(device)?;
+            let kernel = parse_kernel(kernel)?;
             let shard = match shard.as_deref() {
                 Some(s) => Some(harness::parse_shard(s)?),
                 // In a SLURM job array, the task's shard.
@@ -321,6 +345,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             };
             let mut opts = harness::options(out, shard, *force, dirs, device);
             opts.offline = *offline;
+            opts.kernel = kernel;
             opts.checkpoint_every = harness::parse_every(checkpoint_every)?;
             harness::run_one(grid, profile, *dry_run, opts)
         }

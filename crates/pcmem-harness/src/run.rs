@@ -9,6 +9,7 @@ use candle_core::{Device, Tensor};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pcmem_data::transforms::binarise;
 use pcmem_data::{DataDirs, DatasetId, Selection, Split};
+use pcmem_model::Kernel;
 use pcmem_model::{CheckpointPolicy, FitProgress, Resume};
 
 use crate::error::{HarnessError, Result};
@@ -37,6 +38,10 @@ pub struct RunOptions {
     /// Where the PCN and the autoencoder compute (`pcmem_model::device::parse`); Hopfield
     /// networks and the modern Hopfield network stay on the CPU.
     pub device: Device,
+    /// How the PCN computes its hot loop (`fused`, `fused_direct`, `candle`): an execution
+    /// choice, not a setting of the model (every kernel computes the same network); records
+    /// say which ran. Other models ignore it. Default [`Kernel::Fused`].
+    pub kernel: Kernel,
     /// Save a training cell's state at most this often (`<cell>.ckpt.json` and
     /// `<cell>.ckpt.e<epoch>.safetensors` beside its record), so that a killed run resumes
     /// it; removed once the record is written. `None`: no checkpoints. The CLI's default is
@@ -45,6 +50,15 @@ pub struct RunOptions {
     /// Raised (by the CLI's signal handler) to stop: a training cell checkpoints at the end of
     /// its epoch and the run ends with [`HarnessError::Interrupted`]; no new cell starts.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// The name of a kernel as grids, the CLI and records write it (`fused`, `fused_direct`,
+/// `candle`).
+pub fn kernel_name(kernel: Kernel) -> String {
+    serde_json::to_value(kernel)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// How often `pcmem run` checkpoints a training cell unless told otherwise (5 minutes).
@@ -335,6 +349,7 @@ pub fn run_cell(
     }
     let model_config = resolved.config.clone();
     let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
+    model.set_kernel(opts.kernel).map_err(cell_err)?;
     let t1 = Instant::now();
     let (fit, resume) = match opts.checkpoint_every {
         Some(every) => {
@@ -514,6 +529,7 @@ pub fn run_cell(
         },
         code_version: CODE_VERSION.to_string(),
         device: pcmem_model::device::name(&opts.device),
+        kernel: Some(kernel_name(opts.kernel)),
         finished_unix: unix_now(),
         timings: Timings { load_s, fit_s },
         fit: FitInfo {

@@ -46,13 +46,18 @@ pub fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
     };
     // The record's settings read back through today's config type (fields added since take
     // their defaults), then compared.
+    // (JSON to JSON: a record's `null`s, unset options, have no TOML form.) Settings retired
+    // from the model since (the PCN's `kernel`, now an execution option) are read and dropped.
     let then = crate::models::Shape::of(&r.cell)
         .ok()
         .and_then(|shape| {
-            let table = toml::Table::try_from(&r.model_config).ok()?;
-            crate::models::resolve_table(r.cell.model, &table, shape).ok()
+            r.cell
+                .model
+                .factory()
+                .resolve(&r.model_config, &shape.sizes())
+                .ok()
         })
-        .map_or_else(|| r.model_config.clone(), |x| x.config);
+        .unwrap_or_else(|| r.model_config.clone());
     let keys = differing_keys(&then, &now, "");
     if !keys.is_empty() {
         return Some(format!(

@@ -61,11 +61,10 @@ fn flops(d: usize, n: usize, layers: usize, rows: usize) -> f64 {
 
 fn pcn_for(kernel: Kernel, d: usize, n: usize, layers: usize) -> Pcn {
     let mut cfg = PcnConfig::new(d, n);
-    cfg.kernel = kernel;
     cfg.layers = layers;
     cfg.inference.steps = T;
     cfg.learning.alpha = 1e-6;
-    cfg.init(&Device::Cpu).unwrap()
+    cfg.init_with_kernel(&Device::Cpu, kernel).unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -164,7 +164,8 @@ pub enum WeightInit {
     },
 }
 
-/// Which implementation runs the hot loop.
+/// Which implementation runs the hot loop: an execution choice ([`crate::Pcn::set_kernel`]);
+/// every kernel computes the same network (the tests hold them to each other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Kernel {
@@ -334,8 +335,12 @@ pub struct PcnConfig {
     pub weight_init: WeightInit,
     /// Seed of every random choice (weights, random value init). Default 0.
     pub seed: u64,
-    /// Implementation of the hot loop. Default fused (CPU).
-    pub kernel: Kernel,
+    /// Retired from the model's settings: the kernel is how the network is computed, not what
+    /// it is; choose it with [`crate::Pcn::set_kernel`] (the harness: `--kernel`). A config
+    /// written when it was a setting still loads and starts the network with that kernel; it
+    /// is never written back.
+    #[serde(default, skip_serializing, rename = "kernel")]
+    pub(crate) legacy_kernel: Option<Kernel>,
     /// Inference during training.
     pub inference: InferenceConfig,
     /// Weight learning.
@@ -356,7 +361,7 @@ impl Default for PcnConfig {
             value_init: ValueInit::default(),
             weight_init: WeightInit::default(),
             seed: 0,
-            kernel: Kernel::default(),
+            legacy_kernel: None,
             inference: InferenceConfig::default(),
             learning: LearningConfig::default(),
             recall: RecallConfig::default(),

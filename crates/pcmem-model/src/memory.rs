@@ -108,6 +108,14 @@ pub trait AssociativeMemory {
         let _ = config;
         Err(format!("{} has no recall settings to change", self.name()).into())
     }
+    /// Chooses how the memory is computed where it has a choice (the PCN's kernels, see
+    /// [`crate::Pcn::set_kernel`]); an execution option, never a setting of the model. Memories
+    /// with one way of computing keep the default, which accepts any kernel and changes
+    /// nothing.
+    fn set_kernel(&mut self, kernel: crate::config::Kernel) -> Result<(), MemoryError> {
+        let _ = kernel;
+        Ok(())
+    }
     /// Recalls from `cues` (`(N, d)`); see the module docs for `known`.
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError>;
     /// Number of learned or stored parameters.
@@ -187,6 +195,10 @@ impl AssociativeMemory for Pcn {
         }
         *self.recall_config_mut() = new.recall;
         Ok(())
+    }
+
+    fn set_kernel(&mut self, kernel: crate::config::Kernel) -> Result<(), MemoryError> {
+        Ok(Pcn::set_kernel(self, kernel)?)
     }
 
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {

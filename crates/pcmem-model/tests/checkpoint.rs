@@ -15,9 +15,8 @@ use pcmem_model::{
 
 mod common;
 
-fn config(kernel: Kernel, persistent: bool) -> PcnConfig {
+fn config(persistent: bool) -> PcnConfig {
     let mut cfg = PcnConfig::new(48, 16);
-    cfg.kernel = kernel;
     cfg.layers = 2;
     cfg.memory_prior = MemoryPrior::Learned;
     cfg.learning.optimizer = Optimizer::adam();
@@ -62,15 +61,21 @@ fn assert_same(a: &(TrainReport, Pcn), b: &(TrainReport, Pcn), tag: &str) {
     assert_eq!(a.1.error_mse(), b.1.error_mse(), "{tag}: error_mse");
 }
 
-fn uninterrupted(cfg: &PcnConfig, data: &Tensor) -> (TrainReport, Pcn) {
-    let mut pcn = cfg.init(&Device::Cpu).unwrap();
+fn uninterrupted(cfg: &PcnConfig, kernel: Kernel, data: &Tensor) -> (TrainReport, Pcn) {
+    let mut pcn = cfg.init_with_kernel(&Device::Cpu, kernel).unwrap();
     let rep = pcn.train(data).unwrap();
     (rep, pcn)
 }
 
 /// Trains with checkpoints after every epoch and "dies" (panics) after `kill_after` epochs.
-fn killed(cfg: &PcnConfig, data: &Tensor, policy: &CheckpointPolicy, kill_after: usize) {
-    let mut pcn = cfg.init(&Device::Cpu).unwrap();
+fn killed(
+    cfg: &PcnConfig,
+    kernel: Kernel,
+    data: &Tensor,
+    policy: &CheckpointPolicy,
+    kill_after: usize,
+) {
+    let mut pcn = cfg.init_with_kernel(&Device::Cpu, kernel).unwrap();
     let died = catch_unwind(AssertUnwindSafe(|| {
         pcn.train_resumable(data, policy, |e| {
             if e.epoch + 1 == kill_after {
@@ -83,10 +88,11 @@ fn killed(cfg: &PcnConfig, data: &Tensor, policy: &CheckpointPolicy, kill_after:
 
 fn resumed(
     cfg: &PcnConfig,
+    kernel: Kernel,
     data: &Tensor,
     policy: &CheckpointPolicy,
 ) -> ((TrainReport, Pcn), Resume) {
-    let mut pcn = cfg.init(&Device::Cpu).unwrap();
+    let mut pcn = cfg.init_with_kernel(&Device::Cpu, kernel).unwrap();
     let (rep, resume) = pcn.train_resumable(data, policy, |_| {}).unwrap();
     ((rep, pcn), resume)
 }
@@ -101,22 +107,22 @@ fn resumed_training_has_the_bits_of_an_uninterrupted_one() {
     let data = common::scrambled(10, 48, 3);
     for kernel in [Kernel::Candle, Kernel::Fused] {
         for persistent in [false, true] {
-            let cfg = config(kernel, persistent);
+            let cfg = config(persistent);
             let tag = format!("{kernel:?} persistent={persistent}");
-            let whole = uninterrupted(&cfg, &data);
+            let whole = uninterrupted(&cfg, kernel, &data);
             let p = policy(dir.path(), &format!("{kernel:?}-{persistent}"));
             // Killed after 5 epochs: the checkpoint written after epoch 4 (0-based) remains
             // (the kill comes in the progress callback, before epoch 5's checkpoint).
-            killed(&cfg, &data, &p, 5);
+            killed(&cfg, kernel, &data, &p, 5);
             assert!(p.exists(), "{tag}: no checkpoint left by the killed run");
-            let (again, resume) = resumed(&cfg, &data, &p);
+            let (again, resume) = resumed(&cfg, kernel, &data, &p);
             assert_eq!(resume, Resume::From { epoch: 4 }, "{tag}");
             assert_same(&again, &whole, &tag);
             // Killed twice more, at other epochs, with the same checkpoint stem.
             p.remove().unwrap();
-            killed(&cfg, &data, &p, 2);
-            killed(&cfg, &data, &p, 9);
-            let (again, resume) = resumed(&cfg, &data, &p);
+            killed(&cfg, kernel, &data, &p, 2);
+            killed(&cfg, kernel, &data, &p, 9);
+            let (again, resume) = resumed(&cfg, kernel, &data, &p);
             assert_eq!(resume, Resume::From { epoch: 8 }, "{tag}");
             assert_same(&again, &whole, &tag);
             // One tensor file remains (older ones are removed as new ones are written).
@@ -137,19 +143,19 @@ fn a_finished_training_resumes_as_finished_and_stops_where_it_stopped() {
     // Stopping at the target MSE: the checkpoint written at the stop is read back as done.
     let dir = tempfile::tempdir().unwrap();
     let data = common::scrambled(8, 48, 5);
-    let mut cfg = config(Kernel::Fused, false);
+    let mut cfg = config(false);
     cfg.learning.max_epochs = 400;
     cfg.learning.target_mse = Some(2e-2);
-    let whole = uninterrupted(&cfg, &data);
+    let whole = uninterrupted(&cfg, Kernel::Fused, &data);
     assert!(
         whole.0.epochs.len() < 400,
         "the target should stop training early"
     );
     let p = policy(dir.path(), "stop");
-    let ((first, _), resume) = resumed(&cfg, &data, &p);
+    let ((first, _), resume) = resumed(&cfg, Kernel::Fused, &data, &p);
     assert_eq!(resume, Resume::Fresh);
     assert_eq!(first.epochs, whole.0.epochs);
-    let (again, resume) = resumed(&cfg, &data, &p);
+    let (again, resume) = resumed(&cfg, Kernel::Fused, &data, &p);
     assert_eq!(
         resume,
         Resume::From {
@@ -163,11 +169,11 @@ fn a_finished_training_resumes_as_finished_and_stops_where_it_stopped() {
 fn unusable_checkpoints_are_refused_by_name_and_training_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::scrambled(10, 48, 4);
-    let cfg = config(Kernel::Fused, false);
-    let whole = uninterrupted(&cfg, &data);
+    let cfg = config(false);
+    let whole = uninterrupted(&cfg, Kernel::Fused, &data);
     let p = policy(dir.path(), "cell");
     let refused = |p: &CheckpointPolicy, cfg: &PcnConfig, want: &str| {
-        let (run, resume) = resumed(cfg, &data, p);
+        let (run, resume) = resumed(cfg, Kernel::Fused, &data, p);
         match resume {
             Resume::Refused { path, reason } => {
                 assert_eq!(path, p.meta_path());
@@ -181,7 +187,7 @@ fn unusable_checkpoints_are_refused_by_name_and_training_restarts() {
     // resume as finished, so the one before is removed first).
     let kill = |p: &CheckpointPolicy| {
         p.remove().unwrap();
-        killed(&cfg, &data, p, 3);
+        killed(&cfg, Kernel::Fused, &data, p, 3);
     };
     // Another config (other learning rate): refused naming the key, fresh run.
     kill(&p);
@@ -216,12 +222,12 @@ fn unusable_checkpoints_are_refused_by_name_and_training_restarts() {
 fn checkpoints_are_written_no_more_often_than_asked() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::scrambled(6, 48, 6);
-    let cfg = config(Kernel::Fused, false);
+    let cfg = config(false);
     // An hour between checkpoints: only the one at the end of training is written.
     let p = CheckpointPolicy::new(dir.path().join("slow"), Duration::from_secs(3600), "x");
-    killed(&cfg, &data, &p, 6);
+    killed(&cfg, Kernel::Fused, &data, &p, 6);
     assert!(!p.exists(), "no checkpoint is due within the hour");
-    let (_, resume) = resumed(&cfg, &data, &p);
+    let (_, resume) = resumed(&cfg, Kernel::Fused, &data, &p);
     assert_eq!(resume, Resume::Fresh);
     assert!(p.exists(), "training's end writes one");
 }

@@ -47,7 +47,6 @@ fn cuda_training_and_recall_agree_with_the_cpu() {
         ActivationPlacement::PostSynaptic,
     ] {
         let mut cfg = PcnConfig::new(d, 64);
-        cfg.kernel = Kernel::Candle;
         cfg.placement = placement;
         // Plain gradient steps: with Adam the comparison is ill-conditioned. On the CPU alone,
         // these settings with Adam (alpha 5e-4, 30 epochs) end with the candle and the fused
@@ -68,7 +67,7 @@ fn cuda_training_and_recall_agree_with_the_cpu() {
         cfg.recall.free_pixel_rate = Some(1.0);
         cfg.recall.known_precision = KnownPrecision::Estimated;
         let run = |dev: &Device| -> (Vec<f64>, Pcn, Tensor, Tensor) {
-            let mut pcn = cfg.init(dev).unwrap();
+            let mut pcn = cfg.init_with_kernel(dev, Kernel::Candle).unwrap();
             let rep = pcn.train(&images).unwrap();
             let (noisy, _) = pcn.recall_noisy(&images).unwrap();
             let cue = images.broadcast_mul(&mask).unwrap();

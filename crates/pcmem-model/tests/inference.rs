@@ -91,14 +91,13 @@ fn free_pixel_rate_one_sets_unknown_pixels_to_their_prediction() {
     let cue = images.broadcast_mul(&mask).unwrap();
     for kernel in [Kernel::Candle, Kernel::Fused] {
         let mut cfg = PcnConfig::new(3072, 24);
-        cfg.kernel = kernel;
         // Start at the top-down prediction so that mu_0 is not zero.
         cfg.value_init = ValueInit::Forward;
         // Latents that barely move: the free pixels must sit exactly on the initial prediction.
         cfg.recall.steps = 1;
         cfg.recall.gamma = 1e-9;
         cfg.recall.free_pixel_rate = Some(1.0);
-        let mut pcn = cfg.init(&Device::Cpu).unwrap();
+        let mut pcn = cfg.init_with_kernel(&Device::Cpu, kernel).unwrap();
         // A non-zero memory vector, so that the top-down prediction is not zero.
         let b = Tensor::ones((1, 24), DType::F32, &Device::Cpu).unwrap();
         pcn.set_parameters(pcn.weights().to_vec(), Some(b)).unwrap();

@@ -65,9 +65,8 @@ fn fused_kernel_matches_candle_reference() {
                     "{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers} momentum {momentum}"
                 );
                 let run = |kernel| {
-                    let mut c = cfg.clone();
-                    c.kernel = kernel;
-                    let mut pcn = c.init(&dev).unwrap();
+                    let c = cfg.clone();
+                    let mut pcn = c.init_with_kernel(&dev, kernel).unwrap();
                     let rep = pcn.train(&data).unwrap();
                     let (noisy, _) = pcn.recall_noisy(&data).unwrap();
                     let (partial, _) = pcn
@@ -150,7 +149,6 @@ fn known_pixel_network_recall_equals_full_network_recall() {
                 (3, MemoryPrior::Learned, 0.5, 0.0),
             ] {
                 let mut cfg = PcnConfig::new(40, 12);
-                cfg.kernel = kernel;
                 cfg.placement = placement;
                 cfg.layers = layers;
                 cfg.memory_prior = prior;
@@ -161,7 +159,7 @@ fn known_pixel_network_recall_equals_full_network_recall() {
                 cfg.recall.free_pixel_rate = Some(1.0);
                 cfg.recall.known_precision = KnownPrecision::Fixed { value: precision };
                 cfg.recall.momentum = momentum;
-                let mut pcn = cfg.init(&dev).unwrap();
+                let mut pcn = cfg.init_with_kernel(&dev, kernel).unwrap();
                 pcn.train(&data).unwrap();
                 let cue = data.broadcast_mul(&one).unwrap();
                 let (fast, fi) = pcn.recall_partial(&cue, &one).unwrap();
@@ -201,14 +199,13 @@ fn each_application_of_f_runs_the_selected_relaxation() {
     let cues = common::scrambled(5, 40, 11);
     for kernel in [Kernel::Fused, Kernel::FusedDirect, Kernel::Candle] {
         let mut cfg = PcnConfig::new(40, 12);
-        cfg.kernel = kernel;
         cfg.inference.gamma = 0.05;
         cfg.inference.steps = 7;
         cfg.recall.gamma = 0.2;
         cfg.recall.steps = 90;
         cfg.recall.iterations = 2;
         assert_eq!(cfg.recall.noise_relaxation, NoiseRelaxation::Training);
-        let pcn = cfg.init(&dev).unwrap();
+        let pcn = cfg.init_with_kernel(&dev, kernel).unwrap();
         let (by_training, info) = pcn.recall_noisy(&cues).unwrap();
         assert!(info.runs.iter().all(|r| r.steps == 7), "{kernel:?}");
 
@@ -234,4 +231,31 @@ fn each_application_of_f_runs_the_selected_relaxation() {
             "{kernel:?}: the recall settings were ignored"
         );
     }
+}
+
+#[test]
+fn the_kernel_is_an_execution_choice_not_a_setting_of_the_model() {
+    let dev = Device::Cpu;
+    let mut cfg = PcnConfig::new(12, 6);
+    cfg.learning.max_epochs = 2;
+    cfg.learning.optimizer = Optimizer::adam();
+    let json = serde_json::to_value(&cfg).unwrap();
+    assert!(json.get("kernel").is_none(), "the kernel is not written");
+    assert_eq!(cfg.init(&dev).unwrap().kernel(), Kernel::Fused);
+    // A config written when the kernel was a setting still loads, and starts with it.
+    let mut old = json.clone();
+    old["kernel"] = "candle".into();
+    let pcn = serde_json::from_value::<PcnConfig>(old)
+        .unwrap()
+        .init(&dev)
+        .unwrap();
+    assert_eq!(pcn.kernel(), Kernel::Candle);
+    assert_eq!(serde_json::to_value(pcn.config()).unwrap(), json);
+    // After training with Adam, its moments belong to the kernel family that trained.
+    let data = Tensor::ones((3, 12), candle_core::DType::F32, &dev).unwrap();
+    let mut pcn = cfg.init_with_kernel(&dev, Kernel::Fused).unwrap();
+    pcn.train(&data).unwrap();
+    assert!(pcn.set_kernel(Kernel::FusedDirect).is_ok());
+    let err = pcn.set_kernel(Kernel::Candle).unwrap_err().to_string();
+    assert!(err.contains("kernel") && err.contains("before"), "{err}");
 }

@@ -51,6 +51,7 @@ pub fn cifar_records(dir: &Path, n: u64) {
 
 pub fn options(out: &Path, data: &Path) -> RunOptions {
     RunOptions {
+        kernel: Default::default(),
         out: out.to_path_buf(),
         shard: None,
         force: false,

@@ -5,7 +5,7 @@ use super::*;
 /// The fused CPU kernel (see [`crate::engine`]): conversions and the training/recall loops.
 impl Pcn {
     pub(super) fn fused(&self) -> bool {
-        self.config.kernel != Kernel::Candle && self.device.is_cpu()
+        self.kernel != Kernel::Candle && self.device.is_cpu()
     }
 
     pub(super) fn engine_dims(&self) -> Vec<usize> {
@@ -46,7 +46,7 @@ impl Pcn {
             placement: self.config.placement,
             w,
             b,
-            allow_gram: self.config.kernel == Kernel::Fused,
+            allow_gram: self.kernel == Kernel::Fused,
             gram: None,
         })
     }
@@ -82,7 +82,7 @@ impl Pcn {
             placement: self.config.placement,
             w: slices,
             b,
-            allow_gram: self.config.kernel == Kernel::Fused,
+            allow_gram: self.kernel == Kernel::Fused,
             gram: None,
         })
     }

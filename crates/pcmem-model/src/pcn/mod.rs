@@ -151,6 +151,9 @@ pub struct Pcn {
     /// Adam moments (and gradient scratch) of the fused CPU kernel.
     adam_cpu: Option<AdamCpu>,
     rng: ChaCha8Rng,
+    /// The implementation that runs the hot loop (an execution choice, not a setting of the
+    /// model).
+    kernel: Kernel,
     /// Mean squared error per unit of every layer with an error, measured on the stored images
     /// at the end of training (see [`Pcn::measure_errors`]).
     error_mse: Option<Vec<f64>>,
@@ -160,6 +163,13 @@ impl PcnConfig {
     /// Validates the config and builds a PCN with seeded random weights on `device`.
     pub fn init(&self, device: &Device) -> Result<Pcn> {
         Pcn::new(self.clone(), device)
+    }
+
+    /// [`PcnConfig::init`] with the hot loop run by `kernel` (see [`Pcn::set_kernel`]).
+    pub fn init_with_kernel(&self, device: &Device, kernel: Kernel) -> Result<Pcn> {
+        let mut pcn = Pcn::new(self.clone(), device)?;
+        pcn.set_kernel(kernel)?;
+        Ok(pcn)
     }
 }
 
@@ -195,8 +205,9 @@ fn sum_sq(t: &Tensor) -> Result<f64> {
 
 impl Pcn {
     /// Builds a PCN from `config` on `device` (same as [`PcnConfig::init`]).
-    pub fn new(config: PcnConfig, device: &Device) -> Result<Self> {
+    pub fn new(mut config: PcnConfig, device: &Device) -> Result<Self> {
         config.validate()?;
+        let kernel = config.legacy_kernel.take().unwrap_or_default();
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let mut weights = Vec::with_capacity(config.layers);
         for l in 1..=config.layers {
@@ -221,8 +232,37 @@ impl Pcn {
             adam: None,
             adam_cpu: None,
             rng,
+            kernel,
             error_mse: None,
         })
+    }
+
+    /// The kernel that runs the hot loop (default [`Kernel::Fused`]; on a GPU every kernel
+    /// runs as [`Kernel::Candle`]).
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Chooses the kernel that runs the hot loop. Every kernel computes the same network; the
+    /// optimiser's state is kept per kernel family, so switching between the candle kernel and
+    /// a fused one is refused once training has updated the weights (switch before training,
+    /// or after it, for recall).
+    pub fn set_kernel(&mut self, kernel: Kernel) -> Result<()> {
+        let family = |k: Kernel| k == Kernel::Candle;
+        if family(kernel) != family(self.kernel) && (self.adam.is_some() || self.adam_cpu.is_some())
+        {
+            return Err(PcnError::InvalidConfig {
+                field: "kernel",
+                value: format!("{kernel:?}"),
+                reason: format!(
+                    "the optimiser's state belongs to the {:?} kernel; choose the kernel before \
+                     training",
+                    self.kernel
+                ),
+            });
+        }
+        self.kernel = kernel;
+        Ok(())
     }
 
     /// The configuration this model was built with.
@@ -370,6 +410,7 @@ impl Pcn {
             adam: None,
             adam_cpu: None,
             rng: self.rng.clone(),
+            kernel: self.kernel,
             error_mse: None,
         }
     }
