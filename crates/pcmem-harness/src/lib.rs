@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod atomic;
+pub mod claims;
 pub mod deviations;
 pub mod error;
 pub mod estimate;
