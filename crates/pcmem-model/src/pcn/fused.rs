@@ -4,10 +4,6 @@ use super::*;
 
 /// The fused CPU kernel (see [`crate::engine`]): conversions and the training/recall loops.
 impl Pcn {
-    pub(super) fn fused(&self) -> bool {
-        self.kernel != Kernel::Candle && self.device.is_cpu()
-    }
-
     pub(super) fn engine_dims(&self) -> Vec<usize> {
         let mut dims = vec![self.config.input_dim];
         dims.extend(std::iter::repeat_n(
@@ -261,6 +257,124 @@ impl Pcn {
                 lp.save(&self.config, step, &self.rng, &tensors)?;
             }
         }
+        Ok(())
+    }
+}
+
+/// The fused CPU kernel ([`crate::engine`]): buffers allocated once per call, the products by
+/// `gemm`, one element-wise pass per layer (and the Gram identity where [`Kernel::Fused`]
+/// allows it).
+pub(super) struct Fused;
+
+impl Exec for Fused {
+    fn infer(&self, pcn: &Pcn, x: &mut ValueNodes) -> Result<InferenceInfo> {
+        let c = &pcn.config.inference;
+        pcn.with_engine(|mut eng| {
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            let info = pcn.relax_fused(&mut eng, &mut ws, None, c, "inference", 0)?;
+            *x = pcn.to_nodes(ws)?;
+            Ok(info)
+        })
+    }
+
+    fn learn(&self, pcn: &mut Pcn, x: &ValueNodes) -> Result<()> {
+        let mut eng = pcn.take_engine()?;
+        let mut adam = pcn.adam_cpu()?;
+        let mut ws = eng.workspace(to_flat(&x.0)?);
+        eng.forward(&mut ws);
+        pcn.learn_fused(&mut eng, &mut adam, &ws);
+        pcn.store_engine(eng, adam)
+    }
+
+    fn train_step(&self, pcn: &mut Pcn, x: ValueNodes) -> Result<(InferenceInfo, ValueNodes)> {
+        let mut eng = pcn.take_engine()?;
+        let mut adam = pcn.adam_cpu()?;
+        let mut ws = eng.workspace(to_flat(&x.0)?);
+        let res = pcn.train_fused(&mut eng, &mut adam, &mut ws, 0);
+        pcn.store_engine(eng, adam)?;
+        let (info, _) = res?;
+        Ok((info, pcn.to_nodes(ws)?))
+    }
+
+    fn train_epochs(
+        &self,
+        pcn: &mut Pcn,
+        batches: &[Tensor],
+        kept: Vec<Option<Vec<Tensor>>>,
+        lp: &mut EpochLoop<'_>,
+        mut on_epoch: &mut dyn FnMut(&EpochStats),
+    ) -> Result<()> {
+        let mut eng = pcn.take_engine()?;
+        let mut adam = pcn.adam_cpu()?;
+        let res = pcn.train_epochs_fused(&mut eng, &mut adam, batches, kept, lp, &mut on_epoch);
+        pcn.store_engine(eng, adam)?;
+        res
+    }
+
+    fn recall_noisy(
+        &self,
+        pcn: &Pcn,
+        mut c: Tensor,
+        rng: &mut ChaCha8Rng,
+        relaxation: &InferenceConfig,
+        iterations: usize,
+    ) -> Result<(Tensor, RecallInfo)> {
+        let mut runs = Vec::with_capacity(iterations);
+        pcn.with_engine(|mut eng| {
+            let mut ws: Option<Workspace> = None;
+            for _ in 0..iterations {
+                let x = pcn.init_values(&c, rng)?;
+                let mut w = match ws.take() {
+                    None => eng.workspace(to_flat(&x.0)?),
+                    Some(mut w) => {
+                        for (dst, t) in w.x.iter_mut().zip(&x.0) {
+                            dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
+                        }
+                        w
+                    }
+                };
+                runs.push(pcn.relax_fused(&mut eng, &mut w, None, relaxation, "recall", 0)?);
+                // mu_0 = x_0 - eps_0 becomes the next cue.
+                let mu: Vec<f32> = w.x[0].iter().zip(&w.eps[0]).map(|(x, e)| x - e).collect();
+                c = Tensor::from_vec(mu, c.dims(), &pcn.device)?;
+                ws = Some(w);
+            }
+            Ok((c, RecallInfo { runs }))
+        })
+    }
+
+    fn recall_partial(
+        &self,
+        pcn: &Pcn,
+        x: ValueNodes,
+        free: &Tensor,
+        rule: FreeRule,
+        relaxation: &InferenceConfig,
+    ) -> Result<(Tensor, RecallInfo)> {
+        let (rows, d) = free.dims2()?;
+        pcn.with_engine(|mut eng| {
+            let free = free.flatten_all()?.to_vec1::<f32>()?;
+            let mut ws = eng.workspace(to_flat(&x.0)?);
+            let info = pcn.relax_fused(
+                &mut eng,
+                &mut ws,
+                Some((&free, rule)),
+                relaxation,
+                "recall",
+                0,
+            )?;
+            let out = Tensor::from_vec(ws.x.swap_remove(0), (rows, d), &pcn.device)?;
+            Ok((out, RecallInfo { runs: vec![info] }))
+        })
+    }
+
+    fn restore_adam(&self, pcn: &mut Pcn, step: i32, m: Vec<Tensor>, v: Vec<Tensor>) -> Result<()> {
+        let sizes: Vec<usize> = pcn.param_shapes().iter().map(|(r, c)| r * c).collect();
+        let mut a = AdamCpu::zeros(&sizes);
+        a.step = step;
+        a.m = to_flat(&m)?;
+        a.v = to_flat(&v)?;
+        pcn.adam_cpu = Some(a);
         Ok(())
     }
 }

@@ -45,12 +45,14 @@ use crate::config::{
 use crate::engine::{AdamCpu, Engine, FreeRule, Workspace};
 use crate::error::{PcnError, Result};
 
+mod exec;
 mod fused;
 mod persist;
 mod recall;
 mod reference;
 mod training;
 
+use exec::Exec;
 use training::{EpochLoop, EpochSums};
 
 /// Value nodes of every layer; `0` is the sensory layer. Each tensor is `(rows, width)`.

@@ -67,22 +67,7 @@ impl Pcn {
                     m.push(st.take(&format!("adam.m{i}"), &path)?);
                     v.push(st.take(&format!("adam.v{i}"), &path)?);
                 }
-                if self.fused() {
-                    let flat = |t: Vec<Tensor>| -> Result<Vec<Vec<f32>>> { to_flat(&t) };
-                    let mut a = AdamCpu::zeros(
-                        &self
-                            .param_shapes()
-                            .iter()
-                            .map(|(r, c)| r * c)
-                            .collect::<Vec<_>>(),
-                    );
-                    a.step = step;
-                    a.m = flat(m)?;
-                    a.v = flat(v)?;
-                    self.adam_cpu = Some(a);
-                } else {
-                    self.adam = Some(AdamState { step, m, v });
-                }
+                self.exec().restore_adam(self, step, m, v)?;
             }
             let mut kept = fresh();
             if self.config.learning.persistent_values {

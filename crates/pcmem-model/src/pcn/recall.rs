@@ -12,46 +12,10 @@ impl Pcn {
     pub fn recall_noisy(&self, cues: &Tensor) -> Result<(Tensor, RecallInfo)> {
         let rc = self.config.recall.clone();
         let relaxation = self.config.noise_relaxation();
-        let mut c = self.check_patterns("cues", cues)?;
+        let c = self.check_patterns("cues", cues)?;
         let mut rng = self.recall_rng(1);
-        let mut runs = Vec::with_capacity(rc.iterations);
-        if self.fused() {
-            return self.with_engine(|mut eng| {
-                let mut ws: Option<Workspace> = None;
-                for _ in 0..rc.iterations {
-                    let x = self.init_values(&c, &mut rng)?;
-                    let mut w = match ws.take() {
-                        None => eng.workspace(to_flat(&x.0)?),
-                        Some(mut w) => {
-                            for (dst, t) in w.x.iter_mut().zip(&x.0) {
-                                dst.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);
-                            }
-                            w
-                        }
-                    };
-                    runs.push(self.relax_fused(
-                        &mut eng,
-                        &mut w,
-                        None,
-                        &relaxation,
-                        "recall",
-                        0,
-                    )?);
-                    // mu_0 = x_0 - eps_0 becomes the next cue.
-                    let mu: Vec<f32> = w.x[0].iter().zip(&w.eps[0]).map(|(x, e)| x - e).collect();
-                    c = Tensor::from_vec(mu, c.dims(), &self.device)?;
-                    ws = Some(w);
-                }
-                Ok((c, RecallInfo { runs }))
-            });
-        }
-        for _ in 0..rc.iterations {
-            let mut x = self.init_values(&c, &mut rng)?;
-            let (info, fw) = self.relax(&mut x.0, None, &relaxation, "recall", 0)?;
-            c = (&x.0[0] - &fw.eps[0])?;
-            runs.push(info);
-        }
-        Ok((c, RecallInfo { runs }))
+        self.exec()
+            .recall_noisy(self, c, &mut rng, &relaxation, rc.iterations)
     }
 
     /// Recall from partial images (Alg. 2): the sensory pixels where `known` is 1 are clamped to
@@ -105,26 +69,9 @@ impl Pcn {
             Some(r) => FreeRule::Pull(r as f32),
         };
         let mut rng = self.recall_rng(2);
-        let mut x = self.init_values(&c, &mut rng)?;
-        if self.fused() {
-            return self.with_engine(|mut eng| {
-                let free = free.flatten_all()?.to_vec1::<f32>()?;
-                let mut ws = eng.workspace(to_flat(&x.0)?);
-                let info = self.relax_fused(
-                    &mut eng,
-                    &mut ws,
-                    Some((&free, rule)),
-                    &rc.relaxation(),
-                    "recall",
-                    0,
-                )?;
-                let out = Tensor::from_vec(ws.x.swap_remove(0), (rows, d), &self.device)?;
-                Ok((out, RecallInfo { runs: vec![info] }))
-            });
-        }
-        let (info, _) = self.relax(&mut x.0, Some((&free, rule)), &rc.relaxation(), "recall", 0)?;
-        let out = x.0.swap_remove(0);
-        Ok((out, RecallInfo { runs: vec![info] }))
+        let x = self.init_values(&c, &mut rng)?;
+        self.exec()
+            .recall_partial(self, x, &free, rule, &rc.relaxation())
     }
 
     /// Partial recall with `free_pixel_rate = 1` and one mask for every row, on the network

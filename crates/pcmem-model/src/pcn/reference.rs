@@ -257,16 +257,7 @@ impl Pcn {
 
     /// Runs training-time inference (sensory layer clamped) on `x` in place.
     pub fn infer(&self, x: &mut ValueNodes) -> Result<InferenceInfo> {
-        let c = &self.config.inference;
-        if self.fused() {
-            return self.with_engine(|mut eng| {
-                let mut ws = eng.workspace(to_flat(&x.0)?);
-                let info = self.relax_fused(&mut eng, &mut ws, None, c, "inference", 0)?;
-                *x = self.to_nodes(ws)?;
-                Ok(info)
-            });
-        }
-        Ok(self.relax(&mut x.0, None, c, "inference", 0)?.0)
+        self.exec().infer(self, x)
     }
 
     pub(super) fn update_parameters(
@@ -332,16 +323,112 @@ impl Pcn {
 
     /// One weight update (Eq. 4-5, or Adam) at the state `x`, whose sensory layer holds the data.
     pub fn learn(&mut self, x: &ValueNodes) -> Result<()> {
-        if self.fused() {
-            let mut eng = self.take_engine()?;
-            let mut adam = self.adam_cpu()?;
-            let mut ws = eng.workspace(to_flat(&x.0)?);
-            eng.forward(&mut ws);
-            self.learn_fused(&mut eng, &mut adam, &ws);
-            return self.store_engine(eng, adam);
+        self.exec().learn(self, x)
+    }
+}
+
+/// The reference kernel: one candle operation per term of the equations, on any device.
+pub(super) struct Reference;
+
+impl Exec for Reference {
+    fn infer(&self, pcn: &Pcn, x: &mut ValueNodes) -> Result<InferenceInfo> {
+        let c = &pcn.config.inference;
+        Ok(pcn.relax(&mut x.0, None, c, "inference", 0)?.0)
+    }
+
+    fn learn(&self, pcn: &mut Pcn, x: &ValueNodes) -> Result<()> {
+        let fw = pcn.forward(&x.0)?;
+        let (gw, gb) = pcn.param_grads(&fw)?;
+        pcn.update_parameters(gw, gb, x.0[0].dims()[0])
+    }
+
+    fn train_step(&self, pcn: &mut Pcn, x: ValueNodes) -> Result<(InferenceInfo, ValueNodes)> {
+        let (info, x, _) = pcn.train_from(x, 0)?;
+        Ok((info, x))
+    }
+
+    fn train_epochs(
+        &self,
+        pcn: &mut Pcn,
+        batches: &[Tensor],
+        kept: Vec<Option<Vec<Tensor>>>,
+        lp: &mut EpochLoop<'_>,
+        mut on_epoch: &mut dyn FnMut(&EpochStats),
+    ) -> Result<()> {
+        let lc = pcn.config.learning.clone();
+        let mut kept: Vec<Option<ValueNodes>> =
+            kept.into_iter().map(|k| k.map(ValueNodes)).collect();
+        while let Some(epoch) = lp.next_epoch() {
+            let mut acc = EpochSums::default();
+            for (i, batch) in batches.iter().enumerate() {
+                let start = match kept[i].take() {
+                    Some(x) if lc.persistent_values => x,
+                    _ => {
+                        let mut rng = pcn.rng.clone();
+                        let x = pcn.init_values(batch, &mut rng)?;
+                        pcn.rng = rng;
+                        x
+                    }
+                };
+                let (info, x, sensory_sq) = pcn.train_from(start, epoch)?;
+                if lc.persistent_values {
+                    kept[i] = Some(x);
+                }
+                acc.add(&info, sensory_sq);
+            }
+            if lp.finish(epoch, acc, batches.len(), &mut on_epoch) {
+                let mut tensors = pcn.parameter_tensors()?;
+                if let Some(st) = &pcn.adam {
+                    for (i, (m, v)) in st.m.iter().zip(&st.v).enumerate() {
+                        tensors.insert(format!("adam.m{i}"), m.clone());
+                        tensors.insert(format!("adam.v{i}"), v.clone());
+                    }
+                }
+                for (i, k) in kept.iter().enumerate() {
+                    for (l, t) in k.iter().flat_map(|x| x.0.iter().enumerate()) {
+                        tensors.insert(format!("kept{i}.x{l}"), t.clone());
+                    }
+                }
+                let step = pcn.adam.as_ref().map(|a| a.step);
+                lp.save(&pcn.config, step, &pcn.rng, &tensors)?;
+            }
         }
-        let fw = self.forward(&x.0)?;
-        let (gw, gb) = self.param_grads(&fw)?;
-        self.update_parameters(gw, gb, x.0[0].dims()[0])
+        Ok(())
+    }
+
+    fn recall_noisy(
+        &self,
+        pcn: &Pcn,
+        mut c: Tensor,
+        rng: &mut ChaCha8Rng,
+        relaxation: &InferenceConfig,
+        iterations: usize,
+    ) -> Result<(Tensor, RecallInfo)> {
+        let mut runs = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let mut x = pcn.init_values(&c, rng)?;
+            let (info, fw) = pcn.relax(&mut x.0, None, relaxation, "recall", 0)?;
+            c = (&x.0[0] - &fw.eps[0])?;
+            runs.push(info);
+        }
+        Ok((c, RecallInfo { runs }))
+    }
+
+    fn recall_partial(
+        &self,
+        pcn: &Pcn,
+        mut x: ValueNodes,
+        free: &Tensor,
+        rule: FreeRule,
+        relaxation: &InferenceConfig,
+    ) -> Result<(Tensor, RecallInfo)> {
+        let (info, _) = pcn.relax(&mut x.0, Some((free, rule)), relaxation, "recall", 0)?;
+        let out = x.0.swap_remove(0);
+        Ok((out, RecallInfo { runs: vec![info] }))
+    }
+
+    fn restore_adam(&self, pcn: &mut Pcn, step: i32, m: Vec<Tensor>, v: Vec<Tensor>) -> Result<()> {
+        pcn.adam = Some(AdamState { step, m, v });
+        Ok(())
     }
 }

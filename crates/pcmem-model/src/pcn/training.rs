@@ -12,17 +12,7 @@ impl Pcn {
         let mut rng = self.rng.clone();
         let x = self.init_values(&batch, &mut rng)?;
         self.rng = rng;
-        if self.fused() {
-            let mut eng = self.take_engine()?;
-            let mut adam = self.adam_cpu()?;
-            let mut ws = eng.workspace(to_flat(&x.0)?);
-            let res = self.train_fused(&mut eng, &mut adam, &mut ws, 0);
-            self.store_engine(eng, adam)?;
-            let (info, _) = res?;
-            return Ok((info, self.to_nodes(ws)?));
-        }
-        let (info, x, _) = self.train_from(x, 0)?;
-        Ok((info, x))
+        self.exec().train_step(self, x)
     }
 
     pub(super) fn train_from(
@@ -104,58 +94,8 @@ impl Pcn {
         let pixels = pixels_of(rows, &self.config);
         let (resume, prefix, kept) = self.open_checkpoint(policy, batches.len())?;
         let mut lp = EpochLoop::new(&lc, pixels, prefix, policy);
-        if self.fused() {
-            let mut eng = self.take_engine()?;
-            let mut adam = self.adam_cpu()?;
-            let res = self.train_epochs_fused(
-                &mut eng,
-                &mut adam,
-                &batches,
-                kept,
-                &mut lp,
-                &mut on_epoch,
-            );
-            self.store_engine(eng, adam)?;
-            res?;
-            return Ok((lp.report(), resume));
-        }
-        let mut kept: Vec<Option<ValueNodes>> =
-            kept.into_iter().map(|k| k.map(ValueNodes)).collect();
-        while let Some(epoch) = lp.next_epoch() {
-            let mut acc = EpochSums::default();
-            for (i, batch) in batches.iter().enumerate() {
-                let start = match kept[i].take() {
-                    Some(x) if lc.persistent_values => x,
-                    _ => {
-                        let mut rng = self.rng.clone();
-                        let x = self.init_values(batch, &mut rng)?;
-                        self.rng = rng;
-                        x
-                    }
-                };
-                let (info, x, sensory_sq) = self.train_from(start, epoch)?;
-                if lc.persistent_values {
-                    kept[i] = Some(x);
-                }
-                acc.add(&info, sensory_sq);
-            }
-            if lp.finish(epoch, acc, batches.len(), &mut on_epoch) {
-                let mut tensors = self.parameter_tensors()?;
-                if let Some(st) = &self.adam {
-                    for (i, (m, v)) in st.m.iter().zip(&st.v).enumerate() {
-                        tensors.insert(format!("adam.m{i}"), m.clone());
-                        tensors.insert(format!("adam.v{i}"), v.clone());
-                    }
-                }
-                for (i, k) in kept.iter().enumerate() {
-                    for (l, t) in k.iter().flat_map(|x| x.0.iter().enumerate()) {
-                        tensors.insert(format!("kept{i}.x{l}"), t.clone());
-                    }
-                }
-                let step = self.adam.as_ref().map(|a| a.step);
-                lp.save(&self.config, step, &self.rng, &tensors)?;
-            }
-        }
+        self.exec()
+            .train_epochs(self, &batches, kept, &mut lp, &mut on_epoch)?;
         Ok((lp.report(), resume))
     }
 }
