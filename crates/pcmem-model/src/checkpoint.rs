@@ -333,8 +333,14 @@ pub(crate) fn read(
         )));
     }
     let ours = serde_json::to_value(config).expect("config serialises");
-    if meta.config != ours {
-        let differing = differing_keys(&meta.config, &ours, "");
+    // The saved config read back through today's type, so that a setting retired since (the
+    // kernel, now an execution option) does not count as a difference.
+    let theirs = serde_json::from_value::<PcnConfig>(meta.config.clone())
+        .ok()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or_else(|| meta.config.clone());
+    if theirs != ours {
+        let differing = differing_keys(&theirs, &ours, "");
         return Err(bad(format!(
             "written by another model config (differs in {})",
             differing.join(", ")

@@ -231,3 +231,21 @@ fn checkpoints_are_written_no_more_often_than_asked() {
     assert_eq!(resume, Resume::Fresh);
     assert!(p.exists(), "training's end writes one");
 }
+
+#[test]
+fn a_checkpoint_naming_the_retired_kernel_setting_still_resumes() {
+    // Checkpoints written while the kernel was a model setting carry `"kernel": "fused"` in
+    // their config; the kernel is an execution option now, which is no reason to restart.
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(8, 48, 6);
+    let cfg = config(false);
+    let p = policy(dir.path(), "legacy");
+    killed(&cfg, Kernel::Fused, &data, &p, 4);
+    let meta = dir.path().join("legacy.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    v["config"]["kernel"] = "fused".into();
+    std::fs::write(&meta, serde_json::to_string(&v).unwrap()).unwrap();
+    let (_, resume) = resumed(&cfg, Kernel::Fused, &data, &p);
+    assert!(matches!(resume, Resume::From { .. }), "{resume:?}");
+}
