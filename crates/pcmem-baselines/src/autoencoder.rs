@@ -23,7 +23,7 @@ use pcmem_model::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rows, mask_for, BaselineError, Result};
+use crate::error::{check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
 /// Hidden non-linearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -303,26 +303,13 @@ impl Autoencoder {
         let mask = known
             .map(|k| mask_for(&k.to_device(&self.device)?, rows, self.input_dim))
             .transpose()?;
-        let mut x = cues.clone();
-        let (mut steps, mut converged) = (0, false);
-        for _ in 0..self.config.recall_iterations {
-            let mut next = self.forward(&x)?.detach();
-            if let Some(m) = &mask {
-                next = (m * &cues + (m.affine(-1.0, 1.0)? * next)?)?;
-            }
-            let moved = (&next - &x)?.abs()?.max_all()?.to_scalar::<f32>()? as f64;
-            x = next;
-            steps += 1;
-            if moved <= self.config.recall_tolerance {
-                converged = true;
-                break;
-            }
-        }
-        Ok(Recall {
-            images: x,
-            steps,
-            converged,
-        })
+        iterate_clamped(
+            &cues,
+            mask.as_ref(),
+            self.config.recall_iterations,
+            self.config.recall_tolerance,
+            |x| Ok(self.forward(x)?.detach()),
+        )
     }
 }
 

@@ -115,3 +115,35 @@ pub(crate) fn mask_for(
         .broadcast_as((rows, d))?
         .contiguous()?)
 }
+
+/// Applies `map` to `cues` (`(rows, d)`) until no value moves by more than `tolerance` or
+/// `max_iterations` applications, putting the known pixels of `mask` (1 = known) back after
+/// every application: the recall loop of the baselines whose recall iterates a map.
+pub(crate) fn iterate_clamped(
+    cues: &candle_core::Tensor,
+    mask: Option<&candle_core::Tensor>,
+    max_iterations: usize,
+    tolerance: f64,
+    mut map: impl FnMut(&candle_core::Tensor) -> Result<candle_core::Tensor>,
+) -> Result<pcmem_model::Recall> {
+    let mut x = cues.clone();
+    let (mut steps, mut converged) = (0, false);
+    for _ in 0..max_iterations {
+        let mut next = map(&x)?;
+        if let Some(m) = mask {
+            next = (m * cues + (m.affine(-1.0, 1.0)? * next)?)?;
+        }
+        let moved = (&next - &x)?.abs()?.max_all()?.to_scalar::<f32>()? as f64;
+        x = next;
+        steps += 1;
+        if moved <= tolerance {
+            converged = true;
+            break;
+        }
+    }
+    Ok(pcmem_model::Recall {
+        images: x,
+        steps,
+        converged,
+    })
+}

@@ -21,7 +21,7 @@ use pcmem_model::factory::{ModelFactory, Sizes};
 use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rows, mask_for, BaselineError, Result};
+use crate::error::{check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
 /// Settings of the modern Hopfield network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,26 +129,13 @@ impl ModernHopfield {
         let cues = cues.to_dtype(DType::F32)?;
         let rows = cues.dims()[0];
         let mask = known.map(|k| mask_for(k, rows, d)).transpose()?;
-        let mut xi = cues.clone();
-        let (mut steps, mut converged) = (0, false);
-        for _ in 0..self.config.max_iterations {
-            let mut next = self.update(&xi)?;
-            if let Some(m) = &mask {
-                next = (m * &cues + (m.affine(-1.0, 1.0)? * next)?)?;
-            }
-            let moved = (&next - &xi)?.abs()?.max_all()?.to_scalar::<f32>()? as f64;
-            xi = next;
-            steps += 1;
-            if moved <= self.config.tolerance {
-                converged = true;
-                break;
-            }
-        }
-        Ok(Recall {
-            images: xi,
-            steps,
-            converged,
-        })
+        iterate_clamped(
+            &cues,
+            mask.as_ref(),
+            self.config.max_iterations,
+            self.config.tolerance,
+            |xi| self.update(xi),
+        )
     }
 }
 

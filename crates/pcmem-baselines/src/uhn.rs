@@ -35,7 +35,7 @@ use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rows, mask_for, BaselineError, Result};
+use crate::error::{check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
 /// How a stored pattern is scored against the cue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,30 +242,18 @@ impl Uhn {
         let cues = cues.to_dtype(DType::F32)?.to_device(m.device())?;
         let rows = cues.dims()[0];
         let mask = known.map(|k| mask_for(k, rows, d)).transpose()?;
-        let mut x = cues.clone();
-        let (mut steps, mut converged) = (0, false);
-        for _ in 0..self.config.iterations {
-            let mut next = self.update(&x)?;
-            if let Some(k) = &mask {
-                next = (k * &cues + (k.affine(-1.0, 1.0)? * next)?)?;
-            }
-            let moved = (&next - &x)?.abs()?.max_all()?.to_scalar::<f32>()? as f64;
-            x = next;
-            steps += 1;
-            if moved <= self.config.tolerance {
-                converged = true;
-                break;
-            }
-        }
+        let mut out = iterate_clamped(
+            &cues,
+            mask.as_ref(),
+            self.config.iterations,
+            self.config.tolerance,
+            |x| self.update(x),
+        )?;
         // A single shot is the network's whole answer: it has converged by definition.
         if self.config.iterations == 1 {
-            converged = true;
+            out.converged = true;
         }
-        Ok(Recall {
-            images: x,
-            steps,
-            converged,
-        })
+        Ok(out)
     }
 }
 
