@@ -718,30 +718,19 @@ impl AdamCpu {
             eng.param_grads(ws, scale, gw, gb.first_mut());
         }
         self.step += 1;
-        let bc1 = 1.0 - b1.powi(self.step);
-        let bc2 = 1.0 - b2.powi(self.step);
-        let (lr, b1, b2, eps) = ((alpha / bc1) as f32, b1 as f32, b2 as f32, eps as f32);
-        let inv_bc2 = (1.0 / bc2) as f32;
+        let rule = crate::optim::AdamStep::at(self.step, alpha, b1, b2, eps);
         let params = eng.w.iter_mut().chain(eng.b.iter_mut());
         for (i, p) in params.enumerate() {
             let p = p.to_mut();
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &self.g[i]);
-            let upd = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
-                for (((pv, mv), vv), &gv) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
-                {
-                    *mv = b1 * *mv + (1.0 - b1) * gv;
-                    *vv = b2 * *vv + (1.0 - b2) * gv * gv;
-                    *pv -= lr * *mv / ((*vv * inv_bc2).sqrt() + eps);
-                }
-            };
             if p.len() >= PAR_MIN {
                 p.par_chunks_mut(CHUNK)
                     .zip(m.par_chunks_mut(CHUNK))
                     .zip(v.par_chunks_mut(CHUNK))
                     .zip(g.par_chunks(CHUNK))
-                    .for_each(|(((p, m), v), g)| upd(p, m, v, g));
+                    .for_each(|(((p, m), v), g)| rule.slices(p, m, v, g));
             } else {
-                upd(p, m, v, g);
+                rule.slices(p, m, v, g);
             }
         }
     }

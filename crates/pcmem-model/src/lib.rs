@@ -24,6 +24,7 @@ mod engine;
 pub mod error;
 pub mod factory;
 pub mod memory;
+pub mod optim;
 pub mod pcn;
 pub mod products;
 

@@ -297,15 +297,10 @@ impl Pcn {
                     },
                 };
                 st.step += 1;
-                let bc1 = 1.0 - beta1.powi(st.step);
-                let bc2 = 1.0 - beta2.powi(st.step);
+                let rule = crate::optim::AdamStep::at(st.step, alpha, beta1, beta2, eps);
                 for (i, (p, g)) in self.params_mut().into_iter().zip(&grads).enumerate() {
                     let g = g.affine(scale, 0.0)?;
-                    st.m[i] = (st.m[i].affine(beta1, 0.0)? + g.affine(1.0 - beta1, 0.0)?)?;
-                    st.v[i] = (st.v[i].affine(beta2, 0.0)? + g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
-                    let denom = st.v[i].affine(1.0 / bc2, 0.0)?.sqrt()?.affine(1.0, eps)?;
-                    let upd = st.m[i].affine(alpha / bc1, 0.0)?.div(&denom)?;
-                    *p = (&*p - upd)?;
+                    rule.tensors(p, &mut st.m[i], &mut st.v[i], &g)?;
                 }
                 self.adam = Some(st);
             }
