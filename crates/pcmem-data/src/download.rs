@@ -1,6 +1,16 @@
 //! Checksummed downloads: stream to a temporary file beside the destination, hash while
 //! writing, check size and checksums, and only then rename into place. A killed or corrupted
 //! transfer never leaves a file that looks valid; a wrong file is deleted, never kept.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let file = dir.path().join("a.bin");
+//! std::fs::write(&file, b"abc")?;
+//! let d = pcmem_data::download::digest_file(&file)?;
+//! assert_eq!(d.bytes, 3);
+//! assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io::{Read, Write};
 use std::path::Path;

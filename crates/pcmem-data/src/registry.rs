@@ -4,6 +4,14 @@
 //! A dataset is looked for first in the data directory (`--data-dir` or `PCMEM_DATA_DIR`), in
 //! its official layout (full or partial, e.g. `../shared/data`), then in the download cache
 //! (`PCMEM_CACHE_DIR`, default `$XDG_CACHE_HOME/pcmem` or `~/.cache/pcmem`).
+//!
+//! ```
+//! use pcmem_data::DatasetId;
+//! let tiny = DatasetId::from_name("tiny-imagenet")?;
+//! assert_eq!(tiny.shape(), (3, 64, 64));
+//! assert!(DatasetId::from_name("cifar100").is_err()); // the error lists the known names
+//! # Ok::<(), pcmem_data::DataError>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 

@@ -13,6 +13,30 @@
 //! Claims, figures and tables use the selected points
 //! of a grid's hyperparameter search only (see [`crate::aggregate::selected`]); the report
 //! lists every point of a search in its own table.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("claims.toml");
+//! let claim = r#"
+//! [[claim]]
+//! id = "demo"
+//! grid = "fig3"
+//! source = "Sec. 3"
+//! text = "stores 250 images"
+//! paper = "250/250"
+//! where = { model = "pcn", n_images = "250" }
+//! metric = "fraction"
+//! op = ">="
+//! value = 1.0
+//! "#;
+//! std::fs::write(&path, claim)?;
+//! let claims = pcmem_harness::claims::load_claims(&path)?;
+//! assert_eq!(claims[0].op, pcmem_harness::claims::Op::Ge);
+//! // An unknown comparison is an error, never a silent equality.
+//! std::fs::write(&path, claim.replace("\">=\"", "\"=>\""))?;
+//! assert!(pcmem_harness::claims::load_claims(&path).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,5 +1,13 @@
 //! Figures with plotters: retrieval percentage against an axis (Fig. 3, 7, 8 style) as PNG and
 //! SVG, and picture grids (original / corrupted / recalled rows, Fig. 4, 6, 9, 10 style) as PNG.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let png = dir.path().join("curve.png");
+//! pcmem_harness::plots::curve(&png, "training", "energy", &[40.0, 12.0, 5.0, 3.5])?;
+//! assert!(std::fs::metadata(&png)?.len() > 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 

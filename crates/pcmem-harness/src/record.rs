@@ -8,6 +8,17 @@
 //! parameters, data{dataset,split,selection,sha256,source,n,shape,pixel_range}, code_version,
 //! device, finished_unix, timings{load_s,fit_s}, fit{curve,converged,stop,resolved},
 //! recall[{corruption,threshold,mse[],steps,converged,seconds,picture}]`.
+//!
+//! ```
+//! use pcmem_harness::spec::Grid;
+//! let text = "id = \"g\"\ntitle = \"t\"\npaper = \"p\"\n[train]\ndataset = [\"cifar10\"]\n\
+//!             n_images = [4]\nmodel = [\"pcn\"]\n[recall]\ncorruption = [\"noise:0.2\"]\n\
+//!             threshold = 0.005\n[profile.quick]\n";
+//! let grid = Grid::parse(text, "g.toml", "quick")?;
+//! let path = pcmem_harness::record::record_path("out".as_ref(), "g", "quick", &grid.cells()[0]);
+//! assert_eq!(path, std::path::Path::new("out/runs/g/quick/cifar10-N4-pcn-n512-L2-s0.json"));
+//! # Ok::<(), pcmem_harness::HarnessError>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 

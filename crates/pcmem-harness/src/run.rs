@@ -1,6 +1,33 @@
 //! The runner: expands a grid into cells, skips cells whose record exists (so a killed run
 //! resumes where it stopped), trains each remaining cell once and evaluates every recall
 //! condition on it, and writes one record per cell atomically.
+//!
+//! ```
+//! use pcmem_harness::run::{plan, RunOptions};
+//! use pcmem_harness::spec::Grid;
+//! let text = "id = \"g\"\ntitle = \"t\"\npaper = \"p\"\n[train]\ndataset = [\"cifar10\"]\n\
+//!             n_images = [4, 8]\nmodel = [\"pcn\", \"modern_hopfield\"]\n[recall]\n\
+//!             corruption = [\"noise:0.2\"]\nthreshold = 0.005\n[profile.quick]\n";
+//! let grid = Grid::parse(text, "g.toml", "quick")?;
+//! let out = tempfile::tempdir()?;
+//! let opts = RunOptions {
+//!     out: out.path().to_path_buf(),
+//!     shard: None,
+//!     force: false,
+//!     data: pcmem_data::DataDirs::from_env(None),
+//!     progress: false,
+//!     offline: true,
+//!     device: candle_core::Device::Cpu,
+//!     kernel: Default::default(),
+//!     checkpoint_every: None,
+//!     stop: None,
+//! };
+//! // Four cells, none finished yet; `run_grid` would train and record them.
+//! let cells = plan(&grid, &opts)?;
+//! assert_eq!(cells.len(), 4);
+//! assert!(cells.iter().all(|(_, _, done)| !done));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::path::PathBuf;
 use std::time::Instant;
