@@ -17,9 +17,10 @@
 //! ```
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use pcmem_model::factory::{ModelFactory, Sizes};
-use pcmem_model::{AssociativeMemory, FitProgress, FitReport, MemoryError, Recall};
+use pcmem_model::{
+    AssociativeMemory, CheckpointPolicy, FitProgress, FitReport, MemoryError, Recall, Resume,
+};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -240,28 +241,53 @@ impl Autoencoder {
         Ok(h)
     }
 
+    /// The parameters in checkpoint order: `w0, b0, w1, b1, ...`.
+    fn vars(&self) -> Vec<Var> {
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
+    }
+
+    /// Trains on `patterns`; with a `policy`, saves the training state (weights, Adam's
+    /// moments and step, the loss curve) at most once per `policy.every` and resumes from it,
+    /// so that a killed run ends with the bits of one never interrupted.
     fn fit_impl(
         &mut self,
         patterns: &Tensor,
         on_epoch: &mut dyn FnMut(&FitProgress),
-    ) -> Result<FitReport> {
+        policy: Option<&CheckpointPolicy>,
+    ) -> std::result::Result<(FitReport, Resume), MemoryError> {
         check_rows("patterns", patterns, Some(self.input_dim))?;
         let x = patterns.to_device(&self.device)?.to_dtype(DType::F32)?;
-        let vars: Vec<Var> = self
-            .layers
-            .iter()
-            .flat_map(|(w, b)| [w.clone(), b.clone()])
-            .collect();
-        let mut opt = AdamW::new(
-            vars,
-            ParamsAdamW {
-                lr: self.config.lr,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
+        let vars = self.vars();
+        let mut adam = Adam::new(&vars, self.config.lr)?;
         let mut curve = Vec::new();
-        for epoch in 0..self.config.max_epochs {
+        let mut resume = match policy {
+            Some(_) => Resume::Fresh,
+            None => Resume::Unsupported,
+        };
+        if let Some(policy) = policy {
+            match self.restore(policy, &vars, &mut adam) {
+                Ok(Some(saved)) => {
+                    resume = Resume::From { epoch: saved.len() };
+                    curve = saved;
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    policy.remove().map_err(|e| BaselineError::Saved {
+                        path: policy.meta_path(),
+                        reason: e.to_string(),
+                    })?;
+                    resume = Resume::Refused {
+                        path: policy.meta_path(),
+                        reason,
+                    };
+                }
+            }
+        }
+        let mut last_save = std::time::Instant::now();
+        for epoch in curve.len()..self.config.max_epochs {
             let loss = (self.forward(&x)? - &x)?.sqr()?.mean_all()?;
             let value = loss.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
@@ -269,7 +295,8 @@ impl Autoencoder {
                     model: "autoencoder",
                     epoch,
                     loss: value,
-                });
+                }
+                .into());
             }
             curve.push(value);
             on_epoch(&FitProgress {
@@ -279,21 +306,120 @@ impl Autoencoder {
                 mse: value,
             });
             if value < self.config.target_mse {
-                return Ok(FitReport {
+                let report = FitReport {
                     curve,
                     converged: true,
                     stop: "target MSE reached".into(),
                     ..Default::default()
-                });
+                };
+                return Ok((report, resume));
             }
-            opt.backward_step(&loss)?;
+            adam.step(&vars, &loss.backward()?)?;
+            if let Some(policy) = policy {
+                let stop = policy.stop_asked();
+                if stop || last_save.elapsed() >= policy.every {
+                    self.save_state(policy, &vars, &adam, &curve)?;
+                    last_save = std::time::Instant::now();
+                }
+                if stop {
+                    return Err(Box::new(pcmem_model::PcnError::Interrupted {
+                        epochs: curve.len(),
+                        path: policy.meta_path(),
+                    }));
+                }
+            }
         }
-        Ok(FitReport {
+        let report = FitReport {
             curve,
             converged: false,
             stop: "epoch limit".into(),
             ..Default::default()
-        })
+        };
+        Ok((report, resume))
+    }
+
+    fn save_state(
+        &self,
+        policy: &CheckpointPolicy,
+        vars: &[Var],
+        adam: &Adam,
+        curve: &[f64],
+    ) -> std::result::Result<(), MemoryError> {
+        let mut tensors = std::collections::HashMap::new();
+        for (i, v) in vars.iter().enumerate() {
+            tensors.insert(format!("p{i}"), v.as_tensor().clone());
+            tensors.insert(format!("m{i}"), adam.m[i].clone());
+            tensors.insert(format!("v{i}"), adam.v[i].clone());
+        }
+        let payload = serde_json::json!({
+            "config": self.config,
+            "input_dim": self.input_dim,
+            "adam_step": adam.step,
+            "curve": curve,
+        });
+        Ok(pcmem_model::checkpoint::save_state(
+            policy,
+            curve.len(),
+            &payload,
+            &tensors,
+        )?)
+    }
+
+    /// The loss curve of the saved state, with the weights and moments restored; `Ok(None)`:
+    /// no checkpoint; `Err`: one that cannot be used, and why.
+    fn restore(
+        &self,
+        policy: &CheckpointPolicy,
+        vars: &[Var],
+        adam: &mut Adam,
+    ) -> std::result::Result<Option<Vec<f64>>, String> {
+        let saved = match pcmem_model::checkpoint::load_state(policy, &self.device) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let ours = serde_json::json!({"config": self.config, "input_dim": self.input_dim});
+        let theirs = serde_json::json!({
+            "config": saved.payload["config"],
+            "input_dim": saved.payload["input_dim"],
+        });
+        if ours != theirs {
+            let keys = pcmem_model::checkpoint::differing_keys(&theirs, &ours, "");
+            return Err(format!(
+                "written by another autoencoder config (differs in {})",
+                keys.join(", ")
+            ));
+        }
+        let curve: Vec<f64> = serde_json::from_value(saved.payload["curve"].clone())
+            .map_err(|e| format!("curve: {e}"))?;
+        let step = saved.payload["adam_step"]
+            .as_u64()
+            .ok_or("adam_step missing")? as usize;
+        if curve.len() != saved.epochs {
+            return Err(format!(
+                "{} epochs but a curve of {}",
+                saved.epochs,
+                curve.len()
+            ));
+        }
+        let take = |name: String| {
+            saved
+                .tensors
+                .get(&name)
+                .cloned()
+                .ok_or(format!("tensor `{name}` missing"))
+        };
+        for (i, v) in vars.iter().enumerate() {
+            let p = take(format!("p{i}"))?;
+            if p.dims() != v.as_tensor().dims() {
+                return Err(format!("tensor `p{i}` has shape {:?}", p.dims()));
+            }
+            v.set(&p).map_err(|e| e.to_string())?;
+            adam.m[i] = take(format!("m{i}"))?;
+            adam.v[i] = take(format!("v{i}"))?;
+        }
+        adam.step = step;
+        Ok(Some(curve))
     }
 
     fn recall_impl(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall> {
@@ -319,7 +445,7 @@ impl AssociativeMemory for Autoencoder {
     }
 
     fn fit(&mut self, patterns: &Tensor) -> Result<FitReport, MemoryError> {
-        Ok(self.fit_impl(patterns, &mut |_| {})?)
+        Ok(self.fit_impl(patterns, &mut |_| {}, None)?.0)
     }
 
     fn fit_with(
@@ -327,7 +453,16 @@ impl AssociativeMemory for Autoencoder {
         patterns: &Tensor,
         on_epoch: &mut dyn FnMut(&FitProgress),
     ) -> Result<FitReport, MemoryError> {
-        Ok(self.fit_impl(patterns, on_epoch)?)
+        Ok(self.fit_impl(patterns, on_epoch, None)?.0)
+    }
+
+    fn fit_resumable(
+        &mut self,
+        patterns: &Tensor,
+        checkpoint: &CheckpointPolicy,
+        on_epoch: &mut dyn FnMut(&FitProgress),
+    ) -> Result<(FitReport, Resume), MemoryError> {
+        self.fit_impl(patterns, on_epoch, Some(checkpoint))
     }
 
     fn recall(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall, MemoryError> {
@@ -339,6 +474,60 @@ impl AssociativeMemory for Autoencoder {
             .iter()
             .map(|(w, b)| w.elem_count() + b.elem_count())
             .sum()
+    }
+}
+
+/// Adam without weight decay, in the arithmetic of candle-nn's `AdamW` (which trained the
+/// autoencoder before; the same operations in the same order give the same bits), with its
+/// moments and step in the open so that a checkpoint can hold them.
+struct Adam {
+    lr: f64,
+    step: usize,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    fn new(vars: &[Var], lr: f64) -> Result<Self> {
+        let zeros = || -> Result<Vec<Tensor>> {
+            Ok(vars
+                .iter()
+                .map(|v| v.as_tensor().zeros_like())
+                .collect::<candle_core::Result<_>>()?)
+        };
+        Ok(Self {
+            lr,
+            step: 0,
+            m: zeros()?,
+            v: zeros()?,
+        })
+    }
+
+    fn step(&mut self, vars: &[Var], grads: &candle_core::backprop::GradStore) -> Result<()> {
+        self.step += 1;
+        let (b1, b2) = (Self::BETA1, Self::BETA2);
+        let scale_m = 1f64 / (1f64 - b1.powi(self.step as i32));
+        let scale_v = 1f64 / (1f64 - b2.powi(self.step as i32));
+        for (i, var) in vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let next_m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
+            let next_v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let m_hat = (&next_m * scale_m)?;
+            let v_hat = (&next_v * scale_v)?;
+            let theta = (var.as_tensor() * 1f64)?;
+            let adjusted = (m_hat / (v_hat.sqrt()? + Self::EPS)?)?;
+            var.set(&(theta - (adjusted * self.lr)?)?)?;
+            // Detached: a moment that kept its graph would chain every epoch's to the last.
+            self.m[i] = next_m.detach();
+            self.v[i] = next_v.detach();
+        }
+        Ok(())
     }
 }
 

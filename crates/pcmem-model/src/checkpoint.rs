@@ -242,15 +242,14 @@ impl State {
     }
 }
 
-/// Writes a checkpoint after `epochs.len()` finished epochs: tensors first, then the JSON by
-/// rename, then older tensor files of this stem are removed.
-pub(crate) fn write(
+/// The atomic write of a checkpoint after `epochs` epochs: the tensors to a new file, then the
+/// JSON (made by `meta` from the tensor file's name) renamed over the old one, then older
+/// tensor files of this stem removed.
+fn commit(
     policy: &CheckpointPolicy,
-    config: &PcnConfig,
-    epochs: &[EpochStats],
-    adam_step: Option<i32>,
-    rng: &ChaCha8Rng,
+    epochs: usize,
     tensors: &HashMap<String, Tensor>,
+    meta: impl FnOnce(String) -> Vec<u8>,
 ) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -259,7 +258,7 @@ pub(crate) fn write(
     if let Some(dir) = policy.stem.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let final_tensors = policy.tensor_file(epochs.len());
+    let final_tensors = policy.tensor_file(epochs);
     let tmp = with_suffix(&final_tensors, ".tmp");
     candle_core::safetensors::save(tensors, &tmp).map_err(|e| PcnError::Checkpoint {
         path: tmp.clone(),
@@ -269,22 +268,15 @@ pub(crate) fn write(
         .and_then(|f| f.sync_all())
         .map_err(io(&tmp))?;
     std::fs::rename(&tmp, &final_tensors).map_err(io(&final_tensors))?;
-    let meta = Meta {
-        format: FORMAT,
-        identity: policy.identity.clone(),
-        config: serde_json::to_value(config).expect("config serialises"),
-        epochs: epochs.to_vec(),
-        adam_step,
-        rng: RngState::of(rng),
-        tensors: final_tensors
+    let text = meta(
+        final_tensors
             .file_name()
             .and_then(|s| s.to_str())
             .expect("stem is valid text")
             .to_string(),
-    };
+    );
     let meta_path = policy.meta_path();
     let tmp = with_suffix(&meta_path, ".tmp");
-    let text = serde_json::to_vec(&meta).expect("checkpoint metadata serialises");
     (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&text)?;
@@ -298,6 +290,29 @@ pub(crate) fn write(
         }
     }
     Ok(())
+}
+
+/// Writes a checkpoint after `epochs.len()` finished epochs (see [`commit`]).
+pub(crate) fn write(
+    policy: &CheckpointPolicy,
+    config: &PcnConfig,
+    epochs: &[EpochStats],
+    adam_step: Option<i32>,
+    rng: &ChaCha8Rng,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<()> {
+    commit(policy, epochs.len(), tensors, |tensors| {
+        let meta = Meta {
+            format: FORMAT,
+            identity: policy.identity.clone(),
+            config: serde_json::to_value(config).expect("config serialises"),
+            epochs: epochs.to_vec(),
+            adam_step,
+            rng: RngState::of(rng),
+            tensors,
+        };
+        serde_json::to_vec(&meta).expect("checkpoint metadata serialises")
+    })
 }
 
 /// Reads the checkpoint of `policy`, if any, for a model of `config` on `device`. `Ok(None)`:
@@ -386,4 +401,90 @@ pub fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, at: &str) ->
             at.into()
         }],
     }
+}
+
+/// The metadata of a checkpoint written by [`save_state`] (memories other than the PCN).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StateMeta {
+    format: u32,
+    identity: String,
+    /// Epochs finished.
+    epochs: usize,
+    /// Whatever the memory needs besides tensors (its config, its loss curve, ...).
+    payload: serde_json::Value,
+    tensors: String,
+}
+
+/// Saves a training state for a memory other than the PCN, as atomically as the PCN's (tensor
+/// file first under a new name, then the JSON renamed over the old one, then older tensor
+/// files removed): after `epochs` finished epochs, `payload` (any JSON: the config, the curve)
+/// and the named `tensors`.
+pub fn save_state(
+    policy: &CheckpointPolicy,
+    epochs: usize,
+    payload: &serde_json::Value,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<()> {
+    commit(policy, epochs, tensors, |tensors| {
+        let meta = StateMeta {
+            format: FORMAT,
+            identity: policy.identity.clone(),
+            epochs,
+            payload: payload.clone(),
+            tensors,
+        };
+        serde_json::to_vec(&meta).expect("checkpoint metadata serialises")
+    })
+}
+
+/// A state saved by [`save_state`].
+#[derive(Debug, Clone)]
+pub struct SavedState {
+    /// Epochs finished.
+    pub epochs: usize,
+    /// The payload given to [`save_state`].
+    pub payload: serde_json::Value,
+    /// The named tensors, on the device asked for.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Reads the state [`save_state`] wrote for `policy`, onto `device`. `Ok(None)`: there is
+/// none. An error names the file and why it cannot be used (another identity or format,
+/// unreadable, tensor file missing); the caller then removes it and starts over.
+pub fn load_state(policy: &CheckpointPolicy, device: &Device) -> Result<Option<SavedState>> {
+    let path = policy.meta_path();
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(PcnError::Io { path, source }),
+    };
+    let bad = |reason: String| PcnError::Checkpoint {
+        path: path.clone(),
+        reason,
+    };
+    let meta: StateMeta =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
+    if meta.format != FORMAT {
+        return Err(bad(format!(
+            "format {} (this build reads format {FORMAT})",
+            meta.format
+        )));
+    }
+    if meta.identity != policy.identity {
+        return Err(bad(format!(
+            "written for `{}`, this run is `{}` (other data)",
+            meta.identity, policy.identity
+        )));
+    }
+    let tensor_path = path.with_file_name(&meta.tensors);
+    let tensors =
+        candle_core::safetensors::load(&tensor_path, device).map_err(|e| PcnError::Checkpoint {
+            path: tensor_path.clone(),
+            reason: format!("tensor file unreadable: {e}"),
+        })?;
+    Ok(Some(SavedState {
+        epochs: meta.epochs,
+        payload: meta.payload,
+        tensors,
+    }))
 }

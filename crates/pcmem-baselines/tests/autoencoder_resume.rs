@@ -1,0 +1,98 @@
+//! The autoencoder's training survives a stop: checkpointed, stopped by the stop flag mid
+//! training, resumed by a new process's model, it ends with the bits of a run never stopped; a
+//! checkpoint of another config is refused by name and training restarts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use candle_core::{Device, Tensor};
+use pcmem_baselines::{Autoencoder, AutoencoderConfig};
+use pcmem_model::{AssociativeMemory, CheckpointPolicy, PcnError, Resume};
+
+fn config() -> AutoencoderConfig {
+    AutoencoderConfig {
+        hidden_dim: 16,
+        max_epochs: 14,
+        target_mse: 0.0,
+        ..Default::default()
+    }
+}
+
+fn data() -> Tensor {
+    let v: Vec<f32> = (0..6 * 24)
+        .map(|i| ((i * 37 % 101) as f32) / 100.0)
+        .collect();
+    Tensor::from_vec(v, (6, 24), &Device::Cpu).unwrap()
+}
+
+fn weights(ae: &Autoencoder, x: &Tensor) -> Vec<f32> {
+    // The map on the data carries every weight's bits.
+    ae.forward(x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+#[test]
+fn a_stopped_autoencoder_resumes_to_the_bits_of_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = data();
+    let mut whole = Autoencoder::new(config(), 24).unwrap();
+    let full = whole.fit(&x).unwrap();
+    assert_eq!(full.curve.len(), 14);
+
+    let flag = Arc::new(AtomicBool::new(false));
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
+        .with_stop(flag.clone());
+    let mut first = Autoencoder::new(config(), 24).unwrap();
+    let err = first
+        .fit_resumable(&x, &policy, &mut |p| {
+            if p.epoch == 5 {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<PcnError>(),
+            Some(PcnError::Interrupted { epochs: 5, .. })
+        ),
+        "{err}"
+    );
+    assert!(policy.exists());
+
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::ZERO, "data");
+    let mut second = Autoencoder::new(config(), 24).unwrap();
+    let (report, resume) = second.fit_resumable(&x, &policy, &mut |_| {}).unwrap();
+    assert_eq!(resume, Resume::From { epoch: 5 });
+    assert_eq!(report.curve, full.curve);
+    assert_eq!(weights(&second, &x), weights(&whole, &x));
+}
+
+#[test]
+fn a_checkpoint_of_another_config_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = data();
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::ZERO, "data");
+    Autoencoder::new(config(), 24)
+        .unwrap()
+        .fit_resumable(&x, &policy, &mut |_| {})
+        .unwrap();
+    assert!(policy.exists());
+    let other = AutoencoderConfig {
+        lr: 2e-3,
+        ..config()
+    };
+    let (report, resume) = Autoencoder::new(other, 24)
+        .unwrap()
+        .fit_resumable(&x, &policy, &mut |_| {})
+        .unwrap();
+    match resume {
+        Resume::Refused { reason, .. } => assert!(reason.contains("config.lr"), "{reason}"),
+        r => panic!("expected a refusal, got {r:?}"),
+    }
+    assert_eq!(report.curve.len(), 14, "trained from epoch 0");
+}
