@@ -71,6 +71,11 @@ pub struct FitInfo {
     /// checkpoint (absent: trained in one go). `timings.fit_s` then counts this process only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at_epoch: Option<usize>,
+    /// The cell whose training this record's model is: a search point that differs from it
+    /// only in recall settings recalls with the model trained once for it (absent: trained
+    /// for this cell). `timings.fit_s` is then that training's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_for: Option<String>,
 }
 
 /// One recall condition's raw outcome.

@@ -313,12 +313,39 @@ fn check_development(
 
 /// Trains one cell and evaluates every recall condition; writes nothing except the pictures.
 /// `on_epoch` is called after every training epoch.
+/// A model trained by an earlier cell of the same run, kept for the next cells that differ
+/// from that cell only in recall settings (the points of a search over `recall.*`): they
+/// recall with it instead of training the same model again.
+pub struct Trained {
+    /// The cell it was trained for.
+    cell: Cell,
+    /// Its settings without `recall`, and the data's checksum: what must match.
+    key: (serde_json::Value, String),
+    model: Box<dyn pcmem_model::AssociativeMemory>,
+    fit: pcmem_model::FitReport,
+    fit_s: f64,
+    resumed_at_epoch: Option<usize>,
+}
+
+/// The settings that decide training: everything but `recall`.
+fn training_key(config: &serde_json::Value, sha256: &str) -> (serde_json::Value, String) {
+    let mut c = config.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("recall");
+    }
+    (c, sha256.to_string())
+}
+
+/// Trains `cell`'s model (or reuses the one in `cache` when the cell differs from the cell it
+/// was trained for only in recall settings), recalls every condition of every arm, and
+/// returns the record; the model is left in `cache` for the next cell.
 pub fn run_cell(
     grid: &Grid,
     cell: &Cell,
     opts: &RunOptions,
     record_file: &std::path::Path,
     on_epoch: &mut dyn FnMut(&FitProgress),
+    cache: &mut Option<Trained>,
 ) -> Result<RunRecord> {
     let t0 = Instant::now();
     let id = DatasetId::from_name(&cell.dataset)?;
@@ -375,45 +402,70 @@ pub fn run_cell(
         )));
     }
     let model_config = resolved.config.clone();
-    let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
-    model.set_kernel(opts.kernel).map_err(cell_err)?;
-    let t1 = Instant::now();
-    let (fit, resume) = match opts.checkpoint_every {
-        Some(every) => {
-            let mut policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
-            if let Some(flag) = &opts.stop {
-                policy = policy.with_stop(flag.clone());
+    let key = training_key(&resolved.config, &set.sha256);
+    let reuse = match cache.take() {
+        Some(mut t) if t.key == key && t.cell.base() == cell.base() => {
+            match t.model.set_recall_settings(&resolved.config) {
+                Ok(()) => Some(t),
+                Err(_) => None,
             }
-            model
-                .fit_resumable(&truth, &policy, on_epoch)
-                .map_err(cell_err)?
         }
-        None => (
-            model.fit_with(&truth, on_epoch).map_err(cell_err)?,
-            Resume::Fresh,
-        ),
+        _ => None,
     };
-    let resumed_at_epoch = match &resume {
-        Resume::From { epoch } => {
+    let (mut model, fit, fit_s, resumed_at_epoch, origin) = match reuse {
+        Some(t) => {
             eprintln!(
-                "{}: {} resumed from its checkpoint after epoch {epoch}",
-                grid.id,
-                cell.id()
-            );
-            Some(*epoch)
-        }
-        Resume::Refused { path, reason } => {
-            eprintln!(
-                "{}: {} checkpoint {} not used ({reason}); removed, trained from epoch 0",
+                "{}: {} recalls with the model trained for {} (only recall settings differ)",
                 grid.id,
                 cell.id(),
-                path.display()
+                t.cell.id()
             );
-            None
+            (t.model, t.fit, t.fit_s, t.resumed_at_epoch, t.cell)
         }
-        Resume::Fresh | Resume::Unsupported => None,
+        None => {
+            let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
+            model.set_kernel(opts.kernel).map_err(cell_err)?;
+            let t1 = Instant::now();
+            let (fit, resume) = match opts.checkpoint_every {
+                Some(every) => {
+                    let mut policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
+                    if let Some(flag) = &opts.stop {
+                        policy = policy.with_stop(flag.clone());
+                    }
+                    model
+                        .fit_resumable(&truth, &policy, on_epoch)
+                        .map_err(cell_err)?
+                }
+                None => (
+                    model.fit_with(&truth, on_epoch).map_err(cell_err)?,
+                    Resume::Fresh,
+                ),
+            };
+            let resumed_at_epoch = match &resume {
+                Resume::From { epoch } => {
+                    eprintln!(
+                        "{}: {} resumed from its checkpoint after epoch {epoch}",
+                        grid.id,
+                        cell.id()
+                    );
+                    Some(*epoch)
+                }
+                Resume::Refused { path, reason } => {
+                    eprintln!(
+                        "{}: {} checkpoint {} not used ({reason}); removed, trained from epoch 0",
+                        grid.id,
+                        cell.id(),
+                        path.display()
+                    );
+                    None
+                }
+                Resume::Fresh | Resume::Unsupported => None,
+            };
+            let fit_s = t1.elapsed().as_secs_f64();
+            (model, fit, fit_s, resumed_at_epoch, cell.clone())
+        }
     };
-    let fit_s = t1.elapsed().as_secs_f64();
+    let trained_for = (origin != *cell).then(|| origin.id());
     let mut recall: Vec<RecallResult> = Vec::new();
     let mut arms = std::collections::BTreeMap::new();
     let fill = if bipolar { -1.0 } else { 0.0 };
@@ -533,7 +585,7 @@ pub fn run_cell(
             });
         }
     }
-    Ok(RunRecord {
+    let record = RunRecord {
         schema: SCHEMA,
         grid: grid.id.clone(),
         profile: grid.applied_profile.clone(),
@@ -560,16 +612,28 @@ pub fn run_cell(
         finished_unix: unix_now(),
         timings: Timings { load_s, fit_s },
         fit: FitInfo {
-            curve: fit.curve,
+            curve: fit.curve.clone(),
             converged: fit.converged,
-            stop: fit.stop,
-            resolved: fit.resolved,
+            stop: fit.stop.clone(),
+            resolved: fit.resolved.clone(),
             resumed_at_epoch,
+            trained_for: trained_for.clone(),
         },
         recall,
         arms,
         tune: grid.tune.clone(),
-    })
+    };
+    // Kept for a next cell that differs only in recall settings; a model that reused one is
+    // still the model trained for the first.
+    *cache = Some(Trained {
+        cell: origin,
+        key,
+        model,
+        fit,
+        fit_s,
+        resumed_at_epoch,
+    });
+    Ok(record)
 }
 
 /// Runs every cell of the grid (this shard) that has no record yet (all with `force`).
@@ -665,6 +729,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         None
     };
     let total = todo.len();
+    let mut trained: Option<Trained> = None;
     for (k, (cell, path, _)) in todo.into_iter().enumerate() {
         if opts
             .stop
@@ -735,7 +800,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
                 );
             }
         };
-        let rec = run_cell(grid, cell, opts, path, &mut on_epoch);
+        let rec = run_cell(grid, cell, opts, path, &mut on_epoch, &mut trained);
         if let Some(b) = cell_bar {
             b.finish_and_clear();
         }

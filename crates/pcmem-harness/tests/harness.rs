@@ -803,3 +803,56 @@ fn a_tune_rule_selects_by_recall_on_development_images_only() {
         );
     }
 }
+
+#[test]
+fn search_points_differing_only_in_recall_settings_train_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let text = GRID
+        .replace(
+            "model = [\"modern_hopfield\", \"pcn\"]",
+            "model = [\"pcn\"]",
+        )
+        .replace("n_images = [4, 6]", "n_images = [4]")
+        .replace(
+            "[profile.quick]",
+            "[search.pcn]\n\"recall.steps\" = [3, 7]\n\n[profile.quick]",
+        );
+    let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+    assert_eq!(grid.cells().len(), 2);
+    let s = run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    assert_eq!(s.ran, 2);
+    let mut recs: Vec<_> = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    recs.sort_by_key(|r| r.cell.search.clone());
+    let (first, second) = (&recs[0], &recs[1]);
+    assert_eq!(first.fit.trained_for, None);
+    assert_eq!(second.fit.trained_for, Some(first.cell.id()));
+    assert_eq!(first.fit.curve, second.fit.curve);
+    assert_eq!(first.timings.fit_s, second.timings.fit_s);
+    // Each recalled with its own settings.
+    assert_eq!(first.model_config["recall"]["steps"], 3);
+    assert_eq!(second.model_config["recall"]["steps"], 7);
+    let mask = |r: &pcmem_harness::record::RunRecord| {
+        r.recall
+            .iter()
+            .find(|x| x.corruption == "top:0.5")
+            .unwrap()
+            .steps
+    };
+    assert_eq!((mask(first), mask(second)), (3, 7));
+    // A search over a training setting trains every point.
+    let text = text.replace(
+        "\"recall.steps\" = [3, 7]",
+        "\"learning.max_epochs\" = [2, 3]",
+    );
+    let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+    let out2 = tmp.path().join("out2");
+    run_grid(&grid, &options(&out2, tmp.path())).unwrap();
+    let recs = read_all(&out2).unwrap();
+    assert!(recs.iter().all(|(_, r)| r.fit.trained_for.is_none()));
+}
