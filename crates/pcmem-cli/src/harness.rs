@@ -248,7 +248,12 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
             let status = if *done && !force {
                 "done"
             } else if !done && path.exists() {
-                "corrupt"
+                // A record is there but will be recomputed: unreadable, or from settings the
+                // grid no longer states (the run says which when it gets there).
+                match pcmem_harness::record::RunRecord::read(path) {
+                    Ok(_) => "stale",
+                    Err(_) => "corrupt",
+                }
             } else {
                 "to run"
             };
