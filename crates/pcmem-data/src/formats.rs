@@ -2,6 +2,21 @@
 //! binary records, and folders or zip archives of JPEG images (Tiny ImageNet, ImageNet).
 //!
 //! Each reader selects the wanted images before decoding and hashes exactly their source bytes.
+//!
+//! ```
+//! use pcmem_data::formats::{load_cifar, CIFAR_RECORD};
+//! use pcmem_data::Selection;
+//! let dir = tempfile::tempdir()?;
+//! let file = dir.path().join("train.bin");
+//! let mut bytes = vec![0u8; 2 * CIFAR_RECORD];
+//! bytes[0] = 3; // label of the first image
+//! bytes[1] = 255; // its first red pixel
+//! std::fs::write(&file, &bytes)?;
+//! let set = load_cifar(&[file], &Selection::First(2))?;
+//! assert_eq!((set.len(), set.shape), (2, (3, 32, 32)));
+//! assert_eq!(set.pixels[0], 1.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

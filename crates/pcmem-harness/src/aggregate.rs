@@ -11,6 +11,14 @@
 //! images; NaN for one-shot memories), and `selected` marks the point with the lowest
 //! `train_loss` among the points of the same cell (always true without a search): figures,
 //! tables and claims use only selected rows.
+//!
+//! ```
+//! // No records, no rows: the tidy table still has its columns.
+//! let df = pcmem_harness::aggregate::tidy(&[])?;
+//! assert_eq!(df.height(), 0);
+//! assert!(df.get_column_names().iter().any(|c| c.as_str() == "fraction"));
+//! # Ok::<(), pcmem_harness::HarnessError>(())
+//! ```
 
 use std::path::Path;
 

@@ -4,6 +4,19 @@
 //! at which training stopped (its target reached, or converged). A cell's expectation is its
 //! epoch limit times that fraction times its work per epoch, at that rate; its bound is the
 //! full epoch limit at that rate (at 100 GFLOP/s where no record of its kind exists yet).
+//!
+//! ```
+//! use pcmem_harness::estimate::Expectation;
+//! let text = "id = \"g\"\ntitle = \"t\"\npaper = \"p\"\n[train]\ndataset = [\"cifar10\"]\n\
+//!             n_images = [4, 8]\nmodel = [\"pcn\"]\n[recall]\ncorruption = [\"noise:0.2\"]\n\
+//!             threshold = 0.005\n[profile.quick]\n";
+//! let grid = pcmem_harness::spec::Grid::parse(text, "g.toml", "quick")?;
+//! // No finished cell yet: a bound from the work formula, no expectation.
+//! let none = Expectation::from_records(&grid, []);
+//! let (bound, expected) = none.seconds(&grid, &grid.cells()[0]);
+//! assert!(bound > 0.0 && expected.is_none());
+//! # Ok::<(), pcmem_harness::HarnessError>(())
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,18 @@
 //! data cannot be had (ImageNet, which has no free download; `--offline`; a download that
 //! failed) is *not run*: [`prepare`] returns the reason, with how to provide the data, and the
 //! runner records it beside the grid's records (`not-run.txt`) for the summary and the report.
+//!
+//! ```
+//! let text = "id = \"g\"\ntitle = \"t\"\npaper = \"p\"\n[train]\ndataset = [\"cifar10\"]\n\
+//!             n_images = [4, 8]\nmodel = [\"pcn\"]\n[recall]\ncorruption = [\"noise:0.2\"]\n\
+//!             threshold = 0.005\n[profile.quick]\n";
+//! let grid = pcmem_harness::spec::Grid::parse(text, "g.toml", "quick")?;
+//! assert_eq!(pcmem_harness::provision::split_of(&grid), pcmem_data::Split::Train);
+//! // Where `pcmem run` notes a grid it could not run for want of data.
+//! let marker = pcmem_harness::provision::marker("out".as_ref(), &grid);
+//! assert!(marker.starts_with("out"));
+//! # Ok::<(), pcmem_harness::HarnessError>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 

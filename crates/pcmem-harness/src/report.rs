@@ -1,6 +1,17 @@
 //! The report: for every grid, its figure and table, and for every claim of the paper
 //! (evaluated by [`crate::claims`]) the paper's value, ours, and pass / fail / not run, as
 //! `REPORT.md` with the figures embedded.
+//!
+//! ```
+//! let text = "id = \"g\"\ntitle = \"t\"\npaper = \"p\"\n[train]\ndataset = [\"cifar10\"]\n\
+//!             n_images = [4, 8]\nmodel = [\"pcn\"]\n[recall]\ncorruption = [\"noise:0.2\"]\n\
+//!             threshold = 0.005\n[profile.quick]\n";
+//! let grid = pcmem_harness::spec::Grid::parse(text, "g.toml", "quick")?;
+//! // A profile at the paper's sizes differs from itself in nothing.
+//! let same = pcmem_harness::report::size_differences(&[grid.clone()], &[grid]);
+//! assert!(same.is_none());
+//! # Ok::<(), pcmem_harness::HarnessError>(())
+//! ```
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
