@@ -315,14 +315,9 @@ pub(crate) fn write(
     })
 }
 
-/// Reads the checkpoint of `policy`, if any, for a model of `config` on `device`. `Ok(None)`:
-/// there is none. An error names the file and says why it cannot be used (other config or
-/// identity, other format, unreadable, tensor file missing).
-pub(crate) fn read(
-    policy: &CheckpointPolicy,
-    config: &PcnConfig,
-    device: &Device,
-) -> Result<Option<State>> {
+/// Reads the JSON half of `policy`'s checkpoint as `M` after checking its format and
+/// identity; `Ok(None)`: there is none. The error names the file and the reason.
+fn open_meta<M: serde::de::DeserializeOwned>(policy: &CheckpointPolicy) -> Result<Option<M>> {
     let path = policy.meta_path();
     let text = match std::fs::read(&path) {
         Ok(t) => t,
@@ -333,20 +328,58 @@ pub(crate) fn read(
         path: path.clone(),
         reason,
     };
-    let meta: Meta =
+    #[derive(Deserialize)]
+    struct Header {
+        format: u32,
+        identity: String,
+    }
+    let head: Header =
         serde_json::from_slice(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
-    if meta.format != FORMAT {
+    if head.format != FORMAT {
         return Err(bad(format!(
             "format {} (this build reads format {FORMAT})",
-            meta.format
+            head.format
         )));
     }
-    if meta.identity != policy.identity {
+    if head.identity != policy.identity {
         return Err(bad(format!(
             "written for `{}`, this run is `{}` (other data)",
-            meta.identity, policy.identity
+            head.identity, policy.identity
         )));
     }
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| bad(format!("does not parse: {e}")))
+}
+
+/// The tensor half of a checkpoint whose JSON is `policy`'s, onto `device`.
+fn open_tensors(
+    policy: &CheckpointPolicy,
+    name: &str,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
+    let tensor_path = policy.meta_path().with_file_name(name);
+    candle_core::safetensors::load(&tensor_path, device).map_err(|e| PcnError::Checkpoint {
+        path: tensor_path.clone(),
+        reason: format!("tensor file unreadable: {e}"),
+    })
+}
+
+/// Reads the checkpoint of `policy`, if any, for a model of `config` on `device`. `Ok(None)`:
+/// there is none. An error names the file and says why it cannot be used (other config or
+/// identity, other format, unreadable, tensor file missing).
+pub(crate) fn read(
+    policy: &CheckpointPolicy,
+    config: &PcnConfig,
+    device: &Device,
+) -> Result<Option<State>> {
+    let Some(meta) = open_meta::<Meta>(policy)? else {
+        return Ok(None);
+    };
+    let bad = |reason: String| PcnError::Checkpoint {
+        path: policy.meta_path(),
+        reason,
+    };
     let ours = serde_json::to_value(config).expect("config serialises");
     // The saved config read back through today's type, so that a setting retired since (the
     // kernel, now an execution option) does not count as a difference.
@@ -362,12 +395,7 @@ pub(crate) fn read(
         )));
     }
     let rng = meta.rng.restore().map_err(bad)?;
-    let tensor_path = path.with_file_name(&meta.tensors);
-    let tensors =
-        candle_core::safetensors::load(&tensor_path, device).map_err(|e| PcnError::Checkpoint {
-            path: tensor_path.clone(),
-            reason: format!("tensor file unreadable: {e}"),
-        })?;
+    let tensors = open_tensors(policy, &meta.tensors, device)?;
     Ok(Some(State { meta, rng, tensors }))
 }
 
@@ -452,36 +480,10 @@ pub struct SavedState {
 /// none. An error names the file and why it cannot be used (another identity or format,
 /// unreadable, tensor file missing); the caller then removes it and starts over.
 pub fn load_state(policy: &CheckpointPolicy, device: &Device) -> Result<Option<SavedState>> {
-    let path = policy.meta_path();
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(PcnError::Io { path, source }),
+    let Some(meta) = open_meta::<StateMeta>(policy)? else {
+        return Ok(None);
     };
-    let bad = |reason: String| PcnError::Checkpoint {
-        path: path.clone(),
-        reason,
-    };
-    let meta: StateMeta =
-        serde_json::from_slice(&text).map_err(|e| bad(format!("does not parse: {e}")))?;
-    if meta.format != FORMAT {
-        return Err(bad(format!(
-            "format {} (this build reads format {FORMAT})",
-            meta.format
-        )));
-    }
-    if meta.identity != policy.identity {
-        return Err(bad(format!(
-            "written for `{}`, this run is `{}` (other data)",
-            meta.identity, policy.identity
-        )));
-    }
-    let tensor_path = path.with_file_name(&meta.tensors);
-    let tensors =
-        candle_core::safetensors::load(&tensor_path, device).map_err(|e| PcnError::Checkpoint {
-            path: tensor_path.clone(),
-            reason: format!("tensor file unreadable: {e}"),
-        })?;
+    let tensors = open_tensors(policy, &meta.tensors, device)?;
     Ok(Some(SavedState {
         epochs: meta.epochs,
         payload: meta.payload,
