@@ -24,7 +24,7 @@ use pcmem_model::{
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rows, iterate_clamped, mask_for, BaselineError, Result};
+use crate::error::{bad, check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
 /// Hidden non-linearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -66,13 +66,6 @@ pub struct AutoencoderConfig {
 impl AutoencoderConfig {
     /// Checks every setting; the error names the field and the allowed range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, value: String, reason| {
-            Err(BaselineError::InvalidConfig {
-                field,
-                value,
-                reason,
-            })
-        };
         if self.hidden_dim == 0 {
             return bad("hidden_dim", "0".into(), "must be at least 1");
         }

@@ -38,7 +38,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rows, mask_for, BaselineError, Result};
+use crate::error::{bad, check_rows, mask_for, BaselineError, Result};
 
 /// Settings of DrDAM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,13 +74,6 @@ impl Default for DrDamConfig {
 impl DrDamConfig {
     /// Checks every setting; the error names the field and the allowed range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, value: String, reason| {
-            Err(BaselineError::InvalidConfig {
-                field,
-                value,
-                reason,
-            })
-        };
         if self.features == 0 {
             return bad("features", "0".into(), "must be at least 1");
         }

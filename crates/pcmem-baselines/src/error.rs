@@ -64,6 +64,16 @@ pub enum BaselineError {
     },
 }
 
+/// `Err(InvalidConfig)` for `field` = `value`, with what is allowed: the one way the configs'
+/// `validate` methods refuse a setting.
+pub(crate) fn bad<T>(field: &'static str, value: String, reason: &'static str) -> Result<T> {
+    Err(BaselineError::InvalidConfig {
+        field,
+        value,
+        reason,
+    })
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = BaselineError> = std::result::Result<T, E>;
 

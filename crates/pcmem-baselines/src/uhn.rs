@@ -35,7 +35,7 @@ use pcmem_model::{AssociativeMemory, FitReport, MemoryError, Recall};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_rows, iterate_clamped, mask_for, BaselineError, Result};
+use crate::error::{bad, check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
 /// How a stored pattern is scored against the cue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,13 +97,6 @@ impl Default for UhnConfig {
 impl UhnConfig {
     /// Checks every setting; the error names the field and the allowed range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, value: String, reason| {
-            Err(BaselineError::InvalidConfig {
-                field,
-                value,
-                reason,
-            })
-        };
         match self.separation {
             Separation::Softmax { beta } if !(beta.is_finite() && beta > 0.0) => {
                 return bad(
