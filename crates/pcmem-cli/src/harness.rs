@@ -235,6 +235,7 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
         let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
         let expect = Expectation::from_records(&g, &records);
         let (mut bound_s, mut expected_s, mut unknown, mut peak) = (0.0, 0.0, 0usize, 0.0f64);
+        let mut last_trained = None;
         println!(
             "{:<48} {:>8} {:>12} {:>12} {:>10}",
             "cell", "status", "bound", "expected", "memory"
@@ -244,8 +245,26 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
                 file: grid.display().to_string(),
                 message: e,
             })?;
-            let (bound, expected) = expect.seconds(&g, c);
-            let status = if *done && !force {
+            let (mut bound, mut expected) = expect.seconds(&g, c);
+            // A point of a search over recall settings recalls with the model trained for the
+            // previous point of its cell (see `pcmem_harness::run::run_cell`): no training.
+            let key = {
+                let mut k = r.config.clone();
+                if let Some(o) = k.as_object_mut() {
+                    o.remove("recall");
+                }
+                (c.base(), k)
+            };
+            let shares = (!done || force) && last_trained.as_ref() == Some(&key);
+            if !done || force {
+                last_trained = Some(key);
+            }
+            if shares {
+                (bound, expected) = (0.0, Some(0.0));
+            }
+            let status = if shares {
+                "shares"
+            } else if *done && !force {
                 "done"
             } else if !done && path.exists() {
                 // A record is there but will be recomputed: unreadable, or from settings the

@@ -145,3 +145,30 @@ fn a_device_that_cannot_be_used_is_bad_input_naming_it_and_the_fix() {
 fn pcmem_cuda_build() -> bool {
     cfg!(feature = "cuda")
 }
+
+#[test]
+fn dry_run_counts_one_training_for_the_points_of_a_recall_search() {
+    // dev-partial's full profile searches two stopping targets x three momenta: two trainings.
+    let grid =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/dev-partial.toml");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = pcmem()
+        .args(["run"])
+        .arg(&grid)
+        .args(["--profile", "full", "--dry-run", "--offline", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let status = |s: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!(" {s} ")))
+            .count()
+    };
+    assert_eq!((status("to run"), status("shares")), (2, 4), "{text}");
+}
