@@ -10,6 +10,8 @@
 //! assert_eq!(c, [19., 22., 43., 50.]);
 //! ```
 
+use gemm::{gemm, Parallelism};
+
 /// `c (m x n) = a (m x k) * b (k x n)`, all row-major and contiguous.
 ///
 /// # Panics
@@ -19,7 +21,7 @@ pub fn sgemm(c: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usiz
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "sgemm: slices shorter than {m} x {k} x {n}"
     );
-    crate::engine::gemm_into(c, (m, n, k), (a, k, 1), (b, n, 1), false, 1.0);
+    gemm_into(c, (m, n, k), (a, k, 1), (b, n, 1), false, 1.0);
 }
 
 /// `c (m x n) = A (m x k) * B (k x n)` with `A[i, p] = a[i * a_rs + p * a_cs]` and
@@ -34,5 +36,64 @@ pub fn sgemm_strided(
     a: (&[f32], usize, usize),
     b: (&[f32], usize, usize),
 ) {
-    crate::engine::gemm_into(c, (m, n, k), a, b, false, 1.0);
+    gemm_into(c, (m, n, k), a, b, false, 1.0);
+}
+
+/// `dst (m x n, row-major) = [dst if accumulate] + beta * A (m x k) * B (k x n)`, where
+/// `A[i, p] = a[i * a_rs + p * a_cs]` and `B[p, j] = b[p * b_rs + j * b_cs]`.
+#[allow(clippy::too_many_arguments)]
+#[allow(unsafe_code)]
+pub(crate) fn gemm_into(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    (b, b_rs, b_cs): (&[f32], usize, usize),
+    accumulate: bool,
+    beta: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    if k > 0 {
+        assert!(
+            (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
+            "gemm: lhs too small"
+        );
+        assert!(
+            (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
+            "gemm: rhs too small"
+        );
+    }
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k >= 1 << 16 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the kernel touches inside the slices; `dst`
+    // is a unique borrow that aliases neither `a` nor `b`.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
 }

@@ -36,15 +36,13 @@ impl Pcn {
             Some(t) => Some(Cow::Owned(t.flatten_all()?.to_vec1::<f32>()?)),
             None => None,
         };
-        Ok(Engine {
-            dims: self.engine_dims(),
-            activation: self.config.activation,
-            placement: self.config.placement,
+        Ok(Engine::new(
+            self.engine_dims(),
+            (self.config.activation, self.config.placement),
             w,
             b,
-            allow_gram: self.kernel == Kernel::Fused,
-            gram: None,
-        })
+            self.kernel == Kernel::Fused,
+        ))
     }
 
     /// Runs `f` on an engine that borrows the parameters straight from the tensors' storage.
@@ -72,15 +70,13 @@ impl Pcn {
         } else {
             None
         };
-        f(Engine {
-            dims: self.engine_dims(),
-            activation: self.config.activation,
-            placement: self.config.placement,
-            w: slices,
+        f(Engine::new(
+            self.engine_dims(),
+            (self.config.activation, self.config.placement),
+            slices,
             b,
-            allow_gram: self.kernel == Kernel::Fused,
-            gram: None,
-        })
+            self.kernel == Kernel::Fused,
+        ))
     }
 
     /// Takes the fused kernel's Adam state (zeros at the first update); `store_engine` puts it
