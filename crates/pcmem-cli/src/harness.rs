@@ -233,7 +233,8 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
         let cells = plan(&g, &opts)?;
         let have = models::machine_memory();
         let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
-        let expect = Expectation::from_records(&g, &records);
+        let expect =
+            Expectation::from_records(&g, &pcmem_model::device::name(&opts.device), &records);
         let (mut bound_s, mut expected_s, mut unknown, mut peak) = (0.0, 0.0, 0usize, 0.0f64);
         let mut last_trained = None;
         println!(
@@ -321,9 +322,17 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
                 m.records
             );
         }
+        if expect.other_device > 0 {
+            println!(
+                "  {} training records of this grid from another kind of device than {} \
+                 are not used for the expectation",
+                expect.other_device,
+                pcmem_model::device::name(&opts.device)
+            );
+        }
         if expect.kinds.is_empty() {
             println!(
-                "  no finished cell of this grid under {} yet: bounds at {} GFLOP/s, no expectation",
+                "  no finished cell of this grid on this kind of device under {} yet: bounds at {} GFLOP/s, no expectation",
                 opts.out.display(),
                 pcmem_harness::estimate::DEFAULT_RATE
             );

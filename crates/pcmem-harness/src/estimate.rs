@@ -4,6 +4,8 @@
 //! at which training stopped (its target reached, or converged). A cell's expectation is its
 //! epoch limit times that fraction times its work per epoch, at that rate; its bound is the
 //! full epoch limit at that rate (at 100 GFLOP/s where no record of its kind exists yet).
+//! Only records made on the same kind of device count (`cpu`, `cuda`): a GPU's rate says
+//! nothing about a CPU run; the others are counted in [`Expectation::other_device`].
 //!
 //! ```
 //! use pcmem_harness::estimate::Expectation;
@@ -43,14 +45,31 @@ pub struct Measured {
 pub struct Expectation {
     /// By model kind.
     pub kinds: BTreeMap<ModelKind, Measured>,
+    /// Training records of this grid made on another kind of device, not used.
+    pub other_device: usize,
+}
+
+/// `cpu` of `cpu`, `cuda` of `cuda:0`.
+fn device_kind(device: &str) -> &str {
+    device.split(':').next().unwrap_or(device)
 }
 
 impl Expectation {
-    /// From the records of `grid` (other grids' and profiles' records are ignored).
-    pub fn from_records<'a>(grid: &Grid, records: impl IntoIterator<Item = &'a RunRecord>) -> Self {
+    /// From the records of `grid` made on the kind of `device` (e.g. `cpu`, `cuda:0`); other
+    /// grids', profiles' and device kinds' records are ignored.
+    pub fn from_records<'a>(
+        grid: &Grid,
+        device: &str,
+        records: impl IntoIterator<Item = &'a RunRecord>,
+    ) -> Self {
         let mut acc: BTreeMap<ModelKind, (f64, f64, f64, usize)> = BTreeMap::new();
+        let mut other_device = 0;
         for r in records {
             if r.grid != grid.id || r.profile != grid.applied_profile || r.timings.fit_s <= 0.0 {
+                continue;
+            }
+            if device_kind(&r.device) != device_kind(device) {
+                other_device += 1;
                 continue;
             }
             let Ok(res) = resolve(grid, &r.cell) else {
@@ -86,6 +105,7 @@ impl Expectation {
                     )
                 })
                 .collect(),
+            other_device,
         }
     }
 

@@ -499,8 +499,15 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
         .into_iter()
         .map(|(_, r)| r)
         .collect();
-    let e = Expectation::from_records(&grid, &records);
+    let e = Expectation::from_records(&grid, "cpu", &records);
     let m = e.kinds[&pcn.model];
+    // Records from a GPU say nothing about a CPU run, and the other way round.
+    let on_gpu = Expectation::from_records(&grid, "cuda:0", &records);
+    assert!(on_gpu.kinds.is_empty(), "{on_gpu:?}");
+    assert_eq!(
+        on_gpu.other_device,
+        records.iter().filter(|r| r.timings.fit_s > 0.0).count()
+    );
     assert_eq!(m.records, 2);
     // max_epochs = 3 and no target: every PCN cell ran its whole epoch limit.
     assert!((m.epoch_fraction - 1.0).abs() < 1e-12, "{m:?}");
