@@ -497,6 +497,18 @@ pub fn run_cell(
             }
         }
         for corruption in grid.corruptions() {
+            // A stop asked for during recall ends the cell here: its trained model stays in
+            // its checkpoint (written at the end of training), so the next run recalls again.
+            if opts
+                .stop
+                .as_ref()
+                .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+            {
+                return Err(HarnessError::Interrupted {
+                    grid: grid.id.clone(),
+                    at: format!("{}: before recall from {corruption} ({arm} arm)", cell.id()),
+                });
+            }
             let t2 = Instant::now();
             let mut cue = pixels.clone();
             let known = match corruption {
