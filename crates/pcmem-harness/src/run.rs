@@ -499,16 +499,9 @@ pub fn run_cell(
         for corruption in grid.corruptions() {
             // A stop asked for during recall ends the cell here: its trained model stays in
             // its checkpoint (written at the end of training), so the next run recalls again.
-            if opts
-                .stop
-                .as_ref()
-                .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
-            {
-                return Err(HarnessError::Interrupted {
-                    grid: grid.id.clone(),
-                    at: format!("{}: before recall from {corruption} ({arm} arm)", cell.id()),
-                });
-            }
+            stop_point(opts, grid, || {
+                format!("{}: before recall from {corruption} ({arm} arm)", cell.id())
+            })?;
             let t2 = Instant::now();
             let mut cue = pixels.clone();
             let known = match corruption {
@@ -743,16 +736,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     let total = todo.len();
     let mut trained: Option<Trained> = None;
     for (k, (cell, path, _)) in todo.into_iter().enumerate() {
-        if opts
-            .stop
-            .as_ref()
-            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return Err(HarnessError::Interrupted {
-                grid: grid.id.clone(),
-                at: format!("before cell {}", cell.id()),
-            });
-        }
+        stop_point(opts, grid, || format!("before cell {}", cell.id()))?;
         let Some(_lock) = CellLock::try_take(path)? else {
             let holder = std::fs::read_to_string(path.with_extension("json.lock"))
                 .map(|h| h.trim().to_string())
@@ -858,4 +842,19 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     }
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Ends the run here if a stop was asked for (`opts.stop`), saying where (`at`).
+fn stop_point(opts: &RunOptions, grid: &Grid, at: impl FnOnce() -> String) -> Result<()> {
+    let asked = opts
+        .stop
+        .as_ref()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed));
+    if asked {
+        return Err(HarnessError::Interrupted {
+            grid: grid.id.clone(),
+            at: at(),
+        });
+    }
+    Ok(())
 }
