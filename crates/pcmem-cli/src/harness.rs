@@ -225,16 +225,25 @@ fn recovered(s: &RunSummary) -> String {
     }
 }
 
-/// `pcmem run` with the options of [`options`].
-pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> anyhow::Result<()> {
+/// `pcmem run` with the options of [`options`]; `dry_run` (with an assumed training rate in
+/// GFLOP/s, or None for the rate the records measured) lists the cells instead.
+pub fn run_one(
+    grid: &Path,
+    profile: &str,
+    dry_run: Option<Option<f64>>,
+    opts: RunOptions,
+) -> anyhow::Result<()> {
     let g = Grid::load(grid, profile)?;
     let force = opts.force;
-    if dry_run {
+    if let Some(rate) = dry_run {
         let cells = plan(&g, &opts)?;
         let have = models::machine_memory();
         let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
-        let expect =
-            Expectation::from_records(&g, &pcmem_model::device::name(&opts.device), &records);
+        let device = pcmem_model::device::name(&opts.device);
+        let expect = match rate {
+            Some(r) => Expectation::from_records(&g, None, &records).at_rate(r),
+            None => Expectation::from_records(&g, Some(&device), &records),
+        };
         let (mut bound_s, mut expected_s, mut unknown, mut peak) = (0.0, 0.0, 0usize, 0.0f64);
         let mut last_trained = None;
         println!(
@@ -313,9 +322,14 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
             gib(peak),
             have.map_or_else(|| "unknown".to_string(), gib),
         );
+        let how = if rate.is_some() {
+            "assumed (--rate)"
+        } else {
+            "measured"
+        };
         for (kind, m) in &expect.kinds {
             println!(
-                "  {}: {:.0} GFLOP/s measured, training stops at {:.0}% of the epoch limit ({} records)",
+                "  {}: {:.0} GFLOP/s {how}, training stops at {:.0}% of the epoch limit ({} records)",
                 kind.name(),
                 m.rate,
                 100.0 * m.epoch_fraction,
@@ -334,7 +348,7 @@ pub fn run_one(grid: &Path, profile: &str, dry_run: bool, opts: RunOptions) -> a
             println!(
                 "  no finished cell of this grid on this kind of device under {} yet: bounds at {} GFLOP/s, no expectation",
                 opts.out.display(),
-                pcmem_harness::estimate::DEFAULT_RATE
+                rate.unwrap_or(pcmem_harness::estimate::DEFAULT_RATE)
             );
         }
         return Ok(());

@@ -6,7 +6,7 @@
 //! pcmem data verify [NAME]        check cached archives and SHA256SUMS of the data directory
 //! pcmem reproduce [--profile quick|full] [--only ID ...] [--out DIR]
 //!                                 every grid of experiments/, then aggregate, figures, REPORT.md
-//! pcmem run experiments/ID.toml [--profile P] [--shard i/n] [--dry-run] [--force]
+//! pcmem run experiments/ID.toml [--profile P] [--shard i/n] [--dry-run [--rate GFLOPS]] [--force]
 //! pcmem aggregate DIR             records -> DIR/table.csv and table.parquet
 //! pcmem report DIR                figures and DIR/REPORT.md with the paper's claims
 //! pcmem regress DIR --baseline F  fail when retrieval drops below a committed baseline
@@ -103,6 +103,12 @@ enum Command {
         /// List the cells and an estimate of the work; run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: estimate for a machine that trains at this many GFLOP/s (e.g. a
+        /// GPU's rate from docs/speed-gpu.md) instead of the rate this grid's records measured
+        /// on this device; the epochs to the stopping target still come from the records (of
+        /// any device).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Recompute cells that already have a record.
         #[arg(long)]
         force: bool,
@@ -322,6 +328,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             profile,
             shard,
             dry_run,
+            rate,
             force,
             out,
             device,
@@ -329,6 +336,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             offline,
             checkpoint_every,
         } => {
+            let rate = match *rate {
+                Some(_) if !*dry_run => {
+                    return Err(BadInput(
+                        "--rate sets the speed assumed by --dry-run's estimate; add --dry-run"
+                            .into(),
+                    )
+                    .into())
+                }
+                Some(r) if !(r.is_finite() && r > 0.0) => {
+                    return Err(BadInput(format!(
+                        "--rate {r}: a training rate in GFLOP/s must be a positive number"
+                    ))
+                    .into())
+                }
+                r => r,
+            };
             let device = open_device(device)?;
             let kernel = parse_kernel(kernel)?;
             let shard = match shard.as_deref() {
@@ -347,7 +370,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             opts.offline = *offline;
             opts.kernel = kernel;
             opts.checkpoint_every = harness::parse_every(checkpoint_every)?;
-            harness::run_one(grid, profile, *dry_run, opts)
+            harness::run_one(grid, profile, dry_run.then_some(rate), opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
         Command::Report {

@@ -5,7 +5,9 @@
 //! epoch limit times that fraction times its work per epoch, at that rate; its bound is the
 //! full epoch limit at that rate (at 100 GFLOP/s where no record of its kind exists yet).
 //! Only records made on the same kind of device count (`cpu`, `cuda`): a GPU's rate says
-//! nothing about a CPU run; the others are counted in [`Expectation::other_device`].
+//! nothing about a CPU run; the others are counted in [`Expectation::other_device`]. For
+//! another machine, [`Expectation::at_rate`] sets its rate (e.g. a GPU's, measured by its
+//! bench) and keeps the epochs measured by the records of any device.
 //!
 //! ```
 //! use pcmem_harness::estimate::Expectation;
@@ -14,9 +16,12 @@
 //!             threshold = 0.005\n[profile.quick]\n";
 //! let grid = pcmem_harness::spec::Grid::parse(text, "g.toml", "quick")?;
 //! // No finished cell yet: a bound from the work formula, no expectation.
-//! let none = Expectation::from_records(&grid, []);
+//! let none = Expectation::from_records(&grid, Some("cpu"), []);
 //! let (bound, expected) = none.seconds(&grid, &grid.cells()[0]);
 //! assert!(bound > 0.0 && expected.is_none());
+//! // The same bound on a machine ten times faster.
+//! let fast = Expectation::from_records(&grid, None, []).at_rate(1000.0);
+//! assert!((fast.seconds(&grid, &grid.cells()[0]).0 - bound / 10.0).abs() < 1e-9 * bound);
 //! # Ok::<(), pcmem_harness::HarnessError>(())
 //! ```
 
@@ -47,6 +52,8 @@ pub struct Expectation {
     pub kinds: BTreeMap<ModelKind, Measured>,
     /// Training records of this grid made on another kind of device, not used.
     pub other_device: usize,
+    /// The rate set by [`Expectation::at_rate`], GFLOP/s.
+    pub assumed_rate: Option<f64>,
 }
 
 /// `cpu` of `cpu`, `cuda` of `cuda:0`.
@@ -55,11 +62,11 @@ fn device_kind(device: &str) -> &str {
 }
 
 impl Expectation {
-    /// From the records of `grid` made on the kind of `device` (e.g. `cpu`, `cuda:0`); other
-    /// grids', profiles' and device kinds' records are ignored.
+    /// From the records of `grid` made on the kind of `device` (e.g. `cpu`, `cuda:0`; `None`:
+    /// any); other grids', profiles' and device kinds' records are ignored.
     pub fn from_records<'a>(
         grid: &Grid,
-        device: &str,
+        device: Option<&str>,
         records: impl IntoIterator<Item = &'a RunRecord>,
     ) -> Self {
         let mut acc: BTreeMap<ModelKind, (f64, f64, f64, usize)> = BTreeMap::new();
@@ -68,7 +75,7 @@ impl Expectation {
             if r.grid != grid.id || r.profile != grid.applied_profile || r.timings.fit_s <= 0.0 {
                 continue;
             }
-            if device_kind(&r.device) != device_kind(device) {
+            if device.is_some_and(|d| device_kind(&r.device) != device_kind(d)) {
                 other_device += 1;
                 continue;
             }
@@ -106,7 +113,18 @@ impl Expectation {
                 })
                 .collect(),
             other_device,
+            assumed_rate: None,
         }
+    }
+
+    /// The same expectation on a machine that trains at `rate` GFLOP/s: every kind's rate and
+    /// the bound of kinds without a record; the epochs to the stopping target stay measured.
+    pub fn at_rate(mut self, rate: f64) -> Self {
+        for m in self.kinds.values_mut() {
+            m.rate = rate;
+        }
+        self.assumed_rate = Some(rate);
+        self
     }
 
     /// `(bound, expected)` training seconds of a cell; `expected` is `None` without a record
@@ -121,7 +139,10 @@ impl Expectation {
                 bound_gflop / m.rate,
                 Some(bound_gflop * m.epoch_fraction / m.rate),
             ),
-            _ => (bound_gflop / DEFAULT_RATE, None),
+            _ => (
+                bound_gflop / self.assumed_rate.unwrap_or(DEFAULT_RATE),
+                None,
+            ),
         }
     }
 }

@@ -499,10 +499,10 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
         .into_iter()
         .map(|(_, r)| r)
         .collect();
-    let e = Expectation::from_records(&grid, "cpu", &records);
+    let e = Expectation::from_records(&grid, Some("cpu"), &records);
     let m = e.kinds[&pcn.model];
     // Records from a GPU say nothing about a CPU run, and the other way round.
-    let on_gpu = Expectation::from_records(&grid, "cuda:0", &records);
+    let on_gpu = Expectation::from_records(&grid, Some("cuda:0"), &records);
     assert!(on_gpu.kinds.is_empty(), "{on_gpu:?}");
     assert_eq!(
         on_gpu.other_device,
@@ -514,6 +514,19 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     let (bound, expected) = e.seconds(&grid, pcn);
     assert!((bound - gflop / m.rate).abs() < 1e-9 * bound.max(1.0));
     assert!((expected.unwrap() - bound).abs() < 1e-9 * bound.max(1.0));
+    // At a given rate (another machine): bound and expectation scale, the epochs stay.
+    let fast = Expectation::from_records(&grid, None, &records).at_rate(10.0 * m.rate);
+    let (fb, fe) = fast.seconds(&grid, pcn);
+    assert!(
+        (fb - bound / 10.0).abs() < 1e-9 * bound.max(1.0),
+        "{fb} vs {bound}"
+    );
+    assert!((fe.unwrap() - bound / 10.0).abs() < 1e-9 * bound.max(1.0));
+    let (nb, _) = Expectation::default().at_rate(1000.0).seconds(&grid, pcn);
+    assert!(
+        (nb - gflop / 1000.0).abs() < 1e-12,
+        "a kind without records: bound at the rate"
+    );
     // One-shot memories have no training work to expect.
     assert!(!e.kinds.contains_key(&cells[0].model) || cells[0].model.name() == "pcn");
 }
