@@ -37,7 +37,9 @@ pub const DEFAULT_RATE: f64 = 100.0;
 /// Measured training of one model kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
-    /// Training work done over training seconds, GFLOP/s.
+    /// Training work done over training seconds, GFLOP/s: of the epochs each record's run
+    /// trained itself (a resumed cell's time covers only the epochs after its checkpoint);
+    /// 0 when no record timed an epoch.
     pub rate: f64,
     /// Mean of epochs run / epoch limit.
     pub epoch_fraction: f64,
@@ -69,10 +71,12 @@ impl Expectation {
         device: Option<&str>,
         records: impl IntoIterator<Item = &'a RunRecord>,
     ) -> Self {
+        // Per kind: work and seconds of the epochs trained in the recorded run, the sum of
+        // the fractions of the epoch limit, and the number of records.
         let mut acc: BTreeMap<ModelKind, (f64, f64, f64, usize)> = BTreeMap::new();
         let mut other_device = 0;
         for r in records {
-            if r.grid != grid.id || r.profile != grid.applied_profile || r.timings.fit_s <= 0.0 {
+            if r.grid != grid.id || r.profile != grid.applied_profile {
                 continue;
             }
             if device.is_some_and(|d| device_kind(&r.device) != device_kind(d)) {
@@ -90,12 +94,16 @@ impl Expectation {
             else {
                 continue;
             };
-            let epochs = r.fit.curve.len() as f64;
+            let epochs = r.fit.curve.len();
+            // A resumed cell's `fit_s` covers only the epochs after its checkpoint.
+            let timed = epochs.saturating_sub(r.fit.resumed_at_epoch.unwrap_or(0));
             let per_epoch = estimate_gflop(&res, r.cell.n_images) / limit as f64;
             let e = acc.entry(r.cell.model).or_default();
-            e.0 += epochs * per_epoch;
-            e.1 += r.timings.fit_s;
-            e.2 += epochs / limit as f64;
+            if timed > 0 && r.timings.fit_s > 0.0 {
+                e.0 += timed as f64 * per_epoch;
+                e.1 += r.timings.fit_s;
+            }
+            e.2 += epochs as f64 / limit as f64;
             e.3 += 1;
         }
         Self {
@@ -105,7 +113,7 @@ impl Expectation {
                     (
                         k,
                         Measured {
-                            rate: work / secs,
+                            rate: if secs > 0.0 { work / secs } else { 0.0 },
                             epoch_fraction: frac / n as f64,
                             records: n,
                         },

@@ -514,6 +514,20 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     let (bound, expected) = e.seconds(&grid, pcn);
     assert!((bound - gflop / m.rate).abs() < 1e-9 * bound.max(1.0));
     assert!((expected.unwrap() - bound).abs() < 1e-9 * bound.max(1.0));
+    // A cell resumed after its last epoch trained nothing in its recorded run: its few
+    // seconds of fit time must not count as the time of all its epochs.
+    let mut resumed = records
+        .iter()
+        .find(|r| r.cell == *pcn)
+        .expect("a PCN record")
+        .clone();
+    resumed.fit.resumed_at_epoch = Some(resumed.fit.curve.len());
+    resumed.timings.fit_s = 1e-6;
+    let with_resumed: Vec<_> = records.iter().cloned().chain([resumed]).collect();
+    let e2 = Expectation::from_records(&grid, Some("cpu"), &with_resumed);
+    let m2 = e2.kinds[&pcn.model];
+    assert_eq!(m2.records, 3);
+    assert!((m2.rate - m.rate).abs() < 1e-9 * m.rate, "{m2:?} vs {m:?}");
     // At a given rate (another machine): bound and expectation scale, the epochs stay.
     let fast = Expectation::from_records(&grid, None, &records).at_rate(10.0 * m.rate);
     let (fb, fe) = fast.seconds(&grid, pcn);
