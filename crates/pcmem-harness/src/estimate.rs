@@ -95,13 +95,20 @@ impl Expectation {
                 continue;
             };
             let epochs = r.fit.curve.len();
-            // A resumed cell's `fit_s` covers only the epochs after its checkpoint.
-            let timed = epochs.saturating_sub(r.fit.resumed_at_epoch.unwrap_or(0));
+            // All epochs over all runs' time; in records without that time, a resumed cell's
+            // `fit_s` covers only the epochs after its checkpoint.
+            let (timed, secs) = match r.timings.fit_total_s {
+                Some(total) => (epochs, total),
+                None => (
+                    epochs.saturating_sub(r.fit.resumed_at_epoch.unwrap_or(0)),
+                    r.timings.fit_s,
+                ),
+            };
             let per_epoch = estimate_gflop(&res, r.cell.n_images) / limit as f64;
             let e = acc.entry(r.cell.model).or_default();
-            if timed > 0 && r.timings.fit_s > 0.0 {
+            if timed > 0 && secs > 0.0 {
                 e.0 += timed as f64 * per_epoch;
-                e.1 += r.timings.fit_s;
+                e.1 += secs;
             }
             e.2 += epochs as f64 / limit as f64;
             e.3 += 1;

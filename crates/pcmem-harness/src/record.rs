@@ -109,8 +109,12 @@ fn paper_arm() -> String {
 pub struct Timings {
     /// Loading the data.
     pub load_s: f64,
-    /// Training.
+    /// Training, in this run (a resumed cell: the epochs after its checkpoint).
     pub fit_s: f64,
+    /// Training over all runs of the cell: the earlier runs' time up to the checkpoint this
+    /// run resumed from, plus `fit_s` (absent in records of older code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_total_s: Option<f64>,
 }
 
 /// The record of one finished cell.

@@ -324,6 +324,7 @@ pub struct Trained {
     model: Box<dyn pcmem_model::AssociativeMemory>,
     fit: pcmem_model::FitReport,
     fit_s: f64,
+    fit_total_s: Option<f64>,
     resumed_at_epoch: Option<usize>,
 }
 
@@ -412,7 +413,7 @@ pub fn run_cell(
         }
         _ => None,
     };
-    let (mut model, fit, fit_s, resumed_at_epoch, origin) = match reuse {
+    let (mut model, fit, (fit_s, fit_total_s), resumed_at_epoch, origin) = match reuse {
         Some(t) => {
             eprintln!(
                 "{}: {} recalls with the model trained for {} (only recall settings differ)",
@@ -420,25 +421,34 @@ pub fn run_cell(
                 cell.id(),
                 t.cell.id()
             );
-            (t.model, t.fit, t.fit_s, t.resumed_at_epoch, t.cell)
+            (
+                t.model,
+                t.fit,
+                (t.fit_s, t.fit_total_s),
+                t.resumed_at_epoch,
+                t.cell,
+            )
         }
         None => {
             let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
             model.set_kernel(opts.kernel).map_err(cell_err)?;
             let t1 = Instant::now();
-            let (fit, resume) = match opts.checkpoint_every {
+            // Training seconds of the runs before this one (from the checkpoint resumed).
+            let (fit, resume, earlier_s) = match opts.checkpoint_every {
                 Some(every) => {
                     let mut policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
                     if let Some(flag) = &opts.stop {
                         policy = policy.with_stop(flag.clone());
                     }
-                    model
+                    let (fit, resume) = model
                         .fit_resumable(&truth, &policy, on_epoch)
-                        .map_err(cell_err)?
+                        .map_err(cell_err)?;
+                    (fit, resume, policy.earlier_seconds())
                 }
                 None => (
                     model.fit_with(&truth, on_epoch).map_err(cell_err)?,
                     Resume::Fresh,
+                    0.0,
                 ),
             };
             let resumed_at_epoch = match &resume {
@@ -462,7 +472,13 @@ pub fn run_cell(
                 Resume::Fresh | Resume::Unsupported => None,
             };
             let fit_s = t1.elapsed().as_secs_f64();
-            (model, fit, fit_s, resumed_at_epoch, cell.clone())
+            (
+                model,
+                fit,
+                (fit_s, Some(earlier_s + fit_s)),
+                resumed_at_epoch,
+                cell.clone(),
+            )
         }
     };
     let trained_for = (origin != *cell).then(|| origin.id());
@@ -615,7 +631,11 @@ pub fn run_cell(
         device: pcmem_model::device::name(&opts.device),
         kernel: Some(kernel_name(opts.kernel)),
         finished_unix: unix_now(),
-        timings: Timings { load_s, fit_s },
+        timings: Timings {
+            load_s,
+            fit_s,
+            fit_total_s,
+        },
         fit: FitInfo {
             curve: fit.curve.clone(),
             converged: fit.converged,
@@ -636,6 +656,7 @@ pub fn run_cell(
         model,
         fit,
         fit_s,
+        fit_total_s,
         resumed_at_epoch,
     });
     Ok(record)

@@ -522,12 +522,25 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
         .expect("a PCN record")
         .clone();
     resumed.fit.resumed_at_epoch = Some(resumed.fit.curve.len());
+    let total = resumed
+        .timings
+        .fit_total_s
+        .expect("records say the total training time");
+    // With the total over all runs, the record counts as the uninterrupted one would.
+    let twice: Vec<_> = records.iter().cloned().chain([resumed.clone()]).collect();
+    let as_whole = Expectation::from_records(&grid, Some("cpu"), &twice).kinds[&pcn.model];
     resumed.timings.fit_s = 1e-6;
-    let with_resumed: Vec<_> = records.iter().cloned().chain([resumed]).collect();
-    let e2 = Expectation::from_records(&grid, Some("cpu"), &with_resumed);
-    let m2 = e2.kinds[&pcn.model];
-    assert_eq!(m2.records, 3);
-    assert!((m2.rate - m.rate).abs() < 1e-9 * m.rate, "{m2:?} vs {m:?}");
+    // As today's records say it (the total) and as older ones did (no total: its epochs are
+    // not counted for the rate).
+    for (fit_total_s, rate) in [(Some(total), as_whole.rate), (None, m.rate)] {
+        let mut r = resumed.clone();
+        r.timings.fit_total_s = fit_total_s;
+        let with_resumed: Vec<_> = records.iter().cloned().chain([r]).collect();
+        let e2 = Expectation::from_records(&grid, Some("cpu"), &with_resumed);
+        let m2 = e2.kinds[&pcn.model];
+        assert_eq!(m2.records, 3);
+        assert!((m2.rate - rate).abs() < 1e-9 * rate, "{m2:?} vs {rate}");
+    }
     // At a given rate (another machine): bound and expectation scale, the epochs stay.
     let fast = Expectation::from_records(&grid, None, &records).at_rate(10.0 * m.rate);
     let (fb, fe) = fast.seconds(&grid, pcn);

@@ -31,9 +31,9 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -61,6 +61,11 @@ pub struct CheckpointPolicy {
     /// training saves a checkpoint at the end of the current epoch and stops with
     /// [`crate::PcnError::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
+    /// When this policy was made: the start of this run's training (one policy per run).
+    started: Instant,
+    /// Training seconds of the earlier runs of this cell, as the checkpoint read back said
+    /// (f64 bits; 0 until one is read).
+    earlier: Arc<AtomicU64>,
 }
 
 /// How a resumable training started.
@@ -94,7 +99,25 @@ impl CheckpointPolicy {
             every,
             identity: identity.into(),
             stop: None,
+            started: Instant::now(),
+            earlier: Arc::new(AtomicU64::new(0f64.to_bits())),
         }
+    }
+
+    /// Training seconds of the earlier runs that wrote the checkpoint this run resumed from
+    /// (0 without one): each checkpoint stores the training time of all runs up to it.
+    pub fn earlier_seconds(&self) -> f64 {
+        f64::from_bits(self.earlier.load(Ordering::Relaxed))
+    }
+
+    /// Training seconds of this cell so far: the earlier runs' and this run's since the policy
+    /// was made.
+    pub fn training_seconds(&self) -> f64 {
+        self.earlier_seconds() + self.started.elapsed().as_secs_f64()
+    }
+
+    fn resumed_after(&self, seconds: f64) {
+        self.earlier.store(seconds.to_bits(), Ordering::Relaxed);
     }
 
     /// The same policy, stopping (after a checkpoint) once `flag` is raised.
@@ -221,6 +244,9 @@ pub(crate) struct Meta {
     rng: RngState,
     /// File name (in the stem's folder) of the tensor half.
     tensors: String,
+    /// Training seconds of every run up to this checkpoint (0 in checkpoints of older code).
+    #[serde(default)]
+    train_seconds: f64,
 }
 
 /// A checkpoint read back: the training state to continue from.
@@ -310,6 +336,7 @@ pub(crate) fn write(
             adam_step,
             rng: RngState::of(rng),
             tensors,
+            train_seconds: policy.training_seconds(),
         };
         serde_json::to_vec(&meta).expect("checkpoint metadata serialises")
     })
@@ -396,6 +423,7 @@ pub(crate) fn read(
     }
     let rng = meta.rng.restore().map_err(bad)?;
     let tensors = open_tensors(policy, &meta.tensors, device)?;
+    policy.resumed_after(meta.train_seconds);
     Ok(Some(State { meta, rng, tensors }))
 }
 
@@ -441,6 +469,9 @@ struct StateMeta {
     /// Whatever the memory needs besides tensors (its config, its loss curve, ...).
     payload: serde_json::Value,
     tensors: String,
+    /// Training seconds of every run up to this state (0 in states of older code).
+    #[serde(default)]
+    train_seconds: f64,
 }
 
 /// Saves a training state for a memory other than the PCN, as atomically as the PCN's (tensor
@@ -460,6 +491,7 @@ pub fn save_state(
             epochs,
             payload: payload.clone(),
             tensors,
+            train_seconds: policy.training_seconds(),
         };
         serde_json::to_vec(&meta).expect("checkpoint metadata serialises")
     })
@@ -484,6 +516,7 @@ pub fn load_state(policy: &CheckpointPolicy, device: &Device) -> Result<Option<S
         return Ok(None);
     };
     let tensors = open_tensors(policy, &meta.tensors, device)?;
+    policy.resumed_after(meta.train_seconds);
     Ok(Some(SavedState {
         epochs: meta.epochs,
         payload: meta.payload,

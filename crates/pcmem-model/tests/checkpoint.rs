@@ -102,6 +102,28 @@ fn policy(dir: &Path, name: &str) -> CheckpointPolicy {
 }
 
 #[test]
+fn a_checkpoint_carries_the_training_time_of_the_runs_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(10, 48, 3);
+    let cfg = config(false);
+    let first = policy(dir.path(), "time");
+    killed(&cfg, Kernel::Fused, &data, &first, 5);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.meta_path()).unwrap()).unwrap();
+    let saved = meta["train_seconds"]
+        .as_f64()
+        .expect("train_seconds in the checkpoint");
+    assert!(saved > 0.0, "{saved}");
+    // The next run (its own policy) learns the earlier time when it resumes.
+    let second = policy(dir.path(), "time");
+    assert_eq!(second.earlier_seconds(), 0.0);
+    let (_, resume) = resumed(&cfg, Kernel::Fused, &data, &second);
+    assert_eq!(resume, Resume::From { epoch: 4 });
+    assert_eq!(second.earlier_seconds(), saved);
+    assert!(second.training_seconds() > saved);
+}
+
+#[test]
 fn resumed_training_has_the_bits_of_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::scrambled(10, 48, 3);
