@@ -7,7 +7,9 @@
 //! parts of Eq. 3 are one fused pass per layer (which also leaves `f(x)` and the copy of `x`
 //! that the next prediction accumulates into), and the SGD weight update of Eq. 4 accumulates
 //! straight into the weights. Matrix products go through `gemm`, the kernel candle itself uses on
-//! CPU. The candle-op implementation in [`crate::pcn`] is the reference; tests hold the two equal.
+//! CPU; the top-down predictions read a transposed copy of the weights, made once per weight
+//! update, because `gemm` would repack weights read transposed at every step. The candle-op
+//! implementation in [`crate::pcn`] is the reference; tests hold the two equal.
 
 mod elementwise;
 
