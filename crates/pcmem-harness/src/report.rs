@@ -143,8 +143,12 @@ fn pictures(
         for rc in &rec.recall {
             if let Some(p) = &rc.picture {
                 let abs = path.with_file_name(p);
+                // An arm that leaves a model as it is shares the paper arm's picture.
                 if let Ok(rel) = abs.strip_prefix(out) {
-                    made.push(rel.display().to_string());
+                    let rel = rel.display().to_string();
+                    if !made.contains(&rel) {
+                        made.push(rel);
+                    }
                 }
             }
         }

@@ -641,6 +641,24 @@ fn recall_arms_train_once_and_recall_per_arm() {
     let plain: Vec<_> = recs.iter().map(|(_, r)| r.clone()).collect();
     let df = aggregate::tidy(&plain).unwrap();
     assert_eq!(df.height(), 8);
+    // The report shows each picture once: the MHN's arm (unchanged model) shares the paper
+    // arm's pictures, the PCN's arm has its own.
+    let with_pictures = ARMS_GRID.replace(
+        "[profile.quick]",
+        "[plot]\nkind = \"capacity\"\nx = \"n_images\"\npictures = true\n\n[profile.quick]",
+    );
+    let shown_grid = Grid::parse(&with_pictures, "arms.toml", "quick").unwrap();
+    let shown = pcmem_harness::report::figures(&shown_grid, &df, &recs, &out).unwrap();
+    let pngs: Vec<_> = shown.iter().filter(|p| p.ends_with(".png")).collect();
+    let mut unique = pngs.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(pngs.len(), unique.len(), "{shown:?}");
+    assert_eq!(
+        pngs.iter().filter(|p| p.contains("__pcmem")).count(),
+        2,
+        "{shown:?}"
+    );
     let arms = aggregate::strings(&df, "arm").unwrap();
     assert_eq!(arms.iter().filter(|a| *a == "pcmem").count(), 4);
     // A record without the arm's rows is computed again.
