@@ -3,7 +3,8 @@
 # ci/gpu/prepare.sh carried along; writes everything under $OUT (at most 8 files come back):
 #   1. nvidia-smi; the CUDA-vs-CPU agreement test (tests/cuda.rs, a GPU that does not open fails);
 #   2. benches/gpu_iteration.rs: five sizes in f32 and TF32 beside the same-run 8192^2 matmul;
-#   3. PCX 0.6.3 (JAX on the same GPU) at the same sizes and precisions (ci/bench_peers.py --gpu);
+#   3. PCX 0.6.3 (JAX on the same GPU) at the same sizes and precisions (ci/bench_peers.py --gpu;
+#      not at d > PCX_MAX_D, default 20000: PCX did not finish the ImageNet size in 200 s);
 #   4. full-profile cells of the grids named in GRIDS (default fig7 fig8 fig3 fig6b fig10b) until
 #      BUDGET seconds (default 540) since the start are nearly spent; finished cells' records in
 #      $OUT/records.tgz (records resume: a later session continues where this one stopped).
@@ -44,7 +45,8 @@ if [[ $steps == *3* ]]; then
 say "step 3: PCX on the same GPU"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$carry"/pcx-*.whl >> "$log" 2>&1
 PYTHONPATH=/tmp/site XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
-    timeout $(( $(left) > 400 ? 200 : $(left) / 2 )) python3 ci/bench_peers.py --gpu "$out" "$out/gpu-table.md" >> "$log" 2>&1
+    PCX_MAX_D=${PCX_MAX_D:-20000} timeout $(( $(left) > 350 ? 200 : $(left) > 180 ? $(left) - 150 : 30 )) \
+    python3 ci/bench_peers.py --gpu "$out" "$out/gpu-table.md" >> "$log" 2>&1
 say "step 3 exit $?"
 fi
 say "step 4: full-profile cells ($grids), $(left) s left"

@@ -72,8 +72,8 @@ enum Command {
         /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// How the PCN computes: fused (default; on a CPU), fused_direct, or candle (the
-        /// reference kernel, any device). An execution choice: every kernel computes the same
+        /// How the PCN computes: fused (default), fused_direct, candle (the reference kernel)
+        /// or candle_gram (what fused runs on a GPU). An execution choice: every kernel computes the same
         /// network, and records say which ran.
         #[arg(long, default_value = "fused")]
         kernel: String,
@@ -119,8 +119,8 @@ enum Command {
         /// autoencoder run there, Hopfield networks on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// How the PCN computes: fused (default; on a CPU), fused_direct, or candle (the
-        /// reference kernel, any device). An execution choice: every kernel computes the same
+        /// How the PCN computes: fused (default), fused_direct, candle (the reference kernel)
+        /// or candle_gram (what fused runs on a GPU). An execution choice: every kernel computes the same
         /// network, and records say which ran.
         #[arg(long, default_value = "fused")]
         kernel: String,
@@ -282,7 +282,7 @@ fn describe(l: &pcmem_data::Located) -> String {
 fn parse_kernel(name: &str) -> anyhow::Result<pcmem_model::Kernel> {
     serde_json::from_value(serde_json::Value::String(name.into())).map_err(|_| {
         BadInput(format!(
-            "--kernel {name}: unknown kernel; use fused, fused_direct or candle"
+            "--kernel {name}: unknown kernel; use fused, fused_direct, candle or candle_gram"
         ))
         .into()
     })

@@ -138,7 +138,7 @@ pub struct RunRecord {
     pub code_version: String,
     /// Device (`cpu`).
     pub device: String,
-    /// The PCN's kernel option the run used (`fused`, `fused_direct`, `candle`; other models
+    /// The PCN's kernel option the run used (`fused`, `fused_direct`, `candle`, `candle_gram`; other models
     /// have one way of computing). Absent in records written before it was an option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,

@@ -65,7 +65,7 @@ pub struct RunOptions {
     /// Where the PCN and the autoencoder compute (`pcmem_model::device::parse`); Hopfield
     /// networks and the modern Hopfield network stay on the CPU.
     pub device: Device,
-    /// How the PCN computes its hot loop (`fused`, `fused_direct`, `candle`): an execution
+    /// How the PCN computes its hot loop (`fused`, `fused_direct`, `candle`, `candle_gram`): an execution
     /// choice, not a setting of the model (every kernel computes the same network); records
     /// say which ran. Other models ignore it. Default [`Kernel::Fused`].
     pub kernel: Kernel,
@@ -80,7 +80,7 @@ pub struct RunOptions {
 }
 
 /// The name of a kernel as grids, the CLI and records write it (`fused`, `fused_direct`,
-/// `candle`).
+/// `candle`, `candle_gram`).
 pub fn kernel_name(kernel: Kernel) -> String {
     serde_json::to_value(kernel)
         .ok()

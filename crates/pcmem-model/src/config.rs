@@ -173,13 +173,17 @@ pub enum Kernel {
     /// memory). While the sensory layer is clamped (training, recall from noise) and the
     /// non-linearity is pre-synaptic, it computes the bottom-up term of layer 1 through the
     /// identity `eps_0 W_1 = x_0 W_1 - f(x_1) (W_1^T W_1)`, which replaces two `N x d x n`
-    /// products per step by one `N x n x n` product. On other devices: `candle`.
+    /// products per step by one `N x n x n` product. On other devices: `candle_gram`.
     #[default]
     Fused,
-    /// The fused CPU kernel without the Gram identity (two `N x d x n` products per step).
+    /// The fused CPU kernel without the Gram identity (two `N x d x n` products per step). On
+    /// other devices: `candle`.
     FusedDirect,
     /// One candle operation per term of the equations (the reference implementation).
     Candle,
+    /// The candle operations of `candle` with the Gram identity of `fused` (where it applies):
+    /// what `fused` runs on a GPU; on a CPU it serves to test that path.
+    CandleGram,
 }
 
 /// Value-node dynamics (Eq. 3).

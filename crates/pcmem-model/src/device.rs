@@ -50,7 +50,10 @@ pub fn parse(name: &str) -> Result<Device> {
     let opened = std::panic::catch_unwind(|| Device::new_cuda(ordinal));
     std::panic::set_hook(hook);
     let reason = match opened {
-        Ok(Ok(device)) => return Ok(device),
+        Ok(Ok(device)) => {
+            quiet_events(&device);
+            return Ok(device);
+        }
         Ok(Err(e)) => e.to_string(),
         Err(panic) => panic
             .downcast_ref::<String>()
@@ -63,6 +66,22 @@ pub fn parse(name: &str) -> Result<Device> {
          on LD_LIBRARY_PATH (docs/cuda.md in the pcmem repository)?"
     )))
 }
+
+/// Stops cudarc from creating two CUDA events per allocation on `device` (every candle op
+/// allocates its output). They only order work across streams, and pcmem issues all of a
+/// device's work on candle's one stream, where cudarc records none of them anyway: creating and
+/// destroying them is pure overhead on every operation.
+#[cfg(feature = "cuda")]
+fn quiet_events(device: &Device) {
+    if let Device::Cuda(d) = device {
+        // SAFETY: no second stream is ever created on this context (see above), so no tensor
+        // is used on a stream other than the one that allocated it.
+        unsafe { d.disable_event_tracking() }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn quiet_events(_: &Device) {}
 
 /// The canonical name of `device` (`cpu`, `cuda:N`), as written into run records.
 pub fn name(device: &Device) -> String {

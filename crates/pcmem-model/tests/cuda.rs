@@ -1,6 +1,8 @@
 //! The same numerical checks on a GPU as on the CPU: training energies, weights, recall from
 //! noise and from a partial image agree to a relative 1e-3 (f32 on both; TF32 off), for both
-//! activation placements and with momentum and the estimated known-pixel precision. Runs when
+//! activation placements and with momentum and the estimated known-pixel precision, for the
+//! GPU's two kernels (`candle`, and `fused`, which there runs `candle_gram`: layer 1 in Gram
+//! form), each against the CPU's candle reference. Runs when
 //! the build has the `cuda` feature and a GPU opens; otherwise it says it was skipped, unless
 //! `PCMEM_REQUIRE_GPU=1` is set (as on the GPU machine), where a GPU that does not open fails.
 
@@ -66,8 +68,8 @@ fn cuda_training_and_recall_agree_with_the_cpu() {
         cfg.recall.momentum = 0.5;
         cfg.recall.free_pixel_rate = Some(1.0);
         cfg.recall.known_precision = KnownPrecision::Estimated;
-        let run = |dev: &Device| -> (Vec<f64>, Pcn, Tensor, Tensor) {
-            let mut pcn = cfg.init_with_kernel(dev, Kernel::Candle).unwrap();
+        let run = |dev: &Device, kernel: Kernel| -> (Vec<f64>, Pcn, Tensor, Tensor) {
+            let mut pcn = cfg.init_with_kernel(dev, kernel).unwrap();
             let rep = pcn.train(&images).unwrap();
             let (noisy, _) = pcn.recall_noisy(&images).unwrap();
             let cue = images.broadcast_mul(&mask).unwrap();
@@ -79,37 +81,39 @@ fn cuda_training_and_recall_agree_with_the_cpu() {
                 partial,
             )
         };
-        let (ec, pc, nc, qc) = run(&Device::Cpu);
-        let (eg, pg, ng, qg) = run(&gpu);
-        let tag = format!("{placement:?}");
-        assert!(pg.device().is_cuda(), "{tag}: model not on the GPU");
-        for (i, (a, b)) in eg.iter().zip(&ec).enumerate() {
+        let (ec, pc, nc, qc) = run(&Device::Cpu, Kernel::Candle);
+        for kernel in [Kernel::Candle, Kernel::Fused] {
+            let (eg, pg, ng, qg) = run(&gpu, kernel);
+            let tag = format!("{placement:?} {kernel:?}");
+            assert!(pg.device().is_cuda(), "{tag}: model not on the GPU");
+            for (i, (a, b)) in eg.iter().zip(&ec).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-3 * b.abs(),
+                    "{tag}: epoch {i} energy {a} (GPU) vs {b} (CPU)"
+                );
+            }
+            for (wa, wb) in pg.weights().iter().zip(pc.weights()) {
+                assert!(
+                    rel(wa, wb) < 1e-3,
+                    "{tag}: weights differ by {}",
+                    rel(wa, wb)
+                );
+            }
+            let (p_gpu, p_cpu) = (pg.known_precision().unwrap(), pc.known_precision().unwrap());
             assert!(
-                (a - b).abs() <= 1e-3 * b.abs(),
-                "{tag}: epoch {i} energy {a} (GPU) vs {b} (CPU)"
+                (p_gpu - p_cpu).abs() <= 1e-3 * p_cpu,
+                "{tag}: {p_gpu} vs {p_cpu}"
+            );
+            assert!(
+                rel(&ng, &nc) < 1e-3,
+                "{tag}: noisy recall {}",
+                rel(&ng, &nc)
+            );
+            assert!(
+                rel(&qg, &qc) < 1e-3,
+                "{tag}: partial recall {}",
+                rel(&qg, &qc)
             );
         }
-        for (wa, wb) in pg.weights().iter().zip(pc.weights()) {
-            assert!(
-                rel(wa, wb) < 1e-3,
-                "{tag}: weights differ by {}",
-                rel(wa, wb)
-            );
-        }
-        let (p_gpu, p_cpu) = (pg.known_precision().unwrap(), pc.known_precision().unwrap());
-        assert!(
-            (p_gpu - p_cpu).abs() <= 1e-3 * p_cpu,
-            "{tag}: {p_gpu} vs {p_cpu}"
-        );
-        assert!(
-            rel(&ng, &nc) < 1e-3,
-            "{tag}: noisy recall {}",
-            rel(&ng, &nc)
-        );
-        assert!(
-            rel(&qg, &qc) < 1e-3,
-            "{tag}: partial recall {}",
-            rel(&qg, &qc)
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! The fused CPU kernel against the candle-op reference implementation: same training energies,
+//! The fused CPU kernel and the candle operations in Gram form against the candle-op reference implementation: same training energies,
 //! same weights, same recall, for every activation, placement, prior, optimiser and depth.
 
 use candle_core::{Device, Tensor};
@@ -75,7 +75,7 @@ fn fused_kernel_matches_candle_reference() {
                     (rep, pcn, noisy, partial)
                 };
                 let (rb, pb, nb, qb) = run(Kernel::Candle);
-                for kernel in [Kernel::Fused, Kernel::FusedDirect] {
+                for kernel in [Kernel::Fused, Kernel::FusedDirect, Kernel::CandleGram] {
                     let tag = format!("{tag} {kernel:?}");
                     let (ra, pa, na, qa) = run(kernel);
                     assert_eq!(ra.epochs.len(), rb.epochs.len(), "{tag}");
@@ -138,7 +138,12 @@ fn known_pixel_network_recall_equals_full_network_recall() {
     let row: Vec<f32> = (0..40).map(|i| ((i % 3) != 0) as u8 as f32).collect();
     let one = Tensor::from_vec(row.clone(), (1, 40), &dev).unwrap();
     let every = one.broadcast_as((5, 40)).unwrap().contiguous().unwrap();
-    for kernel in [Kernel::Candle, Kernel::Fused, Kernel::FusedDirect] {
+    for kernel in [
+        Kernel::Candle,
+        Kernel::Fused,
+        Kernel::FusedDirect,
+        Kernel::CandleGram,
+    ] {
         for placement in [
             ActivationPlacement::PreSynaptic,
             ActivationPlacement::PostSynaptic,
@@ -197,7 +202,12 @@ fn each_application_of_f_runs_the_selected_relaxation() {
     use pcmem_model::NoiseRelaxation;
     let dev = Device::Cpu;
     let cues = common::scrambled(5, 40, 11);
-    for kernel in [Kernel::Fused, Kernel::FusedDirect, Kernel::Candle] {
+    for kernel in [
+        Kernel::Fused,
+        Kernel::FusedDirect,
+        Kernel::Candle,
+        Kernel::CandleGram,
+    ] {
         let mut cfg = PcnConfig::new(40, 12);
         cfg.inference.gamma = 0.05;
         cfg.inference.steps = 7;

@@ -48,10 +48,10 @@ pub(super) trait Exec {
 
 impl Pcn {
     /// The implementation of the kernel chosen ([`Pcn::set_kernel`]): the fused CPU kernel
-    /// (with or without the Gram identity) on a CPU, the reference kernel when it is chosen or
-    /// the device is not a CPU.
+    /// (with or without the Gram identity) on a CPU, the reference kernel's candle operations
+    /// (with the Gram identity where [`Pcn::gram_applies`]) otherwise.
     pub(super) fn exec(&self) -> &'static dyn Exec {
-        if self.kernel != Kernel::Candle && self.device.is_cpu() {
+        if matches!(self.kernel, Kernel::Fused | Kernel::FusedDirect) && self.device.is_cpu() {
             &fused::Fused
         } else {
             &reference::Reference

@@ -47,6 +47,7 @@ use crate::error::{PcnError, Result};
 
 mod exec;
 mod fused;
+mod gram;
 mod persist;
 mod recall;
 mod reference;
@@ -137,6 +138,9 @@ struct Forward {
     inputs: Vec<Tensor>,
     /// Error signal sent up through `W_l`: `eps_{l-1}` (pre) or `eps_{l-1} * f'(W x_l)` (post).
     deltas: Vec<Tensor>,
+    /// In Gram form ([`gram`]), layer 1's bottom-up term; `eps_0` and `deltas[0]` are then
+    /// empty placeholders.
+    gram: Option<gram::GramPart>,
 }
 
 /// A generative PCN. Build it with [`PcnConfig::init`].
@@ -239,8 +243,8 @@ impl Pcn {
         })
     }
 
-    /// The kernel that runs the hot loop (default [`Kernel::Fused`]; on a GPU every kernel
-    /// runs as [`Kernel::Candle`]).
+    /// The kernel that runs the hot loop (default [`Kernel::Fused`]; on a GPU `fused` runs as
+    /// [`Kernel::CandleGram`] and `fused_direct` as [`Kernel::Candle`]).
     pub fn kernel(&self) -> Kernel {
         self.kernel
     }
@@ -250,7 +254,7 @@ impl Pcn {
     /// a fused one is refused once training has updated the weights (switch before training,
     /// or after it, for recall).
     pub fn set_kernel(&mut self, kernel: Kernel) -> Result<()> {
-        let family = |k: Kernel| k == Kernel::Candle;
+        let family = |k: Kernel| matches!(k, Kernel::Candle | Kernel::CandleGram);
         if family(kernel) != family(self.kernel) && (self.adam.is_some() || self.adam_cpu.is_some())
         {
             return Err(PcnError::InvalidConfig {

@@ -60,12 +60,30 @@ impl Pcn {
     }
 
     pub(super) fn forward(&self, x: &[Tensor]) -> Result<Forward> {
+        self.forward_with(x, None)
+    }
+
+    /// The forward pass at `x`; with `gram`, layer 1 in Gram form ([`super::gram`]).
+    pub(super) fn forward_with(
+        &self,
+        x: &[Tensor],
+        gram: Option<&super::gram::GramTerms>,
+    ) -> Result<Forward> {
         let layers = self.config.layers;
         let mut eps = Vec::with_capacity(layers + 1);
         let mut inputs = Vec::with_capacity(layers);
         let mut deltas = Vec::with_capacity(layers);
+        let mut part = None;
         for l in 1..=layers {
             let w = &self.weights[l - 1];
+            if let (1, Some(t)) = (l, gram) {
+                let (f1, absent, p) = self.gram_layer(t, &x[1])?;
+                inputs.push(f1);
+                deltas.push(absent.clone());
+                eps.push(absent);
+                part = Some(p);
+                continue;
+            }
             match self.config.placement {
                 ActivationPlacement::PreSynaptic => {
                     let fx = self.act(&x[l])?;
@@ -90,12 +108,16 @@ impl Pcn {
             eps,
             inputs,
             deltas,
+            gram: part,
         })
     }
 
     pub(super) fn energy_of(fw: &Forward) -> Result<f64> {
-        let mut e = 0.0;
-        for t in &fw.eps {
+        let mut e = match &fw.gram {
+            Some(g) => g.sensory_sq(&fw.inputs[0])?,
+            None => sum_sq(&fw.eps[0])?,
+        };
+        for t in &fw.eps[1..] {
             e += sum_sq(t)?;
         }
         Ok(0.5 * e)
@@ -106,7 +128,10 @@ impl Pcn {
         let layers = self.config.layers;
         let mut out = Vec::with_capacity(layers);
         for l in 1..=layers {
-            let back = fw.deltas[l - 1].matmul(&self.weights[l - 1])?;
+            let back = match (l, &fw.gram) {
+                (1, Some(g)) => g.back.clone(),
+                _ => fw.deltas[l - 1].matmul(&self.weights[l - 1])?,
+            };
             let back = match self.config.placement {
                 ActivationPlacement::PreSynaptic => (back * self.act_grad(&x[l])?)?,
                 ActivationPlacement::PostSynaptic => back,
@@ -220,7 +245,12 @@ impl Pcn {
         } else {
             Vec::new()
         };
-        let mut fw = self.forward(x)?;
+        let rows = x[0].dims()[0];
+        let gram = match free0 {
+            None if self.gram_applies(rows, steps) => Some(self.gram_terms(&x[0])?),
+            _ => None,
+        };
+        let mut fw = self.forward_with(x, gram.as_ref())?;
         pull(x, &mut fw)?;
         for t in 0..steps {
             if let Some(tol) = tolerance {
@@ -238,8 +268,12 @@ impl Pcn {
             }
             self.apply_step(x, &mut vel, &fw, free0, dynamics)?;
             taken = t + 1;
-            fw = self.forward(x)?;
+            fw = self.forward_with(x, gram.as_ref())?;
             pull(x, &mut fw)?;
+        }
+        if gram.is_some() {
+            // The caller gets the errors themselves (learning, the recall map read eps_0).
+            fw = self.forward(x)?;
         }
         let energy = Self::energy_of(&fw)?;
         if !energy.is_finite() {
