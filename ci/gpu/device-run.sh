@@ -7,7 +7,8 @@
 #      not at d > PCX_MAX_D, default 20000: PCX did not finish the ImageNet size in 200 s);
 #   4. full-profile cells of the grids named in GRIDS (default fig7 fig8 fig3 fig6b fig10b) until
 #      BUDGET seconds (default 540) since the start are nearly spent; finished cells' records in
-#      $OUT/records.tgz (records resume: a later session continues where this one stopped).
+#      $OUT/records.tgz (records resume: unpack them into .devcarry/res and a later session
+#      continues where this one stopped).
 # Each step runs even if an earlier one failed; log.txt says what each step did.
 set -uo pipefail
 t0=$(date +%s)
@@ -51,6 +52,9 @@ say "step 3 exit $?"
 fi
 say "step 4: full-profile cells ($grids), $(left) s left"
 mkdir -p /tmp/res
+# Records of an earlier device session (unpacked from its records.tgz into .devcarry/res): their
+# cells are skipped, the run goes on from the first cell without a record.
+[ -d "$carry/res" ] && cp -r "$carry/res/." /tmp/res/ && say "carried records: $(find /tmp/res -name '*.json' | wc -l)"
 for g in $grids; do
     [ "$(left)" -gt 60 ] || break
     say "grid $g ($(left) s left)"
