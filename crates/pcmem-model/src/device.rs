@@ -72,7 +72,7 @@ pub fn parse(name: &str) -> Result<Device> {
 /// device's work on candle's one stream, where cudarc records none of them anyway: creating and
 /// destroying them is pure overhead on every operation.
 #[cfg(feature = "cuda")]
-#[allow(unsafe_code)] // the one unsafe call of the project: cudarc marks this switch unsafe
+#[allow(unsafe_code)] // cudarc marks this switch unsafe; the safety argument is below
 fn quiet_events(device: &Device) {
     if let Device::Cuda(d) = device {
         // SAFETY: no second stream is ever created on this context (see above), so no tensor
