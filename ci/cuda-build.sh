@@ -33,6 +33,9 @@ if [ ! -f "$patched/.pcmem-patched" ]; then
     sed -i 's/"dynamic-linking"/"dynamic-loading"/' "$patched/Cargo.toml"
     touch "$patched/.pcmem-patched"
 fi
+# The patch makes cargo rewrite Cargo.lock (candle-core from a path): keep the committed lock.
+cp Cargo.lock "$CARGO_TARGET_DIR/Cargo.lock.committed"
+trap 'cp "$CARGO_TARGET_DIR/Cargo.lock.committed" Cargo.lock' EXIT
 cmd=build
 case "${1:-}" in build | test | bench) cmd=$1; shift ;; esac
 args=("$@")
