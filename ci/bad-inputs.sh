@@ -125,6 +125,9 @@ touch "$work/a-file"
 try "\`--out\` is a file" "exit 2 before the first cell" "$bin" run "$g" $D --out "$work/a-file"
 try "\`--rate\` without \`--dry-run\`" "exit 2, says to add --dry-run" "$bin" run "$g" $D --out "$work/o2" --rate 3000
 try "\`--rate 0\`" "exit 2" "$bin" run "$g" $D --out "$work/o2" --dry-run --rate 0
+try "\`--where widht=3\`" "exit 2 naming the cell fields" "$bin" run "$g" $D --out "$work/o2" --dry-run --where widht=3
+try "\`--where n_images=5\` (no such cell)" "exit 2 naming the values the cells have" "$bin" run "$g" $D --out "$work/o2" --dry-run --where n_images=5
+try "\`--where hidden\`" "exit 2, says KEY=VALUE" "$bin" run "$g" $D --out "$work/o2" --dry-run --where hidden
 try "\`--out\` cannot be created (/proc)" "exit 2 before the first cell" "$bin" run "$g" $D --out /proc/pcmem-out
 mkdir -p "$work/o3/runs/bad/quick"
 lock="$work/o3/runs/bad/quick/mnist-N8-modern_hopfield-n0-L0-s0.json.lock"

@@ -60,6 +60,19 @@ pub fn parse_every(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
 }
 
 /// `i/n` with 1 <= i <= n.
+/// Reads one `--where KEY=VALUE`.
+pub fn parse_only(s: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        }
+        _ => Err(BadInput(format!(
+            "--where `{s}`: expected KEY=VALUE, e.g. model=autoencoder or hidden=512"
+        ))
+        .into()),
+    }
+}
+
 pub fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
     let bad = || {
         BadInput(format!(
@@ -122,6 +135,7 @@ pub fn options(
         kernel: Default::default(),
         out: out.to_path_buf(),
         shard,
+        only: Vec::new(),
         force,
         data,
         progress: true,

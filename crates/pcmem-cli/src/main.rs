@@ -6,7 +6,7 @@
 //! pcmem data verify [NAME]        check cached archives and SHA256SUMS of the data directory
 //! pcmem reproduce [--profile quick|full] [--only ID ...] [--out DIR]
 //!                                 every grid of experiments/, then aggregate, figures, REPORT.md
-//! pcmem run experiments/ID.toml [--profile P] [--shard i/n] [--dry-run [--rate GFLOPS]] [--force]
+//! pcmem run experiments/ID.toml [--profile P] [--shard i/n] [--where KEY=VALUE]... [--dry-run [--rate GFLOPS]] [--force]
 //! pcmem aggregate DIR             records -> DIR/table.csv and table.parquet
 //! pcmem report DIR                figures and DIR/REPORT.md with the paper's claims
 //! pcmem regress DIR --baseline F  fail when retrieval drops below a committed baseline
@@ -100,6 +100,11 @@ enum Command {
         /// SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when this is not given.
         #[arg(long)]
         shard: Option<String>,
+        /// Only the cells whose field KEY equals VALUE (repeat for several; all must hold),
+        /// e.g. --where model=autoencoder --where hidden=512. Keys: dataset, n_images, model,
+        /// hidden, layers, seed, search.
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        only: Vec<String>,
         /// List the cells and an estimate of the work; run nothing.
         #[arg(long)]
         dry_run: bool,
@@ -327,6 +332,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             grid,
             profile,
             shard,
+            only,
             dry_run,
             rate,
             force,
@@ -368,6 +374,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             };
             let mut opts = harness::options(out, shard, *force, dirs, device);
             opts.offline = *offline;
+            opts.only = only
+                .iter()
+                .map(|o| harness::parse_only(o))
+                .collect::<anyhow::Result<_>>()?;
             opts.kernel = kernel;
             opts.checkpoint_every = harness::parse_every(checkpoint_every)?;
             harness::run_one(grid, profile, dry_run.then_some(rate), opts)

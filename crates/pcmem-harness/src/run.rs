@@ -13,6 +13,7 @@
 //! let opts = RunOptions {
 //!     out: out.path().to_path_buf(),
 //!     shard: None,
+//!     only: Vec::new(),
 //!     force: false,
 //!     data: pcmem_data::DataDirs::from_env(None),
 //!     progress: false,
@@ -26,6 +27,9 @@
 //! let cells = plan(&grid, &opts)?;
 //! assert_eq!(cells.len(), 4);
 //! assert!(cells.iter().all(|(_, _, done)| !done));
+//! // `only` keeps the cells whose fields match (here: the PCN's two).
+//! let only = vec![("model".to_string(), "pcn".to_string())];
+//! assert_eq!(plan(&grid, &RunOptions { only, ..opts })?.len(), 2);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -54,6 +58,10 @@ pub struct RunOptions {
     /// `(i, n)`: run only the cells of shard `i` of `n` ([`crate::shard::assign`]: shards of
     /// about equal estimated work).
     pub shard: Option<(usize, usize)>,
+    /// Run only the cells whose fields equal all of these `(key, value)` pairs; keys are the
+    /// cell's fields ([`CELL_KEYS`]), values as a record writes them (`model = "autoencoder"`,
+    /// `hidden = "512"`). Empty: every cell. A filter that matches no cell is an error.
+    pub only: Vec<(String, String)>,
     /// Recompute cells that already have a record.
     pub force: bool,
     /// Where data is found.
@@ -138,7 +146,7 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
             )));
         }
     }
-    let cells = grid.cells();
+    let cells = only_cells(grid, grid.cells(), &opts.only)?;
     // Shards of about equal work (the training bound of each cell; one-shot cells count as
     // none and are spread by number).
     let shard_of = opts.shard.map(|(_, n)| {
@@ -165,6 +173,64 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
             (c, p, done)
         })
         .collect())
+}
+
+/// The fields of a cell that [`RunOptions::only`] can select on.
+pub const CELL_KEYS: [&str; 7] = [
+    "dataset", "n_images", "model", "hidden", "layers", "seed", "search",
+];
+
+/// A cell's field `key` as text, as its record writes it.
+fn cell_field(cell: &Cell, key: &str) -> Option<String> {
+    let v = serde_json::to_value(cell).ok()?;
+    Some(match v.get(key)? {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// The cells whose fields match every pair of `only`; an unknown key, or a filter that leaves
+/// no cell, is an error naming the values the grid's cells have.
+fn only_cells(grid: &Grid, cells: Vec<Cell>, only: &[(String, String)]) -> Result<Vec<Cell>> {
+    if only.is_empty() {
+        return Ok(cells);
+    }
+    for (k, _) in only {
+        if !CELL_KEYS.contains(&k.as_str()) {
+            return Err(HarnessError::Invalid(format!(
+                "--where {k}=...: unknown cell field `{k}`; use one of {}",
+                CELL_KEYS.join(", ")
+            )));
+        }
+    }
+    let kept: Vec<Cell> = cells
+        .iter()
+        .filter(|c| {
+            only.iter()
+                .all(|(k, v)| cell_field(c, k).as_deref() == Some(v.as_str()))
+        })
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        let have: Vec<String> = only
+            .iter()
+            .map(|(k, _)| {
+                let mut vals: Vec<String> = cells.iter().filter_map(|c| cell_field(c, k)).collect();
+                vals.sort();
+                vals.dedup();
+                format!("{k} in {{{}}}", vals.join(", "))
+            })
+            .collect();
+        let asked: Vec<String> = only.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return Err(HarnessError::Invalid(format!(
+            "--where {}: no cell of grid `{}` (profile {}) matches; its cells have {}",
+            asked.join(" "),
+            grid.id,
+            grid.applied_profile,
+            have.join("; ")
+        )));
+    }
+    Ok(kept)
 }
 
 /// Whether `path` holds a record of `cell` that parses, has every recall arm and corruption of

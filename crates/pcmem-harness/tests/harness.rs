@@ -123,6 +123,29 @@ fn runner_writes_records_resumes_forces_and_shards() {
     .unwrap();
     assert_eq!(a.len() + b.len(), 4);
     assert!(a.iter().all(|x| b.iter().all(|y| x.0 != y.0)));
+    // `only` keeps the cells whose fields match all pairs; an unknown field, or a filter that
+    // leaves no cell, is an error that says what the grid's cells have.
+    let only = |pairs: &[(&str, &str)]| RunOptions {
+        only: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..opts.clone()
+    };
+    let p = plan(&grid, &only(&[("model", "pcn")])).unwrap();
+    assert_eq!(p.len(), 2);
+    assert!(p.iter().all(|(c, _, _)| c.model.name() == "pcn"));
+    let p = plan(&grid, &only(&[("model", "pcn"), ("n_images", "6")])).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].0.n_images, 6);
+    let e = plan(&grid, &only(&[("widht", "3")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`widht`") && e.contains("hidden"), "{e}");
+    let e = plan(&grid, &only(&[("n_images", "5")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n_images in {4, 6}"), "{e}");
     assert!(plan(
         &grid,
         &RunOptions {

@@ -54,6 +54,7 @@ pub fn options(out: &Path, data: &Path) -> RunOptions {
         kernel: Default::default(),
         out: out.to_path_buf(),
         shard: None,
+        only: Vec::new(),
         force: false,
         data: DataDirs {
             data_dir: Some(data.to_path_buf()),

@@ -19,7 +19,7 @@
 //! let mut a = cfg.init_with_kernel(&dev, Kernel::Candle)?;
 //! let mut b = a.clone();
 //! b.set_kernel(Kernel::CandleGram)?;
-//! let (ea, eb) = (a.train_step(&data)?.energy, b.train_step(&data)?.energy);
+//! let (ea, eb) = (a.train_step(&data)?.0.energy, b.train_step(&data)?.0.energy);
 //! assert!((ea - eb).abs() <= 1e-4 * ea.abs());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
