@@ -140,16 +140,10 @@ mod tests {
             );
             let gd = pcn.hidden_grads(&x.0, &direct).unwrap();
             let gg = pcn.hidden_grads(&x.0, &gram).unwrap();
+            let max_abs =
+                |t: Tensor| -> f32 { t.abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
             for (l, (a, b)) in gd.iter().zip(&gg).enumerate() {
-                let diff: f32 = (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar()
-                    .unwrap();
-                let scale: f32 = a.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                let (diff, scale) = (max_abs((a - b).unwrap()), max_abs(a.clone()));
                 assert!(
                     diff <= 1e-5 * scale,
                     "{activation:?}: layer {} gradient off by {diff}",
