@@ -368,6 +368,56 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     })
 }
 
+/// The columns of the tidy table that name a cell (the others name a recall condition).
+const CELL_COLUMNS: [&str; 5] = ["dataset", "model", "hidden", "layers", "n_images"];
+
+/// How many of the cells a claim judges have results, and how many the grid's profile has:
+/// `(run, in the grid)`. A claim about every width or every N judged on some of them is not yet
+/// a PASS (a FAIL on some of them is one already).
+pub fn coverage(claim: &Claim, df: &DataFrame, grid: &crate::spec::Grid) -> Result<(usize, usize)> {
+    use std::collections::BTreeSet;
+    let field = |c: &crate::spec::Cell, k: &str| -> String {
+        match k {
+            "dataset" => c.dataset.clone(),
+            "model" => c.model.name().to_string(),
+            "hidden" => c.hidden.to_string(),
+            "layers" => c.layers.to_string(),
+            _ => c.n_images.to_string(),
+        }
+    };
+    let expected: BTreeSet<Vec<String>> = grid
+        .cells()
+        .iter()
+        .filter(|c| {
+            CELL_COLUMNS
+                .iter()
+                .all(|k| claim.filter.get(*k).is_none_or(|v| *v == field(c, k)))
+        })
+        .map(|c| CELL_COLUMNS.iter().map(|k| field(c, k)).collect())
+        .collect();
+    let g = strings(df, "grid")?;
+    let chosen = strings(df, "selected")?;
+    let filter_cols: Vec<(String, Vec<String>)> = claim
+        .filter
+        .keys()
+        .map(|k| Ok((k.clone(), strings(df, k)?)))
+        .collect::<Result<_>>()?;
+    let cell_cols: Vec<Vec<String>> = CELL_COLUMNS
+        .iter()
+        .map(|k| strings(df, k))
+        .collect::<Result<_>>()?;
+    let run: BTreeSet<Vec<String>> = (0..g.len())
+        .filter(|&i| {
+            g[i] == claim.grid
+                && chosen[i] == "true"
+                && filter_cols.iter().all(|(k, v)| v[i] == claim.filter[k])
+        })
+        .map(|i| cell_cols.iter().map(|c| c[i].clone()).collect())
+        .filter(|key| expected.contains(key))
+        .collect();
+    Ok((run.len(), expected.len()))
+}
+
 /// The claim restricted to one recall arm (its `where`, `than` and control), unless it names
 /// an arm itself.
 pub fn in_arm(claim: &Claim, arm: &str) -> Claim {

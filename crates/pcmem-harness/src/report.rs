@@ -1,5 +1,5 @@
 //! The report: for every grid, its figure and table, and for every claim of the paper
-//! (evaluated by [`crate::claims`]) the paper's value, ours, and pass / fail / not run, as
+//! (evaluated by [`crate::claims`]) the paper's value, ours, and pass / fail / incomplete / not run, as
 //! `REPORT.md` with the figures embedded.
 //!
 //! ```
@@ -454,7 +454,7 @@ pub fn write_report(
     let arms: Vec<String> = std::iter::once("paper".to_string())
         .chain(other_arms.iter().cloned())
         .collect();
-    let mut counts = vec![(0, 0, 0); arms.len()];
+    let mut counts = vec![(0, 0, 0, 0); arms.len()];
     let grid_arms: Vec<(String, String)> = strings(df, "grid")?
         .into_iter()
         .zip(strings(df, "arm")?)
@@ -467,8 +467,19 @@ pub fn write_report(
                 line.push_str(" - | - |");
                 continue;
             }
-            let v = evaluate(&in_arm(c, arm), df)?;
+            let claim = in_arm(c, arm);
+            let v = evaluate(&claim, df)?;
+            // A verdict on some of the claim's cells: a FAIL stands, a PASS is incomplete.
+            let (run, all) = match grids.iter().find(|g| g.id == c.grid) {
+                Some(g) if v.pass.is_some() => coverage(&claim, df, g)?,
+                _ => (0, 0),
+            };
+            let partial = run < all;
             let status = match v.pass {
+                Some(true) if partial => {
+                    counts[k].3 += 1;
+                    "incomplete"
+                }
                 Some(true) => {
                     counts[k].0 += 1;
                     "PASS"
@@ -482,15 +493,21 @@ pub fn write_report(
                     "not run"
                 }
             };
-            line.push_str(&format!(" {} | {status} |", v.ours));
+            let cover = if partial {
+                format!(" ({run} of its {all} cells run)")
+            } else {
+                String::new()
+            };
+            line.push_str(&format!(" {}{cover} | {status} |", v.ours));
         }
         let _ = writeln!(md, "{line}");
     }
     let _ = writeln!(md);
-    for (arm, (pass, fail, not_run)) in arms.iter().zip(&counts) {
+    for (arm, (pass, fail, not_run, incomplete)) in arms.iter().zip(&counts) {
         let _ = writeln!(
             md,
-            "`{arm}`: {pass} pass, {fail} fail, {not_run} not run in this profile.  "
+            "`{arm}`: {pass} pass, {fail} fail, {incomplete} incomplete (holds on the cells run, \
+             others of its cells not run), {not_run} not run in this profile.  "
         );
     }
     let _ = writeln!(md);

@@ -1,7 +1,7 @@
 //! Grids, the resumable runner, aggregation and claims, end to end on generated CIFAR-10 records.
 
 use pcmem_harness::record::read_all;
-use pcmem_harness::report::{evaluate, Claim, Control, Metric, Op};
+use pcmem_harness::report::{coverage, evaluate, Claim, Control, Metric, Op};
 use pcmem_harness::run::{plan, run_grid, RunOptions};
 use pcmem_harness::spec::Grid;
 use pcmem_harness::{aggregate, HarnessError};
@@ -195,6 +195,19 @@ fn runner_writes_records_resumes_forces_and_shards() {
         None,
         "cells not run are not passed"
     );
+    // Coverage: a claim over every N counts its cells with results among the grid's; with
+    // one of them missing, its PASS is incomplete (the report says so).
+    let mut every_n = claim(Op::Ge, 1.0, "4");
+    every_n.filter.remove("n_images");
+    assert_eq!(coverage(&every_n, &df, &grid).unwrap(), (2, 2));
+    let without_6: Vec<_> = plain
+        .iter()
+        .filter(|r| !(r.cell.model.name() == "modern_hopfield" && r.cell.n_images == 6))
+        .cloned()
+        .collect();
+    let df6 = aggregate::tidy(&without_6).unwrap();
+    assert_eq!(evaluate(&every_n, &df6).unwrap().pass, Some(true));
+    assert_eq!(coverage(&every_n, &df6, &grid).unwrap(), (1, 2));
     // Without `for_each` every cell must hold on its own: N = 4 recalls all, N = 6 (made to
     // fail here) none; their mean, 50%, would pass "at most 50%".
     let mut broken = plain.clone();
