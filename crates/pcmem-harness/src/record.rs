@@ -85,7 +85,10 @@ pub struct RecallResult {
     pub corruption: String,
     /// Retrieval threshold on the per-image MSE.
     pub threshold: f64,
-    /// Per-image MSE over all pixels between the recalled and the original image.
+    /// Per-image MSE over all pixels between the recalled and the original image. A recall
+    /// that diverged (an autoencoder iterated 100 times can) has a non-finite MSE: JSON writes
+    /// it as `null`, read back as NaN, never counted as recalled.
+    #[serde(deserialize_with = "nan_for_null")]
     pub mse: Vec<f64>,
     /// Update steps of the recall.
     pub steps: usize,
@@ -261,4 +264,11 @@ pub fn readable(out: &Path, grid: &str, profile: &str) -> Vec<RunRecord> {
         .iter()
         .filter_map(|p| RunRecord::read(p).ok())
         .collect()
+}
+
+/// Reads a list of numbers in which `null` stands for a non-finite value (how serde_json
+/// writes NaN and infinities) as NaN.
+fn nan_for_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    let v: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }

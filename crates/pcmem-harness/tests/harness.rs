@@ -98,6 +98,33 @@ fn runner_writes_records_resumes_forces_and_shards() {
     std::fs::remove_file(path).unwrap();
     let s = run_grid(&grid, &opts).unwrap();
     assert_eq!((s.ran, s.skipped), (1, 3));
+    // A diverged recall (a non-finite MSE) is written as null and read back as NaN: the record
+    // stays a finished cell (not recomputed at every run) and that image is not recalled.
+    let (p0, r0) = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .find(|(_, r)| r.cell.model.name() == "pcn")
+        .unwrap();
+    let mut diverged = r0.clone();
+    diverged.recall[0].mse[0] = f64::NAN;
+    diverged.recall[0].mse[1] = f64::INFINITY;
+    diverged.write(&p0).unwrap();
+    let back = pcmem_harness::record::RunRecord::read(&p0).unwrap();
+    assert!(back.recall[0].mse[0].is_nan() && back.recall[0].mse[1].is_nan());
+    assert_eq!(run_grid(&grid, &opts).unwrap().ran, 0);
+    let df = aggregate::tidy(std::slice::from_ref(&back)).unwrap();
+    let recalled = aggregate::floats(&df, "recalled").unwrap()[0];
+    let before = r0.recall[0]
+        .mse
+        .iter()
+        .filter(|&&m| m < r0.recall[0].threshold)
+        .count();
+    let lost = r0.recall[0].mse[..2]
+        .iter()
+        .filter(|&&m| m < r0.recall[0].threshold)
+        .count();
+    assert_eq!(recalled as usize, before - lost);
+    r0.write(&p0).unwrap();
     // Force recomputes all.
     let forced = RunOptions {
         force: true,
