@@ -376,15 +376,7 @@ const CELL_COLUMNS: [&str; 5] = ["dataset", "model", "hidden", "layers", "n_imag
 /// a PASS (a FAIL on some of them is one already).
 pub fn coverage(claim: &Claim, df: &DataFrame, grid: &crate::spec::Grid) -> Result<(usize, usize)> {
     use std::collections::BTreeSet;
-    let field = |c: &crate::spec::Cell, k: &str| -> String {
-        match k {
-            "dataset" => c.dataset.clone(),
-            "model" => c.model.name().to_string(),
-            "hidden" => c.hidden.to_string(),
-            "layers" => c.layers.to_string(),
-            _ => c.n_images.to_string(),
-        }
-    };
+    let field = |c: &crate::spec::Cell, k: &str| crate::run::cell_field(c, k).unwrap_or_default();
     let expected: BTreeSet<Vec<String>> = grid
         .cells()
         .iter()

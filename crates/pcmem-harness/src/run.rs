@@ -180,8 +180,8 @@ pub const CELL_KEYS: [&str; 7] = [
     "dataset", "n_images", "model", "hidden", "layers", "seed", "search",
 ];
 
-/// A cell's field `key` as text, as its record writes it.
-fn cell_field(cell: &Cell, key: &str) -> Option<String> {
+/// A cell's field `key` as text, as its record (and the tidy table) writes it.
+pub(crate) fn cell_field(cell: &Cell, key: &str) -> Option<String> {
     let v = serde_json::to_value(cell).ok()?;
     Some(match v.get(key)? {
         serde_json::Value::String(s) => s.clone(),
