@@ -6,10 +6,8 @@ use std::time::Instant;
 use anyhow::Context;
 use pcmem_data::DataDirs;
 use pcmem_harness::candle_core::Device;
-use pcmem_harness::estimate::Expectation;
-use pcmem_harness::models;
 use pcmem_harness::record::{read_all, RunRecord};
-use pcmem_harness::run::{plan, run_grid, RunOptions, RunSummary};
+use pcmem_harness::run::{run_grid, RunOptions, RunSummary};
 use pcmem_harness::spec::Grid;
 use pcmem_harness::{aggregate as agg, report as rep};
 
@@ -29,6 +27,26 @@ pub struct Reproduce {
     /// The PCN's kernel.
     pub kernel: pcmem_model::Kernel,
     pub checkpoint_every: Option<std::time::Duration>,
+    /// List what is left of every grid and its estimate instead of running (`Some(rate)`:
+    /// the assumed GFLOP/s of `--rate`, `Some(None)`: the rates the records measured).
+    pub dry_run: Option<Option<f64>>,
+}
+
+/// `--dry-run` and `--rate`: `None` to run, `Some(None)` for an estimate at the rates the
+/// records measured, `Some(Some(r))` at `r` GFLOP/s; `--rate` alone or not a positive number
+/// is bad input.
+pub fn parse_rate(dry_run: bool, rate: Option<f64>) -> anyhow::Result<Option<Option<f64>>> {
+    match rate {
+        Some(_) if !dry_run => Err(BadInput(
+            "--rate sets the speed assumed by --dry-run's estimate; add --dry-run".into(),
+        )
+        .into()),
+        Some(r) if !(r.is_finite() && r > 0.0) => Err(BadInput(format!(
+            "--rate {r}: a training rate in GFLOP/s must be a positive number"
+        ))
+        .into()),
+        r => Ok(dry_run.then_some(r)),
+    }
 }
 
 /// `--checkpoint-every`: `30s`, `5m`, `2h`, a bare number of seconds, or `off`.
@@ -150,8 +168,11 @@ pub fn options(
 pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     let start = Instant::now();
     let grids = load_grids(&r.experiments, &r.profile, &r.only)?;
-    pcmem_harness::atomic::check_writable(&r.out)?;
     let mut opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
+    if let Some(rate) = r.dry_run {
+        return crate::plan::all(&grids, &r.experiments, rate, &opts);
+    }
+    pcmem_harness::atomic::check_writable(&r.out)?;
     opts.kernel = r.kernel;
     opts.offline = r.offline;
     opts.checkpoint_every = r.checkpoint_every;
@@ -204,7 +225,7 @@ impl std::fmt::Display for NotRun {
 
 impl std::error::Error for NotRun {}
 
-fn duration(seconds: f64) -> String {
+pub fn duration(seconds: f64) -> String {
     if seconds < 120.0 {
         format!("{seconds:.0} s")
     } else if seconds < 7200.0 {
@@ -216,7 +237,7 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-fn gib(bytes: f64) -> String {
+pub fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))
 }
 
@@ -248,123 +269,8 @@ pub fn run_one(
     opts: RunOptions,
 ) -> anyhow::Result<()> {
     let g = Grid::load(grid, profile)?;
-    let force = opts.force;
     if let Some(rate) = dry_run {
-        let cells = plan(&g, &opts)?;
-        let have = models::machine_memory();
-        let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
-        let device = pcmem_model::device::name(&opts.device);
-        let expect = match rate {
-            Some(r) => Expectation::from_records(&g, None, &records).at_rate(r),
-            None => Expectation::from_records(&g, Some(&device), &records),
-        };
-        let (mut bound_s, mut expected_s, mut unknown, mut peak) = (0.0, 0.0, 0usize, 0.0f64);
-        let mut last_trained = None;
-        println!(
-            "{:<48} {:>8} {:>12} {:>12} {:>10}",
-            "cell", "status", "bound", "expected", "memory"
-        );
-        for (c, path, done) in &cells {
-            let r = models::resolve(&g, c).map_err(|e| pcmem_harness::HarnessError::Spec {
-                file: grid.display().to_string(),
-                message: e,
-            })?;
-            let (mut bound, mut expected) = expect.seconds(&g, c);
-            // A point of a search over recall settings recalls with the model trained for the
-            // previous point of its cell (see `pcmem_harness::run::run_cell`): no training.
-            let key = {
-                let mut k = r.config.clone();
-                if let Some(o) = k.as_object_mut() {
-                    o.remove("recall");
-                }
-                (c.base(), k)
-            };
-            let shares = (!done || force) && last_trained.as_ref() == Some(&key);
-            if !done || force {
-                last_trained = Some(key);
-            }
-            if shares {
-                (bound, expected) = (0.0, Some(0.0));
-            }
-            let status = if shares {
-                "shares"
-            } else if *done && !force {
-                "done"
-            } else if !done && path.exists() {
-                // A record is there but will be recomputed: unreadable, or from settings the
-                // grid no longer states (the run says which when it gets there).
-                match pcmem_harness::record::RunRecord::read(path) {
-                    Ok(_) => "stale",
-                    Err(_) => "corrupt",
-                }
-            } else {
-                "to run"
-            };
-            if !done || force {
-                bound_s += bound;
-                match expected {
-                    Some(e) => expected_s += e,
-                    None if bound > 0.0 => unknown += 1,
-                    None => {}
-                }
-                peak = peak.max(r.memory_bytes);
-            }
-            let too_big = have.is_some_and(|h| r.memory_bytes > h);
-            println!(
-                "{:<48} {:>8} {:>12} {:>12} {:>10}{}",
-                c.id(),
-                status,
-                duration(bound),
-                expected.map_or_else(|| "-".to_string(), duration),
-                gib(r.memory_bytes),
-                if too_big { "  > machine: refused" } else { "" }
-            );
-        }
-        println!(
-            "{} cells ({} to run), {} recall conditions each; training at most {}, expected {}{}; \
-             largest cell about {} of memory (this machine: {})",
-            cells.len(),
-            cells.iter().filter(|c| !c.2 || force).count(),
-            g.recall.corruption.len(),
-            duration(bound_s),
-            duration(expected_s),
-            if unknown > 0 {
-                format!(" plus {unknown} cells of a kind with no record yet")
-            } else {
-                String::new()
-            },
-            gib(peak),
-            have.map_or_else(|| "unknown".to_string(), gib),
-        );
-        let how = if rate.is_some() {
-            "assumed (--rate)"
-        } else {
-            "measured"
-        };
-        for (kind, m) in &expect.kinds {
-            println!(
-                "  {}: {:.0} GFLOP/s {how}, training stops at {:.0}% of the epoch limit ({} records)",
-                kind.name(),
-                m.rate,
-                100.0 * m.epoch_fraction,
-                m.records
-            );
-        }
-        if expect.other_device > 0 {
-            println!(
-                "  {} training records of this grid from another kind of device than {} \
-                 are not used for the expectation",
-                expect.other_device,
-                pcmem_model::device::name(&opts.device)
-            );
-        }
-        if expect.kinds.is_empty() {
-            println!(
-                "  no finished cell of this grid on this kind of device under {} yet: bounds at {} GFLOP/s, no expectation",
-                opts.out.display(),
-                rate.unwrap_or(pcmem_harness::estimate::DEFAULT_RATE)
-            );
-        }
+        crate::plan::grid(&g, &grid.display().to_string(), rate, &opts, true)?;
         return Ok(());
     }
     let s = run_grid(&g, &opts)?;

@@ -4,7 +4,7 @@
 //! pcmem data list                 what is known, where it was found, whether it verifies
 //! pcmem data fetch cifar10        download the official files into the cache (checksummed)
 //! pcmem data verify [NAME]        check cached archives and SHA256SUMS of the data directory
-//! pcmem reproduce [--profile quick|full] [--only ID ...] [--out DIR]
+//! pcmem reproduce [--profile quick|full] [--only ID ...] [--out DIR] [--dry-run [--rate GFLOPS]]
 //!                                 every grid of experiments/, then aggregate, figures, REPORT.md
 //! pcmem run experiments/ID.toml [--profile P] [--shard i/n] [--where KEY=VALUE]... [--dry-run [--rate GFLOPS]] [--force]
 //! pcmem aggregate DIR             records -> DIR/table.csv and table.parquet
@@ -27,6 +27,7 @@ use clap::{Parser, Subcommand};
 use pcmem_data::{DataDirs, DataError, DatasetId, Split};
 
 mod harness;
+mod plan;
 mod store;
 
 /// Associative memories via predictive coding: reproduction and experiments.
@@ -87,6 +88,16 @@ enum Command {
         /// that a killed or pre-empted run resumes the cell where it stopped.
         #[arg(long, default_value = "5m")]
         checkpoint_every: String,
+        /// List what is left of each grid under --out (cells without a record) and its
+        /// estimated training time and memory, with a total; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: estimate for a machine that trains at this many GFLOP/s (e.g. a
+        /// GPU's rate from docs/speed-gpu.md) instead of the rates the records measured on
+        /// this device; the epochs to the stopping target still come from the records (of any
+        /// device).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Run one grid (cells already recorded are skipped).
     Run {
@@ -312,9 +323,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             force,
             offline,
             checkpoint_every,
+            dry_run,
+            rate,
         } => {
+            let dry_run = harness::parse_rate(*dry_run, *rate)?;
             let device = open_device(device)?;
             harness::reproduce(&harness::Reproduce {
+                dry_run,
                 kernel: parse_kernel(kernel)?,
                 offline: *offline,
                 checkpoint_every: harness::parse_every(checkpoint_every)?,
@@ -342,22 +357,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             offline,
             checkpoint_every,
         } => {
-            let rate = match *rate {
-                Some(_) if !*dry_run => {
-                    return Err(BadInput(
-                        "--rate sets the speed assumed by --dry-run's estimate; add --dry-run"
-                            .into(),
-                    )
-                    .into())
-                }
-                Some(r) if !(r.is_finite() && r > 0.0) => {
-                    return Err(BadInput(format!(
-                        "--rate {r}: a training rate in GFLOP/s must be a positive number"
-                    ))
-                    .into())
-                }
-                r => r,
-            };
+            let dry_run = harness::parse_rate(*dry_run, *rate)?;
             let device = open_device(device)?;
             let kernel = parse_kernel(kernel)?;
             let shard = match shard.as_deref() {
@@ -380,7 +380,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<_>>()?;
             opts.kernel = kernel;
             opts.checkpoint_every = harness::parse_every(checkpoint_every)?;
-            harness::run_one(grid, profile, dry_run.then_some(rate), opts)
+            harness::run_one(grid, profile, dry_run, opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
         Command::Report {

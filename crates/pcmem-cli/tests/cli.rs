@@ -172,3 +172,54 @@ fn dry_run_counts_one_training_for_the_points_of_a_recall_search() {
     };
     assert_eq!((status("to run"), status("shares")), (2, 4), "{text}");
 }
+
+#[test]
+fn reproduce_dry_run_lists_each_grid_and_the_total_and_runs_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = pcmem()
+        .current_dir(&root)
+        .args([
+            "reproduce",
+            "--profile",
+            "full",
+            "--dry-run",
+            "--rate",
+            "1000",
+        ])
+        .args(["--only", "fig3", "--only", "fig10", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // fig3's full profile: 2 datasets x 4 N x 2 models x 3 widths; fig10: one cell.
+    let row = |id: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no line for {id}: {text}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(row("fig3")[1..3], ["48".to_string(), "48".to_string()]);
+    assert_eq!(row("fig10")[1..3], ["1".to_string(), "1".to_string()]);
+    assert!(
+        text.contains("2 grids, 49 cells (49 to run)") && text.contains("1000 GFLOP/s"),
+        "{text}"
+    );
+    // Nothing run, nothing written.
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+    // --rate without --dry-run is bad input.
+    let out = pcmem()
+        .current_dir(&root)
+        .args(["reproduce", "--rate", "1000", "--only", "fig10", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --dry-run"));
+}

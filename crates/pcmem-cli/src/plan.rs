@@ -1,0 +1,265 @@
+//! `--dry-run`: what a grid has left to run and what it should cost, per cell (`pcmem run
+//! GRID --dry-run`) or per grid with a total (`pcmem reproduce --dry-run`): each cell's
+//! training bound (its epoch limit at the measured or assumed rate), its expectation (from the
+//! records of the grid's finished cells, see [`pcmem_harness::estimate`]) and its memory.
+//!
+//! ```text
+//! $ pcmem reproduce --profile full --out results/full --dry-run --rate 30000
+//! grid        cells   to run        bound     expected   no record    largest
+//! fig7           16        6       85 min       22 min           0   0.74 GiB
+//! ...
+//! ```
+
+use std::path::Path;
+
+use pcmem_harness::estimate::{Expectation, DEFAULT_RATE};
+use pcmem_harness::models;
+use pcmem_harness::run::{plan, RunOptions};
+use pcmem_harness::spec::Grid;
+
+use crate::harness::{duration, gib};
+
+/// What is left of one grid.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Cells of the grid (this shard, these `--where` filters).
+    pub cells: usize,
+    /// Cells without a record (or all of them with `--force`).
+    pub to_run: usize,
+    /// Training seconds at most, summed over the cells to run.
+    pub bound_s: f64,
+    /// Training seconds expected, summed over the cells to run that have an expectation.
+    pub expected_s: f64,
+    /// Cells to run of a model kind without a finished record in this grid: no expectation.
+    pub unknown: usize,
+    /// The largest memory of a cell to run, bytes.
+    pub peak_bytes: f64,
+}
+
+/// The estimate of `g` from the records under `opts.out`: at the rate those records measured
+/// on `opts.device`'s kind of device, or at `rate` GFLOP/s (epochs from records of any device).
+fn expectation(g: &Grid, rate: Option<f64>, opts: &RunOptions) -> Expectation {
+    let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
+    match rate {
+        Some(r) => Expectation::from_records(g, None, &records).at_rate(r),
+        None => {
+            let device = pcmem_model::device::name(&opts.device);
+            Expectation::from_records(g, Some(&device), &records)
+        }
+    }
+}
+
+/// Totals of `g` and, with `per_cell`, a line per cell and the rates behind the estimate.
+/// `file` names the grid in errors.
+pub fn grid(
+    g: &Grid,
+    file: &str,
+    rate: Option<f64>,
+    opts: &RunOptions,
+    per_cell: bool,
+) -> anyhow::Result<Totals> {
+    let cells = plan(g, opts)?;
+    let have = models::machine_memory();
+    let expect = expectation(g, rate, opts);
+    let force = opts.force;
+    let mut t = Totals {
+        cells: cells.len(),
+        ..Totals::default()
+    };
+    let mut last_trained = None;
+    if per_cell {
+        println!(
+            "{:<48} {:>8} {:>12} {:>12} {:>10}",
+            "cell", "status", "bound", "expected", "memory"
+        );
+    }
+    for (c, path, done) in &cells {
+        let r = models::resolve(g, c).map_err(|e| pcmem_harness::HarnessError::Spec {
+            file: file.to_string(),
+            message: e,
+        })?;
+        let runs = !done || force;
+        let (mut bound, mut expected) = expect.seconds(g, c);
+        // A point of a search over recall settings recalls with the model trained for the
+        // previous point of its cell (see `pcmem_harness::run::run_cell`): no training.
+        let key = {
+            let mut k = r.config.clone();
+            if let Some(o) = k.as_object_mut() {
+                o.remove("recall");
+            }
+            (c.base(), k)
+        };
+        let shares = runs && last_trained.as_ref() == Some(&key);
+        if runs {
+            last_trained = Some(key);
+        }
+        if shares {
+            (bound, expected) = (0.0, Some(0.0));
+        }
+        if runs {
+            t.to_run += 1;
+            t.bound_s += bound;
+            match expected {
+                Some(e) => t.expected_s += e,
+                None if bound > 0.0 => t.unknown += 1,
+                None => {}
+            }
+            t.peak_bytes = t.peak_bytes.max(r.memory_bytes);
+        }
+        if !per_cell {
+            continue;
+        }
+        let status = if shares {
+            "shares"
+        } else if !runs {
+            "done"
+        } else if !done && path.exists() {
+            // A record is there but will be recomputed: unreadable, or from settings the
+            // grid no longer states (the run says which when it gets there).
+            match pcmem_harness::record::RunRecord::read(path) {
+                Ok(_) => "stale",
+                Err(_) => "corrupt",
+            }
+        } else {
+            "to run"
+        };
+        let too_big = have.is_some_and(|h| r.memory_bytes > h);
+        println!(
+            "{:<48} {:>8} {:>12} {:>12} {:>10}{}",
+            c.id(),
+            status,
+            duration(bound),
+            expected.map_or_else(|| "-".to_string(), duration),
+            gib(r.memory_bytes),
+            if too_big { "  > machine: refused" } else { "" }
+        );
+    }
+    if per_cell {
+        println!(
+            "{} cells ({} to run), {} recall conditions each; training at most {}, expected {}{}; \
+             largest cell about {} of memory (this machine: {})",
+            t.cells,
+            t.to_run,
+            g.recall.corruption.len(),
+            duration(t.bound_s),
+            duration(t.expected_s),
+            unknown_note(t.unknown),
+            gib(t.peak_bytes),
+            have.map_or_else(|| "unknown".to_string(), gib),
+        );
+        rates(&expect, rate, opts);
+    }
+    Ok(t)
+}
+
+/// The expected time, or `-` where no cell to run has an expectation.
+fn expected_or_dash(t: &Totals) -> String {
+    if t.to_run > 0 && t.unknown == t.to_run {
+        "-".to_string()
+    } else {
+        duration(t.expected_s)
+    }
+}
+
+fn unknown_note(unknown: usize) -> String {
+    if unknown > 0 {
+        format!(" plus {unknown} cells of a kind with no record yet")
+    } else {
+        String::new()
+    }
+}
+
+/// The rates and epoch fractions an estimate stands on.
+fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
+    let how = if rate.is_some() {
+        "assumed (--rate)"
+    } else {
+        "measured"
+    };
+    for (kind, m) in &expect.kinds {
+        println!(
+            "  {}: {:.0} GFLOP/s {how}, training stops at {:.0}% of the epoch limit ({} records)",
+            kind.name(),
+            m.rate,
+            100.0 * m.epoch_fraction,
+            m.records
+        );
+    }
+    if expect.other_device > 0 {
+        println!(
+            "  {} training records of this grid from another kind of device than {} \
+             are not used for the expectation",
+            expect.other_device,
+            pcmem_model::device::name(&opts.device)
+        );
+    }
+    if expect.kinds.is_empty() {
+        println!(
+            "  no finished cell of this grid on this kind of device under {} yet: bounds at {} GFLOP/s, no expectation",
+            opts.out.display(),
+            rate.unwrap_or(DEFAULT_RATE)
+        );
+    }
+}
+
+/// Every grid of `grids`: a line each and the total (`pcmem reproduce --dry-run`).
+pub fn all(
+    grids: &[Grid],
+    experiments: &Path,
+    rate: Option<f64>,
+    opts: &RunOptions,
+) -> anyhow::Result<()> {
+    println!(
+        "{:<12} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
+        "grid", "cells", "to run", "bound", "expected", "no record", "largest"
+    );
+    let mut sum = Totals::default();
+    for g in grids {
+        let file = format!("grid {} in {}", g.id, experiments.display());
+        let t = grid(g, &file, rate, opts, false)?;
+        println!(
+            "{:<12} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
+            g.id,
+            t.cells,
+            t.to_run,
+            duration(t.bound_s),
+            expected_or_dash(&t),
+            t.unknown,
+            gib(t.peak_bytes)
+        );
+        sum.cells += t.cells;
+        sum.to_run += t.to_run;
+        sum.bound_s += t.bound_s;
+        sum.expected_s += t.expected_s;
+        sum.unknown += t.unknown;
+        sum.peak_bytes = sum.peak_bytes.max(t.peak_bytes);
+    }
+    println!(
+        "{} grids, {} cells ({} to run) under {}: training at most {}, expected {}{}; largest cell about {} of memory",
+        grids.len(),
+        sum.cells,
+        sum.to_run,
+        opts.out.display(),
+        duration(sum.bound_s),
+        duration(sum.expected_s),
+        unknown_note(sum.unknown),
+        gib(sum.peak_bytes)
+    );
+    println!(
+        "  {}; expectations come from each grid's finished cells (epochs to the stopping target{}); \
+         `pcmem run experiments/ID.toml --dry-run` lists a grid's cells",
+        match rate {
+            Some(r) => format!("at an assumed {r} GFLOP/s (--rate)"),
+            None => format!(
+                "at the rates measured by each grid's records on {}",
+                pcmem_model::device::name(&opts.device)
+            ),
+        },
+        if rate.is_some() {
+            ", from records of any device"
+        } else {
+            " and rate"
+        }
+    );
+    Ok(())
+}
