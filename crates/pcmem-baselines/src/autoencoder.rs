@@ -24,6 +24,7 @@ use pcmem_model::{
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::adam::Adam;
 use crate::error::{bad, check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
 /// Hidden non-linearity.
@@ -467,60 +468,6 @@ impl AssociativeMemory for Autoencoder {
             .iter()
             .map(|(w, b)| w.elem_count() + b.elem_count())
             .sum()
-    }
-}
-
-/// Adam without weight decay, in the arithmetic of candle-nn's `AdamW` (which trained the
-/// autoencoder before; the same operations in the same order give the same bits), with its
-/// moments and step in the open so that a checkpoint can hold them.
-struct Adam {
-    lr: f64,
-    step: usize,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-impl Adam {
-    const BETA1: f64 = 0.9;
-    const BETA2: f64 = 0.999;
-    const EPS: f64 = 1e-8;
-
-    fn new(vars: &[Var], lr: f64) -> Result<Self> {
-        let zeros = || -> Result<Vec<Tensor>> {
-            Ok(vars
-                .iter()
-                .map(|v| v.as_tensor().zeros_like())
-                .collect::<candle_core::Result<_>>()?)
-        };
-        Ok(Self {
-            lr,
-            step: 0,
-            m: zeros()?,
-            v: zeros()?,
-        })
-    }
-
-    fn step(&mut self, vars: &[Var], grads: &candle_core::backprop::GradStore) -> Result<()> {
-        self.step += 1;
-        let (b1, b2) = (Self::BETA1, Self::BETA2);
-        let scale_m = 1f64 / (1f64 - b1.powi(self.step as i32));
-        let scale_v = 1f64 / (1f64 - b2.powi(self.step as i32));
-        for (i, var) in vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let next_m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
-            let next_v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let m_hat = (&next_m * scale_m)?;
-            let v_hat = (&next_v * scale_v)?;
-            let theta = (var.as_tensor() * 1f64)?;
-            let adjusted = (m_hat / (v_hat.sqrt()? + Self::EPS)?)?;
-            var.set(&(theta - (adjusted * self.lr)?)?)?;
-            // Detached: a moment that kept its graph would chain every epoch's to the last.
-            self.m[i] = next_m.detach();
-            self.v[i] = next_v.detach();
-        }
-        Ok(())
     }
 }
 

@@ -17,6 +17,7 @@
 //! All implement [`pcmem_model::AssociativeMemory`], like the PCN, and each has a factory
 //! ([`pcmem_model::ModelFactory`]) by which a grid builds it from a table of settings.
 
+pub mod adam;
 pub mod autoencoder;
 pub mod drdam;
 pub mod error;
