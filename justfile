@@ -16,9 +16,11 @@ bench:
 reproduce PROFILE="quick":
     cargo run --release -p pcmem-cli -- reproduce --profile {{PROFILE}}
 
-# Baseline benchmarks.
+# Baseline benchmarks: recall of every baseline; the autoencoder's training (Adam's CPU
+# pass against the candle operations, epochs of fit, the same run's matmul).
 bench-baselines:
     cargo bench -p pcmem-baselines --bench recall
+    cargo bench -p pcmem-baselines --bench ae_training
 
 # Train a small PCN on real images and report recall (needs PCMEM_DATA_DIR).
 demo *ARGS:
