@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The full-profile cells a 2-core CPU can finish (hours each), run in the background in the
+# order that decides the most claims first, every cell checkpointed so that a killed run (a
+# session's end, a reboot) resumes where it stopped: run the same command again.
+#
+#   bash ci/cpu-campaign.sh OUT DATA_DIR [PCMEM]      e.g. bash ci/cpu-campaign.sh /work/campaign ../shared/data
+#
+# OUT: where records and checkpoints go (copy finished records into results/full/runs and
+# regenerate the report with `pcmem aggregate results/full --profile full && pcmem report
+# results/full --profile full`); PCMEM: the binary (default target/release/pcmem, built here if
+# missing). Runs at nice 19 and logs to OUT/campaign.log. `pcmem reproduce --profile full --out
+# OUT --dry-run` says what is left and how long it should take.
+set -euo pipefail
+out=${1:?usage: ci/cpu-campaign.sh OUT DATA_DIR [PCMEM]}
+data=${2:?usage: ci/cpu-campaign.sh OUT DATA_DIR [PCMEM]}
+bin=${3:-target/release/pcmem}
+cd "$(dirname "$0")/.."
+if [ ! -x "$bin" ]; then
+    cargo build --release -p pcmem-cli
+fi
+mkdir -p "$out"
+# One line per step: grid file, then --where filters (cells of one step run smallest N first).
+steps=(
+    # fig3 CIFAR-10: the PCN with 512 hidden units at every N, then the AE with 2048
+    # (fig3-pcn512-250-both, fig3-ae2048-below-pcn512-cifar10)
+    "fig3 dataset=cifar10 model=pcn hidden=512"
+    "fig3 dataset=cifar10 model=autoencoder hidden=2048"
+    # fig3 Tiny ImageNet: the PCN with 512 at N = 100, 250; the AEs below 1024 hidden units
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=100"
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=250"
+    "fig3 dataset=tiny-imagenet model=autoencoder hidden=512"
+    # Fig. 4 (Tiny ImageNet N = 100, n = 1024; a figure, no claim)
+    "fig4"
+    # the rest of fig3 on CIFAR-10
+    "fig3 dataset=cifar10 model=autoencoder hidden=512"
+    "fig3 dataset=cifar10 model=autoencoder hidden=1024"
+    "fig3 dataset=cifar10 model=pcn hidden=1024"
+    "fig3 dataset=cifar10 model=pcn hidden=2048"
+)
+for step in "${steps[@]}"; do
+    read -r grid filters <<< "$step"
+    args=()
+    for f in $filters; do args+=(--where "$f"); done
+    echo "== $(date -u +%FT%TZ) $grid ${filters}" >> "$out/campaign.log"
+    # In the background so that a signal to this script reaches pcmem, which then checkpoints
+    # its cell at the end of the epoch and exits 4.
+    nice -n 19 "$bin" run "experiments/$grid.toml" --profile full "${args[@]}" \
+        --data-dir "$data" --offline --out "$out" --checkpoint-every 2m >> "$out/campaign.log" 2>&1 &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+    rc=0
+    wait "$child" || rc=$?
+    # wait itself returns early (status > 128) when the trap ran: wait for pcmem's own exit.
+    while kill -0 "$child" 2>/dev/null; do
+        rc=0
+        wait "$child" || rc=$?
+    done
+    trap - TERM INT
+    if [ "$rc" -ne 0 ]; then
+        echo "== $grid ${filters}: exit $rc (4: stopped by a signal, run again to resume; see the lines above)" >> "$out/campaign.log"
+        # Stopped by a signal: stop the campaign too; any other failure: go on to the next step.
+        [ "$rc" -eq 4 ] && exit 4
+    fi
+done
+echo "== $(date -u +%FT%TZ) campaign finished" >> "$out/campaign.log"
