@@ -141,14 +141,25 @@ fn load_grids(dir: &Path, profile: &str, only: &[String]) -> anyhow::Result<Vec<
     Ok(grids)
 }
 
-/// How `pcmem run` and `pcmem reproduce` run grids (with progress bars).
+/// How `pcmem run` and `pcmem reproduce` run grids (with progress bars). With checkpoints
+/// (`checkpoint_every`), a signal asks the training cell to save its state at the end of its
+/// epoch and stop; without, there is nothing to save and the first signal ends the process at
+/// once (exit 4; records are written atomically, so none is left half-written).
 pub fn options(
     out: &Path,
     shard: Option<(usize, usize)>,
     force: bool,
     data: DataDirs,
     device: Device,
+    checkpoint_every: Option<std::time::Duration>,
 ) -> RunOptions {
+    let stop = match checkpoint_every {
+        Some(_) => Some(crate::stop_flag()),
+        None => {
+            crate::stop_at_once();
+            None
+        }
+    };
     RunOptions {
         kernel: Default::default(),
         out: out.to_path_buf(),
@@ -159,8 +170,8 @@ pub fn options(
         progress: true,
         offline: false,
         device,
-        checkpoint_every: Some(pcmem_harness::run::DEFAULT_CHECKPOINT_EVERY),
-        stop: Some(crate::stop_flag()),
+        checkpoint_every,
+        stop,
     }
 }
 
@@ -168,14 +179,20 @@ pub fn options(
 pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     let start = Instant::now();
     let grids = load_grids(&r.experiments, &r.profile, &r.only)?;
-    let mut opts = options(&r.out, None, r.force, r.data.clone(), r.device.clone());
+    let mut opts = options(
+        &r.out,
+        None,
+        r.force,
+        r.data.clone(),
+        r.device.clone(),
+        r.checkpoint_every,
+    );
     if let Some(rate) = r.dry_run {
         return crate::plan::all(&grids, &r.experiments, rate, &opts);
     }
     pcmem_harness::atomic::check_writable(&r.out)?;
     opts.kernel = r.kernel;
     opts.offline = r.offline;
-    opts.checkpoint_every = r.checkpoint_every;
     let mut not_run = Vec::new();
     let mut all = RunSummary::default();
     for g in &grids {

@@ -16,8 +16,8 @@
 //! Exit codes: 0 success, 1 failure, 2 bad usage or bad input, 3 finished but some grids were
 //! not run because their data cannot be had here (the summary and REPORT.md say which and how
 //! to provide it), 4 stopped by a signal (SIGTERM, SIGINT, SIGUSR1: a training cell saves its
-//! checkpoint at the end of its epoch first; a second signal ends the process at once) — run
-//! the same command again to continue.
+//! checkpoint at the end of its epoch first; a second signal, or the first with
+//! `--checkpoint-every off`, ends the process at once) — run the same command again to continue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,8 +84,9 @@ enum Command {
         /// Never download: grids whose data is not on this machine are not run (and listed).
         #[arg(long)]
         offline: bool,
-        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never), so
-        /// that a killed or pre-empted run resumes the cell where it stopped.
+        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never, and a
+        /// signal then ends the run at once), so that a killed or pre-empted run resumes the cell
+        /// where it stopped.
         #[arg(long, default_value = "5m")]
         checkpoint_every: String,
         /// List what is left of each grid under --out (cells without a record) and its
@@ -143,8 +144,9 @@ enum Command {
         /// Never download: if the grid's data is not on this machine it is not run (exit 3).
         #[arg(long)]
         offline: bool,
-        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never), so
-        /// that a killed or pre-empted run resumes the cell where it stopped.
+        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never, and a
+        /// signal then ends the run at once), so that a killed or pre-empted run resumes the cell
+        /// where it stopped.
         #[arg(long, default_value = "5m")]
         checkpoint_every: String,
     },
@@ -372,14 +374,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     s
                 }
             };
-            let mut opts = harness::options(out, shard, *force, dirs, device);
+            let every = harness::parse_every(checkpoint_every)?;
+            let mut opts = harness::options(out, shard, *force, dirs, device, every);
             opts.offline = *offline;
             opts.only = only
                 .iter()
                 .map(|o| harness::parse_only(o))
                 .collect::<anyhow::Result<_>>()?;
             opts.kernel = kernel;
-            opts.checkpoint_every = harness::parse_every(checkpoint_every)?;
             harness::run_one(grid, profile, dry_run, opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
@@ -525,6 +527,16 @@ pub(crate) fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         flag
     })
     .clone()
+}
+
+/// Without checkpoints there is nothing to save: SIGTERM, SIGINT and SIGUSR1 end the process
+/// at once with exit 4 (run the same command again: finished cells are kept).
+pub(crate) fn stop_at_once() {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let raised = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    for sig in [SIGTERM, SIGINT, SIGUSR1] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 4, raised.clone());
+    }
 }
 
 fn main() -> ExitCode {

@@ -193,20 +193,16 @@ fn a_checkpoint_of_other_settings_is_refused_by_name_and_the_cell_restarts() {
     assert_eq!(got["fit"]["curve"].as_array().unwrap().len(), 1500);
 }
 
-#[test]
-fn sigterm_checkpoints_at_the_end_of_the_epoch_exits_4_and_the_run_continues() {
-    let (tmp, data, g, want) = setup();
-
-    // Checkpoints every hour: only the signal makes one.
-    let out = tmp.path().join("out");
-    let mut child = run(&g, &data, &out, "1h")
+/// Starts the run with `--checkpoint-every every`, waits until its cell has started (its lock
+/// appears; training then runs 1500 epochs) and sends SIGTERM; returns the run's output.
+fn start_and_term(g: &Path, data: &Path, out: &Path, every: &str) -> std::process::Output {
+    let mut child = run(g, data, out, every)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let dir = out.join("runs/resume/quick");
     let t = Instant::now();
-    // The cell's lock appears when the cell starts; training then runs 1500 epochs.
     while !std::fs::read_dir(&dir).is_ok_and(|rd| {
         rd.flatten()
             .any(|e| e.file_name().to_string_lossy().ends_with(".json.lock"))
@@ -220,7 +216,58 @@ fn sigterm_checkpoints_at_the_end_of_the_epoch_exits_4_and_the_run_continues() {
         .status()
         .unwrap();
     assert!(st.success());
-    let o = child.wait_with_output().unwrap();
+    // A liveness bound, not a speed one: a run that acts on the signal ends within an epoch.
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("the run did not stop within 300 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn without_checkpoints_a_signal_ends_the_run_at_once_with_exit_4() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    mnist_fixture(&data);
+    // Ten million epochs and no plateau stop: hours of training if the signal were not acted
+    // on until the end of training; the run must end within the bound below instead.
+    let g = tmp.path().join("g.toml");
+    std::fs::write(
+        &g,
+        grid("5e-3")
+            .replace("max_epochs = 1500", "max_epochs = 10000000")
+            .replace("patience = 100000", "patience = 100000000"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = start_and_term(&g, &data, &out, "off");
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let left: Vec<String> = std::fs::read_dir(out.join("runs/resume/quick"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".json.lock"))
+        .collect();
+    assert!(left.is_empty(), "no record, no checkpoint: {left:?}");
+}
+
+#[test]
+fn sigterm_checkpoints_at_the_end_of_the_epoch_exits_4_and_the_run_continues() {
+    let (tmp, data, g, want) = setup();
+
+    // Checkpoints every hour: only the signal makes one.
+    let out = tmp.path().join("out");
+    let o = start_and_term(&g, &data, &out, "1h");
+    let dir = out.join("runs/resume/quick");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{err}");
     assert!(err.contains("run again to resume"), "{err}");
