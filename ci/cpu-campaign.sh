@@ -16,6 +16,9 @@ data=${2:?usage: ci/cpu-campaign.sh OUT DATA_DIR [PCMEM]}
 bin=${3:-target/release/pcmem}
 cd "$(dirname "$0")/.."
 if [ ! -x "$bin" ]; then
+    # Records carry the code version the binary was built at; a tree with uncommitted changes
+    # makes it `<commit>-dirty`, which says less about what ran: commit first.
+    git diff --quiet HEAD || echo "warning: uncommitted changes; the records will say <commit>-dirty" >&2
     cargo build --release -p pcmem-cli
 fi
 mkdir -p "$out"
