@@ -22,14 +22,24 @@ if [ ! -x "$bin" ]; then
     cargo build --release -p pcmem-cli
 fi
 mkdir -p "$out"
-# One line per step: grid file, then --where filters (cells of one step run smallest N first).
+# One line per step: grid file, then --where filters. Cells that decide claims first, and of
+# those the shorter ones first (a finished record counts; a half-trained cell waits in its
+# checkpoint).
 steps=(
-    # fig3 CIFAR-10: the PCN with 512 hidden units at every N, then the AE with 2048
+    # fig3 CIFAR-10, PCN with 512 hidden units and AE with 2048, up to N = 500
     # (fig3-pcn512-250-both, fig3-ae2048-below-pcn512-cifar10)
-    "fig3 dataset=cifar10 model=pcn hidden=512"
-    "fig3 dataset=cifar10 model=autoencoder hidden=2048"
-    # fig3 Tiny ImageNet: the PCN with 512 at N = 100, 250; the AEs below 1024 hidden units
+    "fig3 dataset=cifar10 model=pcn hidden=512 n_images=100"
+    "fig3 dataset=cifar10 model=pcn hidden=512 n_images=250"
+    "fig3 dataset=cifar10 model=pcn hidden=512 n_images=500"
+    "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=100"
+    "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=250"
+    "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=500"
+    # fig3 Tiny ImageNet: the PCN with 512 at N = 100 (fig3-pcn512-250-both needs N = 250)
     "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=100"
+    # N = 1000 of the two CIFAR-10 series
+    "fig3 dataset=cifar10 model=pcn hidden=512 n_images=1000"
+    "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=1000"
+    # Tiny ImageNet: the PCN with 512 at N = 250; the AEs below 1024 hidden units
     "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=250"
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=512"
     # Fig. 4 (Tiny ImageNet N = 100, n = 1024; a figure, no claim)
