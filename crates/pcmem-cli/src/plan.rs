@@ -36,6 +36,18 @@ pub struct Totals {
     pub peak_bytes: f64,
 }
 
+impl Totals {
+    /// Adds another grid's totals (the largest memory is the larger of the two).
+    fn add(&mut self, t: &Totals) {
+        self.cells += t.cells;
+        self.to_run += t.to_run;
+        self.bound_s += t.bound_s;
+        self.expected_s += t.expected_s;
+        self.unknown += t.unknown;
+        self.peak_bytes = self.peak_bytes.max(t.peak_bytes);
+    }
+}
+
 /// The estimate of `g` from the records under `opts.out`: at the rate those records measured
 /// on `opts.device`'s kind of device, or at `rate` GFLOP/s (epochs from records of any device).
 fn expectation(g: &Grid, rate: Option<f64>, opts: &RunOptions) -> Expectation {
@@ -227,12 +239,7 @@ pub fn all(
             t.unknown,
             gib(t.peak_bytes)
         );
-        sum.cells += t.cells;
-        sum.to_run += t.to_run;
-        sum.bound_s += t.bound_s;
-        sum.expected_s += t.expected_s;
-        sum.unknown += t.unknown;
-        sum.peak_bytes = sum.peak_bytes.max(t.peak_bytes);
+        sum.add(&t);
     }
     println!(
         "{} grids, {} cells ({} to run) under {}: training at most {}, expected {}{}; largest cell about {} of memory",
