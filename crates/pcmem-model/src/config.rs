@@ -234,6 +234,15 @@ pub struct LearningConfig {
     pub patience: usize,
     /// Relative improvement counted as progress. Default 1e-4.
     pub min_rel_improvement: f64,
+    /// How many plateaus training goes on through: at each of the first `plateau_decays`
+    /// plateaus (as `patience` defines them) the learning rate is multiplied by
+    /// `plateau_factor` and the patience count starts again; the plateau after the last one
+    /// stops training. A solver setting: the energy and its minima are unchanged; a smaller
+    /// step lets Adam settle below the noise floor its fixed step leaves. Default 0 (the first
+    /// plateau stops training).
+    pub plateau_decays: usize,
+    /// Factor in (0, 1) applied to `alpha` at each plateau decay. Default 0.1.
+    pub plateau_factor: f64,
     /// Stop as soon as the mean sensory squared error per pixel falls below this. Default none.
     pub target_mse: Option<f64>,
     /// Keep each stored image's hidden value nodes from one epoch to the next instead of
@@ -251,6 +260,8 @@ impl Default for LearningConfig {
             max_epochs: 1000,
             patience: 100,
             min_rel_improvement: 1e-4,
+            plateau_decays: 0,
+            plateau_factor: 0.1,
             target_mse: None,
             persistent_values: false,
         }
@@ -474,6 +485,14 @@ impl PcnConfig {
         }
         if let Some(t) = self.learning.target_mse {
             positive_rate("learning.target_mse", t)?;
+        }
+        let f = self.learning.plateau_factor;
+        if !(f > 0.0 && f < 1.0) {
+            return Err(bad(
+                "learning.plateau_factor",
+                f,
+                "must be in (0, 1) (e.g. 0.1: each plateau decay divides the rate by 10)",
+            ));
         }
         if let Optimizer::Adam { beta1, beta2, eps } = self.learning.optimizer {
             for (name, b) in [

@@ -43,8 +43,10 @@ pub struct FitReport {
     pub converged: bool,
     /// Free text on why it stopped.
     pub stop: String,
-    /// Quantities measured while fitting that recall depends on, by name (the PCN: its
-    /// resolved `recall.known_precision` and the training errors `error_mse.<layer>`).
+    /// Quantities measured while fitting, by name (the PCN: its resolved
+    /// `recall.known_precision`, which recall uses, the training errors `error_mse.<layer>`
+    /// and, with plateau decays, the epoch count after which decay `k` was taken,
+    /// `learning.plateau_decay.<k>`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolved: BTreeMap<String, f64>,
 }
@@ -140,6 +142,10 @@ impl Pcn {
         }
         if let Ok(p) = self.known_precision() {
             resolved.insert("recall.known_precision".into(), p);
+        }
+        for (k, e) in report.decay_epochs.iter().enumerate() {
+            // 1-based, as progress counts epochs.
+            resolved.insert(format!("learning.plateau_decay.{}", k + 1), (*e + 1) as f64);
         }
         FitReport {
             curve: report.epochs.iter().map(|e| e.energy).collect(),

@@ -188,6 +188,40 @@ fn a_finished_training_resumes_as_finished_and_stops_where_it_stopped() {
 }
 
 #[test]
+fn a_run_killed_after_a_plateau_decay_resumes_at_the_decayed_rate() {
+    // The decays taken are replayed from the checkpoint's curve, so the resumed run trains at
+    // the rate the killed one had reached.
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(10, 48, 6);
+    let mut cfg = config(false);
+    cfg.learning.max_epochs = 60;
+    cfg.learning.patience = 2;
+    cfg.learning.min_rel_improvement = 0.3;
+    cfg.learning.plateau_decays = 2;
+    for kernel in [Kernel::Candle, Kernel::Fused] {
+        let whole = uninterrupted(&cfg, kernel, &data);
+        let first = *whole
+            .0
+            .decay_epochs
+            .first()
+            .expect("a decay within 60 epochs");
+        assert!(
+            first + 3 < whole.0.epochs.len(),
+            "{kernel:?}: {:?}",
+            whole.0
+        );
+        let p = policy(dir.path(), &format!("decay-{kernel:?}"));
+        // Killed two epochs after the first decay: the checkpoint holds epochs 0..=first+1.
+        killed(&cfg, kernel, &data, &p, first + 3);
+        let (again, resume) = resumed(&cfg, kernel, &data, &p);
+        assert_eq!(resume, Resume::From { epoch: first + 2 }, "{kernel:?}");
+        assert_eq!(again.0.decay_epochs, whole.0.decay_epochs, "{kernel:?}");
+        assert_same(&again, &whole, &format!("{kernel:?} across a decay"));
+        p.remove().unwrap();
+    }
+}
+
+#[test]
 fn unusable_checkpoints_are_refused_by_name_and_training_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::scrambled(10, 48, 4);

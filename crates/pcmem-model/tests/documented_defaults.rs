@@ -48,6 +48,16 @@ fn the_settings_table_of_docs_model_md_states_the_defaults() {
             vec![("/learning/persistent_values", json!(false))],
         ),
         (
+            "`learning.patience`, `.min_rel_improvement`, `.plateau_decays`, `.plateau_factor`",
+            "100, 1e-4, 0, 0.1",
+            vec![
+                ("/learning/patience", json!(100)),
+                ("/learning/min_rel_improvement", json!(1e-4)),
+                ("/learning/plateau_decays", json!(0)),
+                ("/learning/plateau_factor", json!(0.1)),
+            ],
+        ),
+        (
             "`inference.steps`, `.gamma`, `.tolerance`",
             "50, 0.1, none",
             vec![

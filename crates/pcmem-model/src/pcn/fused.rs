@@ -154,10 +154,13 @@ impl Pcn {
             GradientScale::Mean => 1.0 / ws.rows as f32,
         };
         match (lc.optimizer, adam.as_mut()) {
-            (Optimizer::Adam { beta1, beta2, eps }, Some(st)) => {
-                st.update(eng, ws, scale, (lc.alpha, beta1, beta2, eps))
-            }
-            _ => eng.sgd(ws, lc.alpha as f32 * scale),
+            (Optimizer::Adam { beta1, beta2, eps }, Some(st)) => st.update(
+                eng,
+                ws,
+                scale,
+                (lc.alpha * self.rate_scale, beta1, beta2, eps),
+            ),
+            _ => eng.sgd(ws, (lc.alpha * self.rate_scale) as f32 * scale),
         }
     }
 
@@ -194,6 +197,7 @@ impl Pcn {
             });
         }
         while let Some(epoch) = lp.next_epoch() {
+            self.rate_scale = lp.rate_scale();
             let mut acc = EpochSums::default();
             for (i, batch) in batches.iter().enumerate() {
                 if !(lc.persistent_values && spaces[i].is_some()) {

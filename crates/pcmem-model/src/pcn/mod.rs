@@ -114,6 +114,10 @@ pub struct TrainReport {
     pub epochs: Vec<EpochStats>,
     /// Why it stopped.
     pub stop: StopReason,
+    /// The epochs after which the learning rate was multiplied by `learning.plateau_factor`
+    /// (a plateau with decays left; empty without `learning.plateau_decays`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decay_epochs: Vec<usize>,
 }
 
 /// What a recall did.
@@ -163,6 +167,9 @@ pub struct Pcn {
     /// Mean squared error per unit of every layer with an error, measured on the stored images
     /// at the end of training (see [`Pcn::measure_errors`]).
     error_mse: Option<Vec<f64>>,
+    /// Multiplier of `learning.alpha` that the epoch loop sets (below 1 after plateau decays,
+    /// [`crate::config::LearningConfig::plateau_decays`]); 1 outside training.
+    rate_scale: f64,
 }
 
 impl PcnConfig {
@@ -237,6 +244,7 @@ impl Pcn {
             prior,
             adam: None,
             adam_cpu: None,
+            rate_scale: 1.0,
             rng,
             kernel,
             error_mse: None,
@@ -415,6 +423,7 @@ impl Pcn {
             prior: self.prior.clone(),
             adam: None,
             adam_cpu: None,
+            rate_scale: 1.0,
             rng: self.rng.clone(),
             kernel: self.kernel,
             error_mse: None,

@@ -309,13 +309,13 @@ impl Pcn {
         grads.extend(gb);
         match lc.optimizer {
             Optimizer::Sgd => {
-                let step = lc.alpha * scale;
+                let step = lc.alpha * self.rate_scale * scale;
                 for (p, g) in self.params_mut().into_iter().zip(&grads) {
                     *p = (&*p - g.affine(step, 0.0)?)?;
                 }
             }
             Optimizer::Adam { beta1, beta2, eps } => {
-                let alpha = lc.alpha;
+                let alpha = lc.alpha * self.rate_scale;
                 let mut st = match self.adam.take() {
                     Some(s) => s,
                     None => AdamState {
@@ -388,6 +388,7 @@ impl Exec for Reference {
         let mut kept: Vec<Option<ValueNodes>> =
             kept.into_iter().map(|k| k.map(ValueNodes)).collect();
         while let Some(epoch) = lp.next_epoch() {
+            pcn.rate_scale = lp.rate_scale();
             let mut acc = EpochSums::default();
             for (i, batch) in batches.iter().enumerate() {
                 let start = match kept[i].take() {

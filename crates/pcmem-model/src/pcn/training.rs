@@ -94,8 +94,11 @@ impl Pcn {
         let pixels = pixels_of(rows, &self.config);
         let (resume, prefix, kept) = self.open_checkpoint(policy, batches.len())?;
         let mut lp = EpochLoop::new(&lc, pixels, prefix, policy);
-        self.exec()
-            .train_epochs(self, &batches, kept, &mut lp, &mut on_epoch)?;
+        let trained = self
+            .exec()
+            .train_epochs(self, &batches, kept, &mut lp, &mut on_epoch);
+        self.rate_scale = 1.0;
+        trained?;
         Ok((lp.report(), resume))
     }
 }
@@ -156,6 +159,11 @@ impl<'a> EpochLoop<'a> {
         }
     }
 
+    /// The multiplier of `learning.alpha` for the next epoch (below 1 after plateau decays).
+    pub(super) fn rate_scale(&self) -> f64 {
+        self.tracker.rate_scale()
+    }
+
     /// The next epoch to train, or None when training is over.
     pub(super) fn next_epoch(&self) -> Option<usize> {
         let e = self.epochs.len();
@@ -209,17 +217,25 @@ impl<'a> EpochLoop<'a> {
         TrainReport {
             epochs: self.epochs.clone(),
             stop: self.stop.unwrap_or(StopReason::EpochLimit),
+            decay_epochs: self.tracker.decay_epochs.clone(),
         }
     }
 }
 
-/// Decides when training stops (target MSE, plateau of the energy).
+/// Decides when training stops (target MSE, plateau of the energy) and, with plateau decays,
+/// when the learning rate shrinks instead.
 pub(super) struct StopTracker {
     target: Option<f64>,
     min_rel: f64,
     patience: usize,
     best: f64,
     since_best: usize,
+    decays_left: usize,
+    factor: f64,
+    /// The learning rate's multiplier now: `factor` to the power of the decays taken.
+    rate_scale: f64,
+    /// The epochs after which a decay was taken.
+    decay_epochs: Vec<usize>,
 }
 
 impl StopTracker {
@@ -230,7 +246,16 @@ impl StopTracker {
             patience: lc.patience,
             best: f64::INFINITY,
             since_best: 0,
+            decays_left: lc.plateau_decays,
+            factor: lc.plateau_factor,
+            rate_scale: 1.0,
+            decay_epochs: Vec::new(),
         }
+    }
+
+    /// The multiplier of the learning rate for the next epoch.
+    pub(super) fn rate_scale(&self) -> f64 {
+        self.rate_scale
     }
 
     pub(super) fn update(&mut self, s: &EpochStats) -> Option<StopReason> {
@@ -243,7 +268,13 @@ impl StopTracker {
         } else {
             self.since_best += 1;
             if self.since_best >= self.patience {
-                return Some(StopReason::Plateau);
+                if self.decays_left == 0 {
+                    return Some(StopReason::Plateau);
+                }
+                self.decays_left -= 1;
+                self.rate_scale *= self.factor;
+                self.since_best = 0;
+                self.decay_epochs.push(s.epoch);
             }
         }
         None
