@@ -94,12 +94,14 @@ fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
     }
 }
 
-/// The partial-recall momentum of the claim grids is the one `experiments/dev-partial.toml`
-/// selected on development images, in every profile whose tune records are committed
-/// (`results/runs/dev-partial/<profile>`, `results/full/runs/dev-partial/full`): a claim grid
-/// cannot drift from its tuned setting unnoticed.
-#[test]
-fn claim_grids_state_the_momentum_their_development_grid_selected() {
+/// The settings a development grid selected (its committed records in `results/runs/<dev>/quick`
+/// and `results/full/runs/<dev>/full`) are the ones the claim grids state, in every profile with
+/// such records: `keys` gives, per profile's development grid, the settings `(table, key)` and the
+/// grids that must state them. Returns how many cells were checked.
+fn grids_state_what_was_selected(
+    dev_id: &str,
+    keys: impl Fn(&Grid) -> Vec<(&'static str, &'static str, Vec<&'static str>)>,
+) -> usize {
     use pcmem_harness::record::read_all;
     let mut checked = 0;
     for (dir, profile) in [("results", "quick"), ("results/full", "full")] {
@@ -107,21 +109,15 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
             .unwrap_or_default()
             .into_iter()
             .map(|(_, r)| r)
-            .filter(|r| r.grid == "dev-partial" && r.profile == profile)
+            .filter(|r| r.grid == dev_id && r.profile == profile)
             .collect();
         if recs.is_empty() {
             continue;
         }
         let chosen = pcmem_harness::aggregate::selected(&recs);
         let winner = &recs.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
-        // The momentum serves every partial-recall grid; the stopping target, where the
-        // development grid searches it (full profile), is fig6's.
-        let dev = Grid::load(&root().join("experiments/dev-partial.toml"), profile).unwrap();
-        let mut keys = vec![("recall", "momentum", vec!["fig6", "fig7", "fig8", "fig9b"])];
-        if dev.search["pcn"].contains_key("learning.target_mse") {
-            keys.push(("learning", "target_mse", vec!["fig6"]));
-        }
-        for (table, key, grids) in keys {
+        let dev = Grid::load(&root().join(format!("experiments/{dev_id}.toml")), profile).unwrap();
+        for (table, key, grids) in keys(&dev) {
             let tuned = &winner.model_config[table][key];
             for id in grids {
                 let grid =
@@ -133,7 +129,7 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
                     let r = pcmem_harness::models::resolve(&grid, &cell).unwrap();
                     assert_eq!(
                         &r.config[table][key], tuned,
-                        "{id} ({profile}) states {table}.{key} {} but dev-partial selected {tuned}",
+                        "{id} ({profile}) states {table}.{key} {} but {dev_id} selected {tuned}",
                         r.config[table][key]
                     );
                     checked += 1;
@@ -141,8 +137,37 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
             }
         }
     }
+    checked
+}
+
+/// The partial-recall momentum of the claim grids is the one `experiments/dev-partial.toml`
+/// selected on development images: a claim grid cannot drift from its tuned setting unnoticed.
+#[test]
+fn claim_grids_state_the_momentum_their_development_grid_selected() {
+    let checked = grids_state_what_was_selected("dev-partial", |dev| {
+        // The momentum serves every partial-recall grid; the stopping target, where the
+        // development grid searches it (full profile), is fig6's.
+        let mut keys = vec![("recall", "momentum", vec!["fig6", "fig7", "fig8", "fig9b"])];
+        if dev.search["pcn"].contains_key("learning.target_mse") {
+            keys.push(("learning", "target_mse", vec!["fig6"]));
+        }
+        keys
+    });
     assert!(
         checked > 0,
         "no committed dev-partial records: run experiments/dev-partial.toml"
+    );
+}
+
+/// fig3 trains with the plateau decays `experiments/dev-training.toml` selected by training
+/// energy on development images.
+#[test]
+fn fig3_states_the_plateau_decays_its_development_grid_selected() {
+    let checked = grids_state_what_was_selected("dev-training", |_| {
+        vec![("learning", "plateau_decays", vec!["fig3"])]
+    });
+    assert!(
+        checked > 0,
+        "no committed dev-training records: run experiments/dev-training.toml"
     );
 }
