@@ -1,7 +1,8 @@
 //! The autoencoder's training at two of the paper's sizes (CIFAR-10: d = 3072, N = 100,
 //! n = 2048; Tiny ImageNet: d = 12288, N = 500, n = 512): one Adam step over all weights by
-//! the CPU pass and by the reference candle operations (the same bits), three epochs of `fit`,
-//! and, for the rate, the same run's f32 product of the first layer's shape.
+//! the CPU pass and by the reference candle operations (the same bits), three epochs of `fit`
+//! with the gradients of the explicit CPU pass (`ae_cpu`) and of candle's autograd, and, for
+//! the rate, the same run's f32 product of the first layer's shape.
 //!
 //! `cargo bench -p pcmem-baselines --bench ae_training`
 #![allow(missing_docs)] // criterion_group! generates undocumented items
@@ -40,21 +41,24 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("adam_step_candle_ops_{tag}"), |b| {
             b.iter(|| adam.step_reference(&vars, &grads).unwrap())
         });
-        g.bench_function(format!("autoencoder_fit_3_epochs_{tag}"), |b| {
-            b.iter(|| {
-                let mut ae = Autoencoder::new(
-                    AutoencoderConfig {
-                        hidden_dim: n,
-                        max_epochs: 3,
-                        target_mse: 0.0,
-                        ..Default::default()
-                    },
-                    d,
-                )
-                .unwrap();
-                ae.fit(&x).unwrap()
-            })
-        });
+        for (how, autograd) in [("cpu_pass", false), ("autograd", true)] {
+            g.bench_function(format!("autoencoder_fit_3_epochs_{how}_{tag}"), |b| {
+                b.iter(|| {
+                    let mut ae = Autoencoder::new(
+                        AutoencoderConfig {
+                            hidden_dim: n,
+                            max_epochs: 3,
+                            target_mse: 0.0,
+                            ..Default::default()
+                        },
+                        d,
+                    )
+                    .unwrap()
+                    .use_autograd(autograd);
+                    ae.fit(&x).unwrap()
+                })
+            });
+        }
         let w = Tensor::rand(0f32, 1f32, (d, n), &dev).unwrap();
         g.bench_function(format!("matmul_f32_{n_img}x{d}x{n}"), |b| {
             b.iter(|| x.matmul(&w).unwrap())

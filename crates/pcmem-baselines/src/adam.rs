@@ -120,6 +120,19 @@ impl Adam {
         Ok(())
     }
 
+    /// One step on every parameter with the gradients given as contiguous f32 values, one
+    /// slice per parameter in the order of `vars` (e.g. [`crate::ae_cpu::CpuPass`]'s); the
+    /// parameters and moments must be contiguous f32 tensors on the CPU.
+    pub fn step_slices(&mut self, vars: &[Var], grads: &[&[f32]]) -> Result<()> {
+        self.step += 1;
+        for (i, (var, g)) in vars.iter().zip(grads).enumerate() {
+            if !self.step_cpu_slice(i, var, g)? {
+                return Err(crate::error::BaselineError::CpuParameters);
+            }
+        }
+        Ok(())
+    }
+
     /// The same step by candle operations only (the reference execution, which [`Adam::step`]
     /// takes off the CPU).
     pub fn step_reference(&mut self, vars: &[Var], grads: &GradStore) -> Result<()> {
@@ -152,6 +165,19 @@ impl Adam {
     /// The same step in one pass over contiguous f32 CPU storage; `false` (nothing done) for
     /// anything else.
     fn step_cpu(&mut self, i: usize, var: &Var, g: &Tensor) -> Result<bool> {
+        let n = g.elem_count();
+        if !is_cpu_f32(g) {
+            return Ok(false);
+        }
+        let (g_storage, g_layout) = g.storage_and_layout();
+        let Some(gs) = cpu_slice(&g_storage, g_layout, n) else {
+            return Ok(false);
+        };
+        self.step_cpu_slice(i, var, gs)
+    }
+
+    /// [`Adam::step_cpu`] with the gradient's values.
+    fn step_cpu_slice(&mut self, i: usize, var: &Var, gs: &[f32]) -> Result<bool> {
         let (scale_m, scale_v) = self.consts();
         let k = Consts {
             b1: Self::BETA1 as f32,
@@ -165,17 +191,14 @@ impl Adam {
         };
         let p = var.as_tensor();
         let n = p.elem_count();
-        if [&self.m[i], &self.v[i], g]
+        if [&self.m[i], &self.v[i]]
             .iter()
             .any(|t| t.elem_count() != n || !is_cpu_f32(t))
             || !is_cpu_f32(p)
+            || gs.len() != n
         {
             return Ok(false);
         }
-        let (g_storage, g_layout) = g.storage_and_layout();
-        let Some(gs) = cpu_slice(&g_storage, g_layout, n) else {
-            return Ok(false);
-        };
         let mut done = false;
         with_slice_mut(p, |ps| {
             with_slice_mut(&self.m[i], |ms| {
@@ -205,7 +228,7 @@ fn is_cpu_f32(t: &Tensor) -> bool {
 }
 
 /// The `n` contiguous f32 values of a CPU storage, or `None`.
-fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout, n: usize) -> Option<&'a [f32]> {
+pub(crate) fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout, n: usize) -> Option<&'a [f32]> {
     match storage {
         Storage::Cpu(CpuStorage::F32(v)) if layout.is_contiguous() => {
             let start = layout.start_offset();

@@ -115,6 +115,8 @@ pub struct Autoencoder {
     layers: Vec<(Var, Var)>,
     input_dim: usize,
     device: Device,
+    /// Gradients by candle's autograd even on the CPU (see [`Autoencoder::use_autograd`]).
+    autograd: bool,
 }
 
 impl Autoencoder {
@@ -150,6 +152,7 @@ impl Autoencoder {
             layers,
             input_dim,
             device: Device::Cpu,
+            autograd: false,
         })
     }
 
@@ -218,6 +221,37 @@ impl Autoencoder {
         ae.on_device(device)
     }
 
+    /// Computes the training gradients with candle's autograd (`true`) instead of the explicit
+    /// CPU products of [`crate::ae_cpu`] (`false`, the default on the CPU; other devices always
+    /// use autograd). The same mathematics; kept as the reference that tests and benchmarks
+    /// compare with.
+    pub fn use_autograd(mut self, yes: bool) -> Self {
+        self.autograd = yes;
+        self
+    }
+
+    /// Layer widths, input first.
+    fn dims(&self) -> Vec<usize> {
+        let mut dims = vec![self.input_dim];
+        dims.extend(self.layers.iter().map(|(w, _)| w.as_tensor().dims()[1]));
+        dims
+    }
+
+    /// Runs `f` on the weights and biases of every layer (`w0, b0, w1, b1, ...`) as contiguous
+    /// f32 values; `None` where they are not that (off the CPU).
+    fn with_parameters<R>(&self, f: impl FnOnce(&[&[f32]], &[&[f32]]) -> R) -> Option<R> {
+        let tensors: Vec<Tensor> = self.vars().iter().map(|v| v.as_tensor().clone()).collect();
+        let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+        let values: Vec<&[f32]> = guards
+            .iter()
+            .zip(&tensors)
+            .map(|((s, l), t)| crate::adam::cpu_slice(s, l, t.elem_count()))
+            .collect::<Option<_>>()?;
+        let w: Vec<&[f32]> = values.iter().step_by(2).copied().collect();
+        let b: Vec<&[f32]> = values.iter().skip(1).step_by(2).copied().collect();
+        Some(f(&w, &b))
+    }
+
     /// The map `x -> AE(x)` on rows.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
@@ -281,9 +315,27 @@ impl Autoencoder {
             }
         }
         let mut last_save = std::time::Instant::now();
+        // The explicit CPU pass where it applies (module ae_cpu), else candle's autograd.
+        let act = self.config.activation;
+        let mut cpu = match self.device.is_cpu() && !self.autograd {
+            true => Some((
+                crate::ae_cpu::CpuPass::new(x.dims()[0], &self.dims()),
+                x.flatten_all()?.to_vec1::<f32>()?,
+            )),
+            false => None,
+        };
         for epoch in curve.len()..self.config.max_epochs {
-            let loss = (self.forward(&x)? - &x)?.sqr()?.mean_all()?;
-            let value = loss.to_scalar::<f32>()? as f64;
+            let (value, loss) = match cpu.as_mut() {
+                Some((pass, xs)) => (
+                    self.with_parameters(|w, b| pass.forward(xs, w, b, act))
+                        .ok_or(BaselineError::CpuParameters)?,
+                    None,
+                ),
+                None => {
+                    let loss = (self.forward(&x)? - &x)?.sqr()?.mean_all()?;
+                    (loss.to_scalar::<f32>()? as f64, Some(loss))
+                }
+            };
             if !value.is_finite() {
                 return Err(BaselineError::Diverged {
                     model: "autoencoder",
@@ -308,7 +360,18 @@ impl Autoencoder {
                 };
                 return Ok((report, resume));
             }
-            adam.step(&vars, &loss.backward()?)?;
+            match (cpu.as_mut(), loss) {
+                (Some((pass, xs)), _) => {
+                    self.with_parameters(|w, _| pass.backward(xs, w, act))
+                        .ok_or(BaselineError::CpuParameters)?;
+                    let grads: Vec<&[f32]> = (0..self.layers.len())
+                        .flat_map(|l| [pass.weight_grad(l), pass.bias_grad(l)])
+                        .collect();
+                    adam.step_slices(&vars, &grads)?;
+                }
+                (None, Some(loss)) => adam.step(&vars, &loss.backward()?)?,
+                (None, None) => unreachable!("autograd computes the loss tensor"),
+            }
             if let Some(policy) = policy {
                 let stop = policy.stop_asked();
                 if stop || last_save.elapsed() >= policy.every {
@@ -523,5 +586,104 @@ impl ModelFactory for AutoencoderFactory {
 
     fn epoch_limit(c: &AutoencoderConfig) -> Option<usize> {
         Some(c.max_epochs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ae_cpu::CpuPass;
+
+    /// The largest difference between `a` and `b`, relative to the largest `|b|`.
+    fn relative_gap(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let gap = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        gap / scale.max(1e-30)
+    }
+
+    /// The explicit CPU pass against candle's autograd on the network's own `forward`: loss and
+    /// every weight and bias gradient, for each activation and for one and two hidden layers
+    /// (non-square layers, non-zero biases, so a transposed product or a misplaced bias shows).
+    #[test]
+    fn the_cpu_pass_has_autograds_loss_and_gradients() {
+        for act in [
+            AeActivation::LeakyRelu,
+            AeActivation::Relu,
+            AeActivation::Tanh,
+        ] {
+            for hidden_layers in [1, 2] {
+                let cfg = AutoencoderConfig {
+                    hidden_dim: 24,
+                    hidden_layers,
+                    activation: act,
+                    ..Default::default()
+                };
+                let ae = Autoencoder::new(cfg, 20).unwrap();
+                for (_, b) in &ae.layers {
+                    let n = b.as_tensor().dims()[1];
+                    b.set(&Tensor::rand(-0.3f32, 0.3, (1, n), &Device::Cpu).unwrap())
+                        .unwrap();
+                }
+                let x = Tensor::rand(0f32, 1f32, (7, 20), &Device::Cpu).unwrap();
+                let loss = (ae.forward(&x).unwrap() - &x)
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .mean_all()
+                    .unwrap();
+                let grads = loss.backward().unwrap();
+                let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let mut pass = CpuPass::new(7, &ae.dims());
+                let value = ae
+                    .with_parameters(|w, b| pass.forward(&xs, w, b, act))
+                    .unwrap();
+                let want = loss.to_scalar::<f32>().unwrap() as f64;
+                assert!(
+                    (value - want).abs() <= 1e-6 * want,
+                    "{act:?}: loss {value} vs {want}"
+                );
+                let out = ae.forward(&x).unwrap().flatten_all().unwrap();
+                assert!(relative_gap(pass.output(), &out.to_vec1::<f32>().unwrap()) < 1e-6);
+                ae.with_parameters(|w, _| pass.backward(&xs, w, act))
+                    .unwrap();
+                for (l, (w, b)) in ae.layers.iter().enumerate() {
+                    for (name, var, got) in [
+                        ("weight", w, pass.weight_grad(l)),
+                        ("bias", b, pass.bias_grad(l)),
+                    ] {
+                        let g = grads.get(var.as_tensor()).unwrap();
+                        let g = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                        let gap = relative_gap(got, &g);
+                        assert!(
+                            gap < 1e-5,
+                            "{act:?}, {hidden_layers} hidden: layer {l} {name} gradient off by {gap}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Training by the CPU pass follows autograd's training: the same loss curve to float
+    /// rounding over 40 Adam steps.
+    #[test]
+    fn training_by_the_cpu_pass_follows_autograds() {
+        let x = Tensor::rand(0f32, 1f32, (6, 30), &Device::Cpu).unwrap();
+        let cfg = AutoencoderConfig {
+            hidden_dim: 40,
+            max_epochs: 40,
+            target_mse: 0.0,
+            ..Default::default()
+        };
+        let mut fast = Autoencoder::new(cfg.clone(), 30).unwrap();
+        let mut reference = Autoencoder::new(cfg, 30).unwrap().use_autograd(true);
+        let a = fast.fit(&x).unwrap().curve;
+        let b = reference.fit(&x).unwrap().curve;
+        assert_eq!(a.len(), 40);
+        assert!(b[39] < 0.5 * b[0], "training should lower the loss: {b:?}");
+        for (e, (p, q)) in a.iter().zip(&b).enumerate() {
+            assert!((p - q).abs() <= 1e-4 * q, "epoch {e}: {p} vs {q}");
+        }
     }
 }

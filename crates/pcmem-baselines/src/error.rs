@@ -51,6 +51,10 @@ pub enum BaselineError {
         /// The loss seen.
         loss: f64,
     },
+    /// The explicit CPU training pass found a parameter, moment or gradient that is not a
+    /// contiguous f32 CPU tensor of the expected size (a bug, not an input error).
+    #[error("autoencoder: a parameter is not contiguous f32 on the CPU; use_autograd(true) trains with candle's autograd instead")]
+    CpuParameters,
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

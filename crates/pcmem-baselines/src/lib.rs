@@ -18,6 +18,7 @@
 //! ([`pcmem_model::ModelFactory`]) by which a grid builds it from a table of settings.
 
 pub mod adam;
+pub mod ae_cpu;
 pub mod autoencoder;
 pub mod drdam;
 pub mod error;
