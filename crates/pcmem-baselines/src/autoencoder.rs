@@ -360,8 +360,10 @@ impl Autoencoder {
                 };
                 return Ok((report, resume));
             }
-            match (cpu.as_mut(), loss) {
-                (Some((pass, xs)), _) => {
+            match loss {
+                Some(loss) => adam.step(&vars, &loss.backward()?)?,
+                None => {
+                    let (pass, xs) = cpu.as_mut().ok_or(BaselineError::CpuParameters)?;
                     self.with_parameters(|w, _| pass.backward(xs, w, act))
                         .ok_or(BaselineError::CpuParameters)?;
                     let grads: Vec<&[f32]> = (0..self.layers.len())
@@ -369,8 +371,6 @@ impl Autoencoder {
                         .collect();
                     adam.step_slices(&vars, &grads)?;
                 }
-                (None, Some(loss)) => adam.step(&vars, &loss.backward()?)?,
-                (None, None) => unreachable!("autograd computes the loss tensor"),
             }
             if let Some(policy) = policy {
                 let stop = policy.stop_asked();
