@@ -24,7 +24,9 @@ fi
 mkdir -p "$out"
 # One line per step: grid file, then --where filters. Cells that decide claims first, and of
 # those the shorter ones first (a finished record counts; a half-trained cell waits in its
-# checkpoint).
+# checkpoint). A checkpoint lives on the machine that wrote it: where machines are lent for a few
+# hours at a time, the cells that fit in one loan (the autoencoders, minutes to an hour each) come
+# before the PCN cells of many hours, which resume only where OUT survives.
 steps=(
     # fig3 CIFAR-10, PCN with 512 hidden units and AE with 2048, up to N = 500
     # (fig3-pcn512-250-both, fig3-ae2048-below-pcn512-cifar10)
@@ -39,14 +41,21 @@ steps=(
     # N = 1000 of the two CIFAR-10 series
     "fig3 dataset=cifar10 model=pcn hidden=512 n_images=1000"
     "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=1000"
-    # Tiny ImageNet: the PCN with 512 at N = 250; the AEs below 1024 hidden units
-    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=250"
+    # The autoencoders below 1024 hidden units on Tiny ImageNet (fig3-ae-below-1024-tiny-none),
+    # then the other autoencoders of CIFAR-10 and of Tiny ImageNet at N = 100
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=512"
-    # Fig. 4 (Tiny ImageNet N = 100, n = 1024; a figure, no claim)
-    "fig4"
-    # the rest of fig3 on CIFAR-10
     "fig3 dataset=cifar10 model=autoencoder hidden=512"
     "fig3 dataset=cifar10 model=autoencoder hidden=1024"
+    "fig3 dataset=tiny-imagenet model=autoencoder n_images=100"
+    # The CIFAR-10 PCN with 1024 at N = 100 and 250 (about 30 and 70 minutes)
+    "fig3 dataset=cifar10 model=pcn hidden=1024 n_images=100"
+    "fig3 dataset=cifar10 model=pcn hidden=1024 n_images=250"
+    # The remaining Tiny ImageNet autoencoders (N >= 250; fig3-ae2048-below-pcn512-tiny-imagenet)
+    "fig3 dataset=tiny-imagenet model=autoencoder"
+    # Hours each: the Tiny ImageNet PCN with 512 at N = 250, Fig. 4 (Tiny ImageNet N = 100,
+    # n = 1024; a figure, no claim), the rest of the CIFAR-10 PCNs
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=250"
+    "fig4"
     "fig3 dataset=cifar10 model=pcn hidden=1024"
     "fig3 dataset=cifar10 model=pcn hidden=2048"
 )
