@@ -242,17 +242,7 @@ impl std::fmt::Display for NotRun {
 
 impl std::error::Error for NotRun {}
 
-pub fn duration(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7200.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else if seconds < 2.0 * 86400.0 {
-        format!("{:.1} h", seconds / 3600.0)
-    } else {
-        format!("{:.1} d", seconds / 86400.0)
-    }
-}
+pub use pcmem_harness::left::duration;
 
 pub fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))

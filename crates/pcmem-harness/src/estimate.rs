@@ -45,6 +45,10 @@ pub struct Measured {
     pub epoch_fraction: f64,
     /// Records it comes from.
     pub records: usize,
+    /// The training work behind [`Measured::rate`], GFLOP, and its seconds.
+    pub work_gflop: f64,
+    /// Seconds of that work.
+    pub train_s: f64,
 }
 
 /// Per model kind, what the finished cells of a grid measured.
@@ -123,6 +127,8 @@ impl Expectation {
                             rate: if secs > 0.0 { work / secs } else { 0.0 },
                             epoch_fraction: frac / n as f64,
                             records: n,
+                            work_gflop: work,
+                            train_s: secs,
                         },
                     )
                 })
@@ -130,6 +136,28 @@ impl Expectation {
             other_device,
             assumed_rate: None,
         }
+    }
+
+    /// Per model kind, the training rate of the records of all `grids` made on the kind of
+    /// `device` (GFLOP/s: their work over their seconds, pooled): a device's rate for grids
+    /// that have no record of their own on it.
+    pub fn pooled_rates<'a>(
+        grids: &[Grid],
+        device: &str,
+        records: impl IntoIterator<Item = &'a RunRecord> + Clone,
+    ) -> BTreeMap<ModelKind, f64> {
+        let mut acc: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
+        for g in grids {
+            for (kind, m) in Self::from_records(g, Some(device), records.clone()).kinds {
+                let e = acc.entry(kind).or_default();
+                e.0 += m.work_gflop;
+                e.1 += m.train_s;
+            }
+        }
+        acc.into_iter()
+            .filter(|(_, (_, secs))| *secs > 0.0)
+            .map(|(kind, (work, secs))| (kind, work / secs))
+            .collect()
     }
 
     /// The same expectation on a machine that trains at `rate` GFLOP/s: every kind's rate and

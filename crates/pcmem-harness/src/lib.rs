@@ -12,6 +12,7 @@ pub mod claims;
 pub mod deviations;
 pub mod error;
 pub mod estimate;
+pub mod left;
 pub mod models;
 pub mod plots;
 pub mod provision;

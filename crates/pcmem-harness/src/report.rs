@@ -562,6 +562,9 @@ Their data could not be had on the machine that ran this profile; their claims a
         }
         let _ = writeln!(md);
     }
+    if let Some(t) = crate::left::section(grids, records) {
+        let _ = writeln!(md, "{t}");
+    }
     if let Some(t) = size_differences(grids, reference) {
         let _ = writeln!(
             md,

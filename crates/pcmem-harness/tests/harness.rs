@@ -621,6 +621,98 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     assert!(!e.kinds.contains_key(&cells[0].model) || cells[0].model.name() == "pcn");
 }
 
+/// The report's list of cells not run: the cells without a record, priced on the CPU by the
+/// grid's own CPU records and on a GPU by the grid's own GPU records or, without them, by the
+/// rate its model kind reached in another grid's GPU records; one-shot cells cost nothing.
+#[test]
+fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
+    use pcmem_harness::estimate::Expectation;
+    use pcmem_harness::left::{left, section};
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(GRID, "g.toml", "quick").unwrap();
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let all = read_all(&out).unwrap();
+    assert_eq!(all.len(), grid.cells().len());
+    assert!(section(std::slice::from_ref(&grid), &all).is_none());
+    // Drop the PCN with 6 images and a Hopfield network's record.
+    let gone = |r: &pcmem_harness::record::RunRecord| {
+        (r.cell.model.name() == "pcn" && r.cell.n_images == 6)
+            || (r.cell.model.name() != "pcn" && r.cell.n_images == 4)
+    };
+    let kept: Vec<_> = all.iter().filter(|(_, r)| !gone(r)).cloned().collect();
+    let rows = left(std::slice::from_ref(&grid), &kept);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.grid, "t");
+    assert_eq!(row.cells, 4);
+    let mut ids: Vec<String> = row.left.iter().map(|c| c.id()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "cifar10-N4-modern_hopfield-n0-L0-s0",
+            "cifar10-N6-pcn-n16-L2-s0"
+        ]
+    );
+    let pcn = row.left.iter().find(|c| c.model.name() == "pcn").unwrap();
+    let recs = || kept.iter().map(|(_, r)| r);
+    // CPU: the grid's own CPU record of a PCN (with 4 images) prices the one with 6.
+    let (bound, expected) =
+        Expectation::from_records(&grid, Some("cpu"), recs()).seconds(&grid, pcn);
+    assert!(bound > 0.0);
+    assert_eq!(row.cpu.training, 1, "the Hopfield network does not train");
+    assert_eq!((row.cpu.bound_s, row.cpu.bound_cells), (bound, 1));
+    assert_eq!(
+        (row.cpu.expected_s, row.cpu.expected_cells),
+        (expected.unwrap(), 1)
+    );
+    // GPU: no record on one anywhere, no price.
+    assert_eq!(
+        (
+            row.gpu.training,
+            row.gpu.bound_cells,
+            row.gpu.expected_cells
+        ),
+        (1, 0, 0)
+    );
+    let md = section(std::slice::from_ref(&grid), &kept).unwrap();
+    assert!(
+        md.contains("| t | 2 | 4 | cifar10 modern_hopfield N = 4; cifar10 pcn-n16-L2 N = 6 |"),
+        "{md}"
+    );
+    assert!(md.contains("| - | - |"), "{md}");
+    // Another grid's GPU record of a PCN, ten times faster: its rate prices this grid's cell,
+    // with the epochs of this grid's records.
+    let other = Grid::parse(&GRID.replace("id = \"t\"", "id = \"u\""), "u.toml", "quick").unwrap();
+    let mut fast = kept
+        .iter()
+        .find(|(_, r)| r.cell.model.name() == "pcn")
+        .unwrap()
+        .clone();
+    fast.1.grid = "u".into();
+    fast.1.device = "cuda:0".into();
+    fast.1.timings.fit_s /= 10.0;
+    fast.1.timings.fit_total_s = fast.1.timings.fit_total_s.map(|t| t / 10.0);
+    let with_gpu: Vec<_> = kept.iter().cloned().chain([fast.clone()]).collect();
+    let grids = [grid.clone(), other];
+    let rows = left(&grids, &with_gpu);
+    let t = rows.iter().find(|r| r.grid == "t").unwrap();
+    let gpu_rate =
+        Expectation::from_records(&grids[1], Some("cuda"), [&fast.1]).kinds[&pcn.model].rate;
+    let cpu_rate = Expectation::from_records(&grid, Some("cpu"), recs()).kinds[&pcn.model].rate;
+    assert!(
+        (gpu_rate / cpu_rate - 10.0).abs() < 1e-6,
+        "{gpu_rate} vs {cpu_rate}"
+    );
+    assert_eq!((t.gpu.bound_cells, t.gpu.expected_cells), (1, 1));
+    assert!((t.gpu.bound_s - bound / 10.0).abs() < 1e-9 * bound, "{t:?}");
+    assert!((t.gpu.expected_s - expected.unwrap() / 10.0).abs() < 1e-9 * bound);
+    // The CPU column is unchanged by a GPU record.
+    assert_eq!(t.cpu, row.cpu);
+}
+
 const ARMS_GRID: &str = r#"
 id = "arms"
 title = "recall arms"
