@@ -22,6 +22,10 @@ if [ ! -x "$bin" ]; then
     cargo build --release -p pcmem-cli
 fi
 mkdir -p "$out"
+# nice 19 orders processes within one scheduler autogroup (a login session, a `setsid`); where
+# the kernel groups by session, the campaign's group must be niced too, or it takes half the CPU
+# from the builds and tests of the session beside it.
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 # One line per step: grid file, then --where filters. Cells that decide claims first, and of
 # those the shorter ones first (a finished record counts; a half-trained cell waits in its
 # checkpoint). A checkpoint lives on the machine that wrote it: where machines are lent for a few
