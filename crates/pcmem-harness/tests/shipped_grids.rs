@@ -96,13 +96,20 @@ fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
 
 /// The settings a development grid selected (its committed records in `results/runs/<dev>/quick`
 /// and `results/full/runs/<dev>/full`) are the ones the claim grids state, in every profile with
-/// such records: `keys` gives, per profile's development grid, the settings `(table, key)` and the
-/// grids that must state them. Returns how many cells were checked.
+/// such records: `keys` gives, per profile's development grid, the settings `(model, path)`
+/// (`path` dotted, e.g. `recall.momentum`) and the grids that must state them for every cell of
+/// that model. Returns how many cells were checked.
 fn grids_state_what_was_selected(
     dev_id: &str,
     keys: impl Fn(&Grid) -> Vec<(&'static str, &'static str, Vec<&'static str>)>,
 ) -> usize {
     use pcmem_harness::record::read_all;
+    let at = |config: &serde_json::Value, path: &str| {
+        config
+            .pointer(&format!("/{}", path.replace('.', "/")))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
     let mut checked = 0;
     for (dir, profile) in [("results", "quick"), ("results/full", "full")] {
         let recs: Vec<_> = read_all(&root().join(dir))
@@ -117,20 +124,21 @@ fn grids_state_what_was_selected(
         let chosen = pcmem_harness::aggregate::selected(&recs);
         let winner = &recs.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
         let dev = Grid::load(&root().join(format!("experiments/{dev_id}.toml")), profile).unwrap();
-        for (table, key, grids) in keys(&dev) {
-            let tuned = &winner.model_config[table][key];
+        for (model, path, grids) in keys(&dev) {
+            let tuned = at(&winner.model_config, path);
+            assert!(!tuned.is_null(), "{dev_id}'s records have no {path}");
             for id in grids {
                 let grid =
                     Grid::load(&root().join(format!("experiments/{id}.toml")), profile).unwrap();
                 for cell in grid.cells() {
-                    if cell.model.name() != "pcn" {
+                    if cell.model.name() != model {
                         continue;
                     }
                     let r = pcmem_harness::models::resolve(&grid, &cell).unwrap();
+                    let stated = at(&r.config, path);
                     assert_eq!(
-                        &r.config[table][key], tuned,
-                        "{id} ({profile}) states {table}.{key} {} but {dev_id} selected {tuned}",
-                        r.config[table][key]
+                        stated, tuned,
+                        "{id} ({profile}) states {model} {path} {stated} but {dev_id} selected {tuned}"
                     );
                     checked += 1;
                 }
@@ -147,9 +155,9 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
     let checked = grids_state_what_was_selected("dev-partial", |dev| {
         // The momentum serves every partial-recall grid; the stopping target, where the
         // development grid searches it (full profile), is fig6's.
-        let mut keys = vec![("recall", "momentum", vec!["fig6", "fig7", "fig8", "fig9b"])];
+        let mut keys = vec![("pcn", "recall.momentum", vec!["fig6", "fig7", "fig8", "fig9b"])];
         if dev.search["pcn"].contains_key("learning.target_mse") {
-            keys.push(("learning", "target_mse", vec!["fig6"]));
+            keys.push(("pcn", "learning.target_mse", vec!["fig6"]));
         }
         keys
     });
@@ -164,10 +172,23 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
 #[test]
 fn fig3_states_the_plateau_decays_its_development_grid_selected() {
     let checked = grids_state_what_was_selected("dev-training", |_| {
-        vec![("learning", "plateau_decays", vec!["fig3"])]
+        vec![("pcn", "learning.plateau_decays", vec!["fig3"])]
     });
     assert!(
         checked > 0,
         "no committed dev-training records: run experiments/dev-training.toml"
+    );
+}
+
+/// fig3's autoencoders recall with the number of applications of their map that
+/// `experiments/dev-ae-recall.toml` selected by recall on development images.
+#[test]
+fn fig3_states_the_autoencoder_recall_its_development_grid_selected() {
+    let checked = grids_state_what_was_selected("dev-ae-recall", |_| {
+        vec![("autoencoder", "recall_iterations", vec!["fig3"])]
+    });
+    assert!(
+        checked > 0,
+        "no committed dev-ae-recall records: run experiments/dev-ae-recall.toml"
     );
 }
