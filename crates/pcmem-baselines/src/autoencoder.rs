@@ -435,9 +435,16 @@ impl Autoencoder {
             Ok(None) => return Ok(None),
             Err(e) => return Err(e.to_string()),
         };
-        let ours = serde_json::json!({"config": self.config, "input_dim": self.input_dim});
+        // What decides training: the recall settings may differ (a recall-only change resumes).
+        let ours = serde_json::json!({
+            "config": training_settings(&self.config).map_err(|e| e.to_string())?,
+            "input_dim": self.input_dim,
+        });
         let theirs = serde_json::json!({
-            "config": saved.payload["config"],
+            "config": pcmem_model::factory::without_keys(
+                &saved.payload["config"],
+                AutoencoderFactory::RECALL_KEYS,
+            ),
             "input_dim": saved.payload["input_dim"],
         });
         if ours != theirs {
@@ -526,12 +533,34 @@ impl AssociativeMemory for Autoencoder {
         Ok(self.recall_impl(cues, known)?)
     }
 
+    fn set_recall_settings(&mut self, config: &serde_json::Value) -> Result<(), MemoryError> {
+        let new: AutoencoderConfig = serde_json::from_value(config.clone())?;
+        new.validate()?;
+        if training_settings(&new)? != training_settings(&self.config)? {
+            return Err(
+                "recall settings only may change without retraining; the other \
+                        settings differ from the trained autoencoder's"
+                    .into(),
+            );
+        }
+        self.config = new;
+        Ok(())
+    }
+
     fn parameter_count(&self) -> usize {
         self.layers
             .iter()
             .map(|(w, b)| w.elem_count() + b.elem_count())
             .sum()
     }
+}
+
+/// The settings that decide training: all but [`AutoencoderFactory::RECALL_KEYS`].
+fn training_settings(config: &AutoencoderConfig) -> serde_json::Result<serde_json::Value> {
+    Ok(pcmem_model::factory::without_keys(
+        &serde_json::to_value(config)?,
+        AutoencoderFactory::RECALL_KEYS,
+    ))
 }
 
 /// The autoencoder's factory: `[autoencoder]` holds any subset of [`AutoencoderConfig`]; the
@@ -544,6 +573,7 @@ impl ModelFactory for AutoencoderFactory {
     const ABOUT: &'static str =
         "overparameterised autoencoder trained by backprop, recall by iterating the map (Radhakrishnan et al. 2019)";
     const SIZED: bool = true;
+    const RECALL_KEYS: &'static [&'static str] = &["recall_iterations", "recall_tolerance"];
 
     fn defaults(_: &Sizes) -> AutoencoderConfig {
         AutoencoderConfig::default()

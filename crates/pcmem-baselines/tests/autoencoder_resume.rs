@@ -96,3 +96,34 @@ fn a_checkpoint_of_another_config_is_refused_by_name() {
     }
     assert_eq!(report.curve.len(), 14, "trained from epoch 0");
 }
+
+#[test]
+fn a_checkpoint_resumes_under_other_recall_settings() {
+    // Recall settings do not decide training: changed after a stop, training still resumes.
+    let dir = tempfile::tempdir().unwrap();
+    let x = data();
+    let mut whole = Autoencoder::new(config(), 24).unwrap();
+    let full = whole.fit(&x).unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
+        .with_stop(flag.clone());
+    let _ = Autoencoder::new(config(), 24)
+        .unwrap()
+        .fit_resumable(&x, &policy, &mut |p| {
+            if p.epoch == 6 {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap_err();
+    let other = AutoencoderConfig {
+        recall_iterations: 1,
+        recall_tolerance: 0.5,
+        ..config()
+    };
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::ZERO, "data");
+    let mut second = Autoencoder::new(other, 24).unwrap();
+    let (report, resume) = second.fit_resumable(&x, &policy, &mut |_| {}).unwrap();
+    assert_eq!(resume, Resume::From { epoch: 6 });
+    assert_eq!(report.curve, full.curve);
+    assert_eq!(weights(&second, &x), weights(&whole, &x));
+}

@@ -94,13 +94,7 @@ pub fn grid(
         let (mut bound, mut expected) = expect.seconds(g, c);
         // A point of a search over recall settings recalls with the model trained for the
         // previous point of its cell (see `pcmem_harness::run::run_cell`): no training.
-        let key = {
-            let mut k = r.config.clone();
-            if let Some(o) = k.as_object_mut() {
-                o.remove("recall");
-            }
-            (c.base(), k)
-        };
+        let key = (c.base(), r.kind.factory().training_settings(&r.config));
         let shares = runs && last_trained.as_ref() == Some(&key);
         if runs {
             last_trained = Some(key);

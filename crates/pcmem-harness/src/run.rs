@@ -385,7 +385,7 @@ fn check_development(
 pub struct Trained {
     /// The cell it was trained for.
     cell: Cell,
-    /// Its settings without `recall`, and the data's checksum: what must match.
+    /// Its training settings and the data's checksum: what must match.
     key: (serde_json::Value, String),
     model: Box<dyn pcmem_model::AssociativeMemory>,
     fit: pcmem_model::FitReport,
@@ -394,13 +394,14 @@ pub struct Trained {
     resumed_at_epoch: Option<usize>,
 }
 
-/// The settings that decide training: everything but `recall`.
-fn training_key(config: &serde_json::Value, sha256: &str) -> (serde_json::Value, String) {
-    let mut c = config.clone();
-    if let Some(o) = c.as_object_mut() {
-        o.remove("recall");
-    }
-    (c, sha256.to_string())
+/// The settings that decide training (everything the model's factory does not list among
+/// its recall settings), and the data's checksum.
+fn training_key(
+    kind: crate::spec::ModelKind,
+    config: &serde_json::Value,
+    sha256: &str,
+) -> (serde_json::Value, String) {
+    (kind.factory().training_settings(config), sha256.to_string())
 }
 
 /// Trains `cell`'s model (or reuses the one in `cache` when the cell differs from the cell it
@@ -469,7 +470,7 @@ pub fn run_cell(
         )));
     }
     let model_config = resolved.config.clone();
-    let key = training_key(&resolved.config, &set.sha256);
+    let key = training_key(cell.model, &resolved.config, &set.sha256);
     let reuse = match cache.take() {
         Some(mut t) if t.key == key && t.cell.base() == cell.base() => {
             match t.model.set_recall_settings(&resolved.config) {

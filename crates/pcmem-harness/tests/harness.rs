@@ -1075,4 +1075,30 @@ fn search_points_differing_only_in_recall_settings_train_once() {
     run_grid(&grid, &options(&out2, tmp.path())).unwrap();
     let recs = read_all(&out2).unwrap();
     assert!(recs.iter().all(|(_, r)| r.fit.trained_for.is_none()));
+    // The autoencoder's recall settings are top-level keys its factory names: points that
+    // differ only in them share one training too.
+    let text = GRID
+        .replace(
+            "model = [\"modern_hopfield\", \"pcn\"]",
+            "model = [\"autoencoder\"]",
+        )
+        .replace("n_images = [4, 6]", "n_images = [4]")
+        .replace(
+            "[profile.quick]",
+            "[autoencoder]\nmax_epochs = 5\n\n[search.autoencoder]\nrecall_iterations = [1, 3]\n\n[profile.quick]",
+        );
+    let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+    let out3 = tmp.path().join("out3");
+    run_grid(&grid, &options(&out3, tmp.path())).unwrap();
+    let mut recs: Vec<_> = read_all(&out3)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    recs.sort_by_key(|r| r.cell.search.clone());
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].fit.trained_for, None);
+    assert_eq!(recs[1].fit.trained_for, Some(recs[0].cell.id()));
+    assert_eq!(recs[0].model_config["recall_iterations"], 1);
+    assert_eq!(recs[1].model_config["recall_iterations"], 3);
 }

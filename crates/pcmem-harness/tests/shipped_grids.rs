@@ -155,7 +155,11 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
     let checked = grids_state_what_was_selected("dev-partial", |dev| {
         // The momentum serves every partial-recall grid; the stopping target, where the
         // development grid searches it (full profile), is fig6's.
-        let mut keys = vec![("pcn", "recall.momentum", vec!["fig6", "fig7", "fig8", "fig9b"])];
+        let mut keys = vec![(
+            "pcn",
+            "recall.momentum",
+            vec!["fig6", "fig7", "fig8", "fig9b"],
+        )];
         if dev.search["pcn"].contains_key("learning.target_mse") {
             keys.push(("pcn", "learning.target_mse", vec!["fig6"]));
         }

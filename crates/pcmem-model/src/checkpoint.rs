@@ -407,13 +407,17 @@ pub(crate) fn read(
         path: policy.meta_path(),
         reason,
     };
-    let ours = serde_json::to_value(config).expect("config serialises");
+    // What decides training: recall settings may differ (a recall-only change resumes).
+    let training = |c: &serde_json::Value| crate::factory::without_keys(c, &["recall"]);
+    let ours = training(&serde_json::to_value(config).expect("config serialises"));
     // The saved config read back through today's type, so that a setting retired since (the
     // kernel, now an execution option) does not count as a difference.
-    let theirs = serde_json::from_value::<PcnConfig>(meta.config.clone())
-        .ok()
-        .and_then(|c| serde_json::to_value(c).ok())
-        .unwrap_or_else(|| meta.config.clone());
+    let theirs = training(
+        &serde_json::from_value::<PcnConfig>(meta.config.clone())
+            .ok()
+            .and_then(|c| serde_json::to_value(c).ok())
+            .unwrap_or_else(|| meta.config.clone()),
+    );
     if theirs != ours {
         let differing = differing_keys(&theirs, &ours, "");
         return Err(bad(format!(

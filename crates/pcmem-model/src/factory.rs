@@ -92,6 +92,9 @@ pub trait ModelFactory: 'static {
     /// Whether the grid's hidden widths and layer counts apply (otherwise each cell has
     /// width 0 and depth 0).
     const SIZED: bool = false;
+    /// The top-level keys of the settings that only recall reads: cells that differ in
+    /// nothing else share one trained model. Default `["recall"]` (a `recall` table).
+    const RECALL_KEYS: &'static [&'static str] = &["recall"];
     /// The defaults for these sizes.
     fn defaults(sizes: &Sizes) -> Self::Config;
     /// Settings the sizes fix whatever the table says (e.g. `{"hidden_dim": n}`).
@@ -136,6 +139,12 @@ pub trait Factory: Send + Sync {
     fn bipolar(&self) -> bool;
     /// Whether hidden widths and layer counts apply.
     fn sized(&self) -> bool;
+    /// The top-level settings only recall reads ([`ModelFactory::RECALL_KEYS`]).
+    fn recall_keys(&self) -> &'static [&'static str];
+    /// The settings that decide training: `config` without [`Factory::recall_keys`].
+    fn training_settings(&self, config: &serde_json::Value) -> serde_json::Value {
+        without_keys(config, self.recall_keys())
+    }
     /// The full, checked settings: the defaults for `sizes`, `table` laid over them key by
     /// key, then the settings the sizes fix. The error names the key
     /// (`learning.max_epochs: invalid type ...`).
@@ -165,6 +174,18 @@ pub struct Registered<F>(PhantomData<fn() -> F>);
 impl<F> Registered<F> {
     /// The factory object (a constant, so a registry can be a `static` list).
     pub const NEW: Self = Self(PhantomData);
+}
+
+/// `config` without the top-level `keys` (e.g. a model's recall settings, to compare what
+/// decides training).
+pub fn without_keys(config: &serde_json::Value, keys: &[&str]) -> serde_json::Value {
+    let mut c = config.clone();
+    if let Some(o) = c.as_object_mut() {
+        for k in keys {
+            o.remove(*k);
+        }
+    }
+    c
 }
 
 /// Lays `b` over `a`, object by object.
@@ -209,6 +230,9 @@ impl<F: ModelFactory> Factory for Registered<F> {
     }
     fn sized(&self) -> bool {
         F::SIZED
+    }
+    fn recall_keys(&self) -> &'static [&'static str] {
+        F::RECALL_KEYS
     }
     fn resolve(
         &self,

@@ -305,3 +305,27 @@ fn a_checkpoint_naming_the_retired_kernel_setting_still_resumes() {
     let (_, resume) = resumed(&cfg, Kernel::Fused, &data, &p);
     assert!(matches!(resume, Resume::From { .. }), "{resume:?}");
 }
+
+#[test]
+fn a_checkpoint_resumes_under_other_recall_settings_to_the_same_bits() {
+    // Recall settings do not decide training: a cell whose recall changed after it was killed
+    // resumes its training and ends with the bits of an uninterrupted run.
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::scrambled(8, 48, 7);
+    let cfg = config(false);
+    let whole = uninterrupted(&cfg, Kernel::Fused, &data);
+    let p = policy(dir.path(), "recall");
+    killed(&cfg, Kernel::Fused, &data, &p, 3);
+    let mut other = cfg.clone();
+    other.recall.steps += 17;
+    other.recall.iterations += 2;
+    let (run, resume) = resumed(&other, Kernel::Fused, &data, &p);
+    assert_eq!(resume, Resume::From { epoch: 2 });
+    assert_same(&run, &whole, "resumed under other recall settings");
+    // A training setting still refuses it (the learning rate).
+    p.remove().unwrap();
+    killed(&cfg, Kernel::Fused, &data, &p, 3);
+    other.learning.alpha *= 2.0;
+    let (_, resume) = resumed(&other, Kernel::Fused, &data, &p);
+    assert!(matches!(resume, Resume::Refused { .. }), "{resume:?}");
+}
