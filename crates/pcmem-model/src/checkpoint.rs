@@ -408,7 +408,10 @@ pub(crate) fn read(
         reason,
     };
     // What decides training: recall settings may differ (a recall-only change resumes).
-    let training = |c: &serde_json::Value| crate::factory::without_keys(c, &["recall"]);
+    let training = |c: &serde_json::Value| {
+        use crate::factory::ModelFactory;
+        crate::factory::without_keys(c, crate::memory::PcnFactory::RECALL_KEYS)
+    };
     let ours = training(&serde_json::to_value(config).expect("config serialises"));
     // The saved config read back through today's type, so that a setting retired since (the
     // kernel, now an execution option) does not count as a difference.
