@@ -196,3 +196,16 @@ fn fig3_states_the_autoencoder_recall_its_development_grid_selected() {
         "no committed dev-ae-recall records: run experiments/dev-ae-recall.toml"
     );
 }
+
+/// fig8's autoencoders recall from partial images with the number of applications of their
+/// (clamped) map that `experiments/dev-ae-partial.toml` selected by recall on development images.
+#[test]
+fn fig8_states_the_autoencoder_partial_recall_its_development_grid_selected() {
+    let checked = grids_state_what_was_selected("dev-ae-partial", |_| {
+        vec![("autoencoder", "recall_iterations", vec!["fig8"])]
+    });
+    assert!(
+        checked > 0,
+        "no committed dev-ae-partial records: run experiments/dev-ae-partial.toml"
+    );
+}
