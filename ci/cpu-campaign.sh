@@ -49,6 +49,8 @@ steps=(
     "fig3 dataset=cifar10 model=pcn hidden=512 n_images=1000"
     "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=1000"
     "fig3 dataset=cifar10 model=autoencoder hidden=512"
+    # fig8's autoencoder recall (a development grid; about 30 minutes): fig8 states its choice
+    "dev-ae-partial"
     "fig3 dataset=cifar10 model=autoencoder hidden=1024"
     "fig3 dataset=tiny-imagenet model=autoencoder n_images=100"
     # The CIFAR-10 PCN with 1024 at N = 100 and 250 (about 30 and 70 minutes)
