@@ -58,16 +58,49 @@ fn tuned_recalled(r: &RunRecord) -> usize {
         .map_or(0, |x| x.mse.iter().filter(|&&m| m < x.threshold).count())
 }
 
+/// The values of a search point (`a=0.9,b=100`), in key order, for the tie rule of
+/// [`selected`]: numbers compare as numbers (10 before 100 before 1000), anything else as text
+/// after every number.
+fn point_values(search: &str) -> Vec<(f64, String)> {
+    search
+        .split(',')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let v = kv.split_once('=').map_or(kv, |(_, v)| v);
+            match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() => (x, String::new()),
+                _ => (f64::INFINITY, v.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// `a` before `b` under the tie rule: smaller values first, key by key.
+fn point_before(a: &[(f64, String)], b: &[(f64, String)]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        match x.0.total_cmp(&y.0).then_with(|| x.1.cmp(&y.1)) {
+            std::cmp::Ordering::Less => return true,
+            std::cmp::Ordering::Greater => return false,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    a.len() < b.len()
+}
+
 /// For each record, whether it is the selected point of its cell: among records of the same
 /// grid, profile and cell apart from the search point, the one with the lowest finite final
-/// training loss (ties and all-NaN groups: the first in the given order); recall accuracy plays
-/// no part. A development grid with a tune rule ([`crate::spec::Tune`]) selects instead the
-/// point recalling the most images under the rule's corruption and arm, ties to the lower loss.
+/// training loss; recall accuracy plays no part. A development grid with a tune rule
+/// ([`crate::spec::Tune`]) selects instead the point recalling the most images under the
+/// rule's corruption and arm, ties to the lower loss. Remaining ties (equal losses: points that
+/// share one training, or all NaN) go to the point with the smaller values, compared key by key
+/// and as numbers (fewer steps, iterations or a lower rate), whatever order the records come in.
 pub fn selected<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Vec<bool> {
     // Per cell (grid, profile, cell id): the best record so far and its score; lower is
-    // better: (minus images recalled under the tune rule, training loss).
+    // better: (minus images recalled under the tune rule, training loss), then the point's
+    // values.
     type Cell = (String, String, String);
-    let mut best: std::collections::HashMap<Cell, (usize, (f64, f64))> =
+    type Score = ((f64, f64), Vec<(f64, String)>);
+    let mut best: std::collections::HashMap<Cell, (usize, Score)> =
         std::collections::HashMap::new();
     let mut count = 0;
     for (i, r) in records.into_iter().enumerate() {
@@ -79,11 +112,15 @@ pub fn selected<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Vec<boo
         } else {
             f64::INFINITY
         };
-        let score = (-(tuned_recalled(r) as f64), loss);
+        let score = (
+            (-(tuned_recalled(r) as f64), loss),
+            point_values(&r.cell.search),
+        );
         best.entry(key)
             .and_modify(|b| {
-                if score < b.1 {
-                    *b = (i, score);
+                let (s, p) = (&score, &b.1);
+                if s.0 < p.0 || (s.0 == p.0 && point_before(&s.1, &p.1)) {
+                    *b = (i, score.clone());
                 }
             })
             .or_insert((i, score));

@@ -590,7 +590,7 @@ Their data could not be had on the machine that ran this profile; their claims a
         if let Some(t) = search_table(df, &g.id)? {
             let rule = match &g.tune {
                 Some(tune) => format!(
-                    "per cell the point recalling the most of these development images under `{}` (arm `{}`) is selected, ties to the lower training loss: a choice by recall, made on images no claim cell stores, which claim grids then state",
+                    "per cell the point recalling the most of these development images under `{}` (arm `{}`) is selected, ties to the lower training loss, then to the smaller values: a choice by recall, made on images no claim cell stores, which claim grids then state",
                     tune.corruption, tune.arm
                 ),
                 None => "per cell the point with the lowest final training loss (`train_loss`, the PCN's energy summed over the stored images) is selected and used above and in the claims. Recall columns are shown for transparency; they play no part in the choice".into(),

@@ -996,6 +996,33 @@ fn a_tune_rule_selects_by_recall_on_development_images_only() {
     let chosen = aggregate::selected(&plain);
     let pick = plain.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
     assert_eq!(pick.model_config["beta"], 1e-6);
+    // Ties go to the smaller values as numbers, whatever order the records are read in (file
+    // names sort `k-100` before `k-30`).
+    let reversed: Vec<_> = plain.iter().rev().cloned().collect();
+    let chosen = aggregate::selected(&reversed);
+    let pick = reversed.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
+    assert_eq!(pick.model_config["beta"], 1e-6);
+    let points = |values: &[&str]| -> Vec<_> {
+        values
+            .iter()
+            .map(|v| {
+                let mut r = plain[0].clone();
+                r.cell.search = format!("beta={v}");
+                r
+            })
+            .collect()
+    };
+    for (values, want) in [
+        (&["10", "100", "30"][..], "beta=10"),
+        (&["100", "30"][..], "beta=30"),
+        (&["1000", "100", "1e-6"][..], "beta=1e-6"),
+    ] {
+        let recs = points(values);
+        let chosen = aggregate::selected(&recs);
+        assert_eq!(chosen.iter().filter(|&&c| c).count(), 1);
+        let pick = recs.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
+        assert_eq!(pick.cell.search, want, "tie among {values:?}");
+    }
     for (from, to, want) in [
         ("development = true\n", "", "development = true"),
         (
