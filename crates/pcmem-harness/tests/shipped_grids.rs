@@ -209,3 +209,16 @@ fn fig8_states_the_autoencoder_partial_recall_its_development_grid_selected() {
         "no committed dev-ae-partial records: run experiments/dev-ae-partial.toml"
     );
 }
+
+/// fig3's PCN recalls from noise with the number of applications of F that
+/// `experiments/dev-pcn-noise.toml` selected by recall on development images.
+#[test]
+fn fig3_states_the_pcn_noise_recall_its_development_grid_selected() {
+    let checked = grids_state_what_was_selected("dev-pcn-noise", |_| {
+        vec![("pcn", "recall.iterations", vec!["fig3"])]
+    });
+    assert!(
+        checked > 0,
+        "no committed dev-pcn-noise records: run experiments/dev-pcn-noise.toml"
+    );
+}
