@@ -617,7 +617,7 @@ fn code_versions<'a>(versions: impl Iterator<Item = &'a str>) -> String {
     let mut by_count: Vec<(&str, usize)> = count.into_iter().collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let dirty = if by_count.iter().any(|(v, _)| v.ends_with("-dirty")) {
-        " (`-dirty`: built from that commit with uncommitted changes in the tree)"
+        " (`-dirty`: built from that commit with uncommitted changes to its code)"
     } else {
         ""
     };
