@@ -32,6 +32,9 @@ echo 19 > /proc/self/autogroup 2>/dev/null || true
 # hours at a time, the cells that fit in one loan (the autoencoders, minutes to an hour each) come
 # before the PCN cells of many hours, which resume only where OUT survives.
 steps=(
+    # fig3's PCN recall from noise (a development grid; one training of about 15 minutes): fig3
+    # states its choice, and its PCN cells are run with it
+    "dev-pcn-noise"
     # fig3 CIFAR-10, PCN with 512 hidden units and AE with 2048, up to N = 500
     # (fig3-pcn512-250-both, fig3-ae2048-below-pcn512-cifar10)
     "fig3 dataset=cifar10 model=pcn hidden=512 n_images=100"
