@@ -5,7 +5,10 @@
 #
 #   bash ci/cpu-campaign.sh OUT DATA_DIR [PCMEM]      e.g. bash ci/cpu-campaign.sh /work/campaign ../shared/data
 #
-# OUT: where records and checkpoints go (copy finished records into results/full/runs and
+# Trained models stay in their checkpoints (--keep-trained), so a grid whose recall settings
+# change (a development grid's choice) recalls its finished cells again without training them.
+# OUT: where records and checkpoints go (copy finished records, `<cell>.json` and its
+# pictures, not the `<cell>.ckpt.*` files, into results/full/runs and
 # regenerate the report with `pcmem aggregate results/full --profile full && pcmem report
 # results/full --profile full`); PCMEM: the binary (default target/release/pcmem, built here if
 # missing). Runs at nice 19 and logs to OUT/campaign.log. `pcmem reproduce --profile full --out
@@ -76,7 +79,7 @@ for step in "${steps[@]}"; do
     # In the background so that a signal to this script reaches pcmem, which then checkpoints
     # its cell at the end of the epoch and exits 4.
     nice -n 19 "$bin" run "experiments/$grid.toml" --profile full "${args[@]}" \
-        --data-dir "$data" --offline --out "$out" --checkpoint-every 2m >> "$out/campaign.log" 2>&1 &
+        --data-dir "$data" --offline --out "$out" --checkpoint-every 2m --keep-trained >> "$out/campaign.log" 2>&1 &
     child=$!
     trap 'kill -TERM "$child" 2>/dev/null' TERM INT
     rc=0

@@ -314,6 +314,18 @@ impl Autoencoder {
                 }
             }
         }
+        // A checkpoint written when training ended (a trained model kept for recall): its
+        // last loss already met the target, so there is nothing left to train.
+        if curve.last().is_some_and(|&l| l < self.config.target_mse) {
+            let report = FitReport {
+                curve,
+                converged: true,
+                stop: "target MSE reached".into(),
+                ..Default::default()
+            };
+            return Ok((report, resume));
+        }
+        let saved_epochs = curve.len();
         let mut last_save = std::time::Instant::now();
         // The explicit CPU pass where it applies (module ae_cpu), else candle's autograd.
         let act = self.config.activation;
@@ -352,6 +364,10 @@ impl Autoencoder {
                 mse: value,
             });
             if value < self.config.target_mse {
+                // The trained model, for a caller that keeps it (recall-only reruns).
+                if let Some(policy) = policy {
+                    self.save_state(policy, &vars, &adam, &curve)?;
+                }
                 let report = FitReport {
                     curve,
                     converged: true,
@@ -384,6 +400,11 @@ impl Autoencoder {
                         path: policy.meta_path(),
                     }));
                 }
+            }
+        }
+        if let Some(policy) = policy {
+            if curve.len() > saved_epochs {
+                self.save_state(policy, &vars, &adam, &curve)?;
             }
         }
         let report = FitReport {

@@ -27,6 +27,8 @@ pub struct Reproduce {
     /// The PCN's kernel.
     pub kernel: pcmem_model::Kernel,
     pub checkpoint_every: Option<std::time::Duration>,
+    /// Keep trained models in their checkpoints (`--keep-trained`).
+    pub keep_trained: bool,
     /// List what is left of every grid and its estimate instead of running (`Some(rate)`:
     /// the assumed GFLOP/s of `--rate`, `Some(None)`: the rates the records measured).
     pub dry_run: Option<Option<f64>>,
@@ -47,6 +49,20 @@ pub fn parse_rate(dry_run: bool, rate: Option<f64>) -> anyhow::Result<Option<Opt
         .into()),
         r => Ok(dry_run.then_some(r)),
     }
+}
+
+/// `--keep-trained`: the trained model is kept in the cell's checkpoint, so it needs
+/// checkpoints (`--checkpoint-every` other than `off`).
+pub fn keep_trained(keep: bool, every: Option<std::time::Duration>) -> anyhow::Result<bool> {
+    if keep && every.is_none() {
+        return Err(BadInput(
+            "--keep-trained keeps the trained model in the cell's checkpoint; it cannot be used \
+             with --checkpoint-every off"
+                .into(),
+        )
+        .into());
+    }
+    Ok(keep)
 }
 
 /// `--checkpoint-every`: `30s`, `5m`, `2h`, a bare number of seconds, or `off`.
@@ -171,6 +187,7 @@ pub fn options(
         offline: false,
         device,
         checkpoint_every,
+        keep_trained: false,
         stop,
     }
 }
@@ -191,6 +208,7 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
         return crate::plan::all(&grids, &r.experiments, rate, &opts);
     }
     pcmem_harness::atomic::check_writable(&r.out)?;
+    opts.keep_trained = keep_trained(r.keep_trained, r.checkpoint_every)?;
     opts.kernel = r.kernel;
     opts.offline = r.offline;
     let mut not_run = Vec::new();

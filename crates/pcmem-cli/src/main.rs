@@ -89,6 +89,11 @@ enum Command {
         /// where it stopped.
         #[arg(long, default_value = "5m")]
         checkpoint_every: String,
+        /// Keep each training cell's trained model (its last checkpoint, beside the record)
+        /// instead of removing it once the record is written: a later run of a cell that
+        /// differs only in recall settings recalls with it and trains nothing.
+        #[arg(long)]
+        keep_trained: bool,
         /// List what is left of each grid under --out (cells without a record) and its
         /// estimated training time and memory, with a total; run nothing.
         #[arg(long)]
@@ -149,6 +154,11 @@ enum Command {
         /// where it stopped.
         #[arg(long, default_value = "5m")]
         checkpoint_every: String,
+        /// Keep each training cell's trained model (its last checkpoint, beside the record)
+        /// instead of removing it once the record is written: a later run of a cell that
+        /// differs only in recall settings recalls with it and trains nothing.
+        #[arg(long)]
+        keep_trained: bool,
     },
     /// Merge the records under DIR/runs into DIR/table.csv and DIR/table.parquet.
     Aggregate {
@@ -325,6 +335,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             force,
             offline,
             checkpoint_every,
+            keep_trained,
             dry_run,
             rate,
         } => {
@@ -332,6 +343,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let device = open_device(device)?;
             harness::reproduce(&harness::Reproduce {
                 dry_run,
+                keep_trained: *keep_trained,
                 kernel: parse_kernel(kernel)?,
                 offline: *offline,
                 checkpoint_every: harness::parse_every(checkpoint_every)?,
@@ -358,6 +370,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             kernel,
             offline,
             checkpoint_every,
+            keep_trained,
         } => {
             let dry_run = harness::parse_rate(*dry_run, *rate)?;
             let device = open_device(device)?;
@@ -376,6 +389,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             };
             let every = harness::parse_every(checkpoint_every)?;
             let mut opts = harness::options(out, shard, *force, dirs, device, every);
+            opts.keep_trained = harness::keep_trained(*keep_trained, every)?;
             opts.offline = *offline;
             opts.only = only
                 .iter()

@@ -223,3 +223,31 @@ fn reproduce_dry_run_lists_each_grid_and_the_total_and_runs_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add --dry-run"));
 }
+
+/// `--keep-trained` keeps the trained model in the cell's checkpoint: without checkpoints it
+/// is bad input that says so, for `run` and for `reproduce`, before anything runs.
+#[test]
+fn keep_trained_without_checkpoints_is_bad_input() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out_dir = tempfile::tempdir().unwrap();
+    for cmd in [
+        vec!["run", "experiments/fig10.toml"],
+        vec!["reproduce", "--only", "fig10"],
+    ] {
+        let out = pcmem()
+            .current_dir(&root)
+            .args(&cmd)
+            .args(["--keep-trained", "--checkpoint-every", "off", "--offline"])
+            .arg("--out")
+            .arg(out_dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(
+            err.contains("--keep-trained") && err.contains("--checkpoint-every off"),
+            "{cmd:?}: {err}"
+        );
+        assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+    }
+}

@@ -209,6 +209,12 @@ pub fn move_aside(path: &Path) -> Result<PathBuf> {
     Ok(to)
 }
 
+/// Whether `path` names a run record: a `.json` file that is not a cell's checkpoint
+/// (`<cell>.ckpt.json`, kept with `--keep-trained` or left by a run that stopped).
+fn is_record_file(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "json") && !path.to_string_lossy().ends_with(".ckpt.json")
+}
+
 /// Every record under `<out>/runs` (recursively), sorted by path. A record that does not parse
 /// is an error naming it and saying how to recompute it.
 pub fn read_all(out: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
@@ -223,7 +229,7 @@ pub fn read_all(out: &Path) -> Result<Vec<(PathBuf, RunRecord)>> {
             let p = e.map_err(io_err(&dir))?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "json") {
+            } else if is_record_file(&p) {
                 files.push(p);
             }
         }
@@ -257,7 +263,7 @@ pub fn readable(out: &Path, grid: &str, profile: &str) -> Vec<RunRecord> {
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| is_record_file(p))
         .collect();
     files.sort();
     files

@@ -21,6 +21,7 @@
 //!     device: candle_core::Device::Cpu,
 //!     kernel: Default::default(),
 //!     checkpoint_every: None,
+//!     keep_trained: false,
 //!     stop: None,
 //! };
 //! // Four cells, none finished yet; `run_grid` would train and record them.
@@ -82,6 +83,12 @@ pub struct RunOptions {
     /// it; removed once the record is written. `None`: no checkpoints. The CLI's default is
     /// [`DEFAULT_CHECKPOINT_EVERY`].
     pub checkpoint_every: Option<std::time::Duration>,
+    /// Keep each training cell's last checkpoint (its trained model) after its record is
+    /// written, instead of removing it. A later run whose cell differs only in recall settings
+    /// (a record made stale by a recall setting, a new recall arm or condition, a recall-only
+    /// search point) then recalls with that model and trains nothing. Needs
+    /// `checkpoint_every`. Default false (the CLI's `--keep-trained`).
+    pub keep_trained: bool,
     /// Raised (by the CLI's signal handler) to stop: a training cell checkpoints at the end of
     /// its epoch and the run ends with [`HarnessError::Interrupted`]; no new cell starts.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -519,6 +526,15 @@ pub fn run_cell(
                 ),
             };
             let resumed_at_epoch = match &resume {
+                Resume::From { epoch } if fit.curve.len() == *epoch => {
+                    eprintln!(
+                        "{}: {} recalls with the trained model its checkpoint kept ({epoch} \
+                         epochs; nothing trained now)",
+                        grid.id,
+                        cell.id()
+                    );
+                    Some(*epoch)
+                }
                 Resume::From { epoch } => {
                     eprintln!(
                         "{}: {} resumed from its checkpoint after epoch {epoch}",
@@ -890,8 +906,8 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         }
         let rec = rec?;
         rec.write(path)?;
-        // The record holds what the checkpoint was for.
-        if opts.checkpoint_every.is_some() {
+        // The record holds what the checkpoint was for (unless the trained model is kept).
+        if opts.checkpoint_every.is_some() && !opts.keep_trained {
             let ckpt = path.with_extension("ckpt");
             pcmem_model::CheckpointPolicy::new(ckpt.clone(), Default::default(), "")
                 .remove()

@@ -1129,3 +1129,86 @@ fn search_points_differing_only_in_recall_settings_train_once() {
     assert_eq!(recs[0].model_config["recall_iterations"], 1);
     assert_eq!(recs[1].model_config["recall_iterations"], 3);
 }
+
+/// With `keep_trained`, a training cell's last checkpoint (its trained model) stays beside its
+/// record; a later run of the cell under other recall settings (the record is then stale)
+/// recalls with that model and trains nothing: the same curve, no epoch trained now, the new
+/// recall settings. The PCN (stopped at its epoch limit) and the autoencoder (stopped at its
+/// target, and at its epoch limit) alike. Without the option the checkpoint is removed.
+#[test]
+fn kept_trained_models_serve_recall_only_reruns() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let text = GRID
+        .replace(
+            "model = [\"modern_hopfield\", \"pcn\"]",
+            "model = [\"pcn\", \"autoencoder\"]",
+        )
+        .replace("n_images = [4, 6]", "n_images = [4]")
+        .replace(
+            "[profile.quick]",
+            "[autoencoder]\nmax_epochs = 40\ntarget_mse = 0.0\nrecall_iterations = 1\n\n[profile.quick]",
+        );
+    for ae_target in ["0.0", "1.0"] {
+        let text = text.replace("target_mse = 0.0", &format!("target_mse = {ae_target}"));
+        let out = tmp.path().join(format!("out-{ae_target}"));
+        let opts = RunOptions {
+            checkpoint_every: Some(std::time::Duration::from_secs(3600)),
+            keep_trained: true,
+            ..options(&out, tmp.path())
+        };
+        let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+        assert_eq!(run_grid(&grid, &opts).unwrap().ran, 2);
+        let dir = out.join("runs/t/quick");
+        let kept = |dir: &std::path::Path| {
+            let mut k: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".ckpt.json"))
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(kept(&dir).len(), 2, "{:?}", kept(&dir));
+        let before: Vec<_> = read_all(&out).unwrap();
+        // Other recall settings for both models: both records go stale and are recomputed
+        // from the kept models.
+        let changed = text
+            .replace(
+                "recall = { steps = 5, iterations = 1 }",
+                "recall = { steps = 9, iterations = 2 }",
+            )
+            .replace("recall_iterations = 1", "recall_iterations = 4");
+        let grid = Grid::parse(&changed, "g.toml", "quick").unwrap();
+        assert_eq!(run_grid(&grid, &opts).unwrap().ran, 2);
+        let after = read_all(&out).unwrap();
+        for ((_, old), (_, new)) in before.iter().zip(&after) {
+            let name = new.cell.id();
+            assert_eq!(old.cell.id(), name);
+            assert_eq!(old.fit.curve, new.fit.curve, "{name}: trained again");
+            assert_eq!(
+                new.fit.resumed_at_epoch,
+                Some(old.fit.curve.len()),
+                "{name}: not recalled from its kept model"
+            );
+            assert_ne!(old.model_config, new.model_config, "{name}");
+            if ae_target == "1.0" && name.contains("autoencoder") {
+                // Stopped at its target on the first epoch.
+                assert_eq!(new.fit.curve.len(), 1, "{name}");
+            }
+        }
+        // Without keep_trained the record's checkpoint goes once it is written.
+        let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+        let opts = RunOptions {
+            keep_trained: false,
+            ..opts
+        };
+        assert_eq!(run_grid(&grid, &opts).unwrap().ran, 2);
+        assert!(kept(&dir).is_empty(), "{:?}", kept(&dir));
+        let last = read_all(&out).unwrap();
+        for ((_, old), (_, new)) in before.iter().zip(&last) {
+            assert_eq!(old.fit.curve, new.fit.curve);
+            assert_eq!(old.recall[0].mse, new.recall[0].mse, "{}", new.cell.id());
+        }
+    }
+}

@@ -65,6 +65,7 @@ pub fn options(out: &Path, data: &Path) -> RunOptions {
         offline: true,
         device: candle_core::Device::Cpu,
         checkpoint_every: None,
+        keep_trained: false,
         stop: None,
     }
 }
