@@ -210,12 +210,12 @@ fn fig8_states_the_autoencoder_partial_recall_its_development_grid_selected() {
     );
 }
 
-/// fig3's PCN recalls from noise with the number of applications of F that
+/// fig3's and fig4's PCNs recall from noise with the number of applications of F that
 /// `experiments/dev-pcn-noise.toml` selected by recall on development images.
 #[test]
-fn fig3_states_the_pcn_noise_recall_its_development_grid_selected() {
+fn the_noise_grids_state_the_pcn_recall_their_development_grid_selected() {
     let checked = grids_state_what_was_selected("dev-pcn-noise", |_| {
-        vec![("pcn", "recall.iterations", vec!["fig3"])]
+        vec![("pcn", "recall.iterations", vec!["fig3", "fig4"])]
     });
     assert!(
         checked > 0,
