@@ -316,14 +316,14 @@ impl Autoencoder {
         }
         // A checkpoint written when training ended (a trained model kept for recall): its
         // last loss already met the target, so there is nothing left to train.
+        let at_target = |curve: Vec<f64>| FitReport {
+            curve,
+            converged: true,
+            stop: "target MSE reached".into(),
+            ..Default::default()
+        };
         if curve.last().is_some_and(|&l| l < self.config.target_mse) {
-            let report = FitReport {
-                curve,
-                converged: true,
-                stop: "target MSE reached".into(),
-                ..Default::default()
-            };
-            return Ok((report, resume));
+            return Ok((at_target(curve), resume));
         }
         let saved_epochs = curve.len();
         let mut last_save = std::time::Instant::now();
@@ -368,13 +368,7 @@ impl Autoencoder {
                 if let Some(policy) = policy {
                     self.save_state(policy, &vars, &adam, &curve)?;
                 }
-                let report = FitReport {
-                    curve,
-                    converged: true,
-                    stop: "target MSE reached".into(),
-                    ..Default::default()
-                };
-                return Ok((report, resume));
+                return Ok((at_target(curve), resume));
             }
             match loss {
                 Some(loss) => adam.step(&vars, &loss.backward()?)?,

@@ -98,11 +98,11 @@ fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
 /// and `results/full/runs/<dev>/full`) are the ones the claim grids state, in every profile with
 /// such records: `keys` gives, per profile's development grid, the settings `(model, path)`
 /// (`path` dotted, e.g. `recall.momentum`) and the grids that must state them for every cell of
-/// that model. Returns how many cells were checked.
+/// that model. At least one cell must be checked (the development grid has committed records).
 fn grids_state_what_was_selected(
     dev_id: &str,
     keys: impl Fn(&Grid) -> Vec<(&'static str, &'static str, Vec<&'static str>)>,
-) -> usize {
+) {
     use pcmem_harness::record::read_all;
     let at = |config: &serde_json::Value, path: &str| {
         config
@@ -145,14 +145,17 @@ fn grids_state_what_was_selected(
             }
         }
     }
-    checked
+    assert!(
+        checked > 0,
+        "no committed {dev_id} records: run experiments/{dev_id}.toml"
+    );
 }
 
 /// The partial-recall momentum of the claim grids is the one `experiments/dev-partial.toml`
 /// selected on development images: a claim grid cannot drift from its tuned setting unnoticed.
 #[test]
 fn claim_grids_state_the_momentum_their_development_grid_selected() {
-    let checked = grids_state_what_was_selected("dev-partial", |dev| {
+    grids_state_what_was_selected("dev-partial", |dev| {
         // The momentum serves every partial-recall grid; the stopping target, where the
         // development grid searches it (full profile), is fig6's.
         let mut keys = vec![(
@@ -165,60 +168,40 @@ fn claim_grids_state_the_momentum_their_development_grid_selected() {
         }
         keys
     });
-    assert!(
-        checked > 0,
-        "no committed dev-partial records: run experiments/dev-partial.toml"
-    );
 }
 
 /// fig3 trains with the plateau decays `experiments/dev-training.toml` selected by training
 /// energy on development images.
 #[test]
 fn fig3_states_the_plateau_decays_its_development_grid_selected() {
-    let checked = grids_state_what_was_selected("dev-training", |_| {
+    grids_state_what_was_selected("dev-training", |_| {
         vec![("pcn", "learning.plateau_decays", vec!["fig3"])]
     });
-    assert!(
-        checked > 0,
-        "no committed dev-training records: run experiments/dev-training.toml"
-    );
 }
 
 /// fig3's autoencoders recall with the number of applications of their map that
 /// `experiments/dev-ae-recall.toml` selected by recall on development images.
 #[test]
 fn fig3_states_the_autoencoder_recall_its_development_grid_selected() {
-    let checked = grids_state_what_was_selected("dev-ae-recall", |_| {
+    grids_state_what_was_selected("dev-ae-recall", |_| {
         vec![("autoencoder", "recall_iterations", vec!["fig3"])]
     });
-    assert!(
-        checked > 0,
-        "no committed dev-ae-recall records: run experiments/dev-ae-recall.toml"
-    );
 }
 
 /// fig8's autoencoders recall from partial images with the number of applications of their
 /// (clamped) map that `experiments/dev-ae-partial.toml` selected by recall on development images.
 #[test]
 fn fig8_states_the_autoencoder_partial_recall_its_development_grid_selected() {
-    let checked = grids_state_what_was_selected("dev-ae-partial", |_| {
+    grids_state_what_was_selected("dev-ae-partial", |_| {
         vec![("autoencoder", "recall_iterations", vec!["fig8"])]
     });
-    assert!(
-        checked > 0,
-        "no committed dev-ae-partial records: run experiments/dev-ae-partial.toml"
-    );
 }
 
 /// fig3's and fig4's PCNs recall from noise with the number of applications of F that
 /// `experiments/dev-pcn-noise.toml` selected by recall on development images.
 #[test]
 fn the_noise_grids_state_the_pcn_recall_their_development_grid_selected() {
-    let checked = grids_state_what_was_selected("dev-pcn-noise", |_| {
+    grids_state_what_was_selected("dev-pcn-noise", |_| {
         vec![("pcn", "recall.iterations", vec!["fig3", "fig4"])]
     });
-    assert!(
-        checked > 0,
-        "no committed dev-pcn-noise records: run experiments/dev-pcn-noise.toml"
-    );
 }
