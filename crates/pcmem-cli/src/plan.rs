@@ -99,7 +99,10 @@ pub fn grid(
         if runs {
             last_trained = Some(key);
         }
-        if shares {
+        // A model kept by `--keep-trained` (this cell's, or a recall-only sibling's): no
+        // training either.
+        let kept = runs && !shares && pcmem_harness::run::kept_training(g, c, path, None).is_some();
+        if shares || kept {
             (bound, expected) = (0.0, Some(0.0));
         }
         if runs {
@@ -117,6 +120,8 @@ pub fn grid(
         }
         let status = if shares {
             "shares"
+        } else if kept {
+            "kept"
         } else if !runs {
             "done"
         } else if !done && path.exists() {

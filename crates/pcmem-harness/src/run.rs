@@ -411,6 +411,42 @@ fn training_key(
     (kind.factory().training_settings(config), sha256.to_string())
 }
 
+/// The cell whose kept trained model (`--keep-trained`) serves `cell` without training: `cell`
+/// itself, or another point of its search that differs from it only in recall settings (a
+/// recall-only candidate added to a search later). A cell qualifies when its record (written
+/// once training ended) states the training settings `cell` resolves to now, with the data
+/// `data_sha256` when given, and its checkpoint is still there: then that checkpoint holds the
+/// final state, which resuming reads and never writes. `pcmem run --dry-run` prices such cells
+/// at no training.
+pub fn kept_training(
+    grid: &Grid,
+    cell: &Cell,
+    record_file: &std::path::Path,
+    data_sha256: Option<&str>,
+) -> Option<Cell> {
+    let resolved = crate::models::resolve(grid, cell).ok()?;
+    let settings = cell.model.factory().training_settings(&resolved.config);
+    let mut candidates = vec![cell.clone()];
+    if !cell.search.is_empty() {
+        candidates.extend(
+            grid.cells()
+                .into_iter()
+                .filter(|c| c.base() == cell.base() && c.id() != cell.id()),
+        );
+    }
+    candidates.into_iter().find(|c| {
+        let rec = record_file.with_file_name(format!("{}.json", c.id()));
+        let Ok(r) = RunRecord::read(&rec) else {
+            return false;
+        };
+        r.cell.model.factory().training_settings(&r.model_config) == settings
+            && data_sha256.is_none_or(|sha| r.data.sha256 == sha)
+            && checkpoint_policy(&rec, grid, c, &r.data.sha256, Default::default())
+                .meta_path()
+                .exists()
+    })
+}
+
 /// Trains `cell`'s model (or reuses the one in `cache` when the cell differs from the cell it
 /// was trained for only in recall settings), recalls every condition of every arm, and
 /// returns the record; the model is left in `cache` for the next cell.
@@ -507,31 +543,46 @@ pub fn run_cell(
             let mut model = crate::models::build(&resolved, &opts.device).map_err(cell_err)?;
             model.set_kernel(opts.kernel).map_err(cell_err)?;
             let t1 = Instant::now();
-            // Training seconds of the runs before this one (from the checkpoint resumed).
-            let (fit, resume, earlier_s) = match opts.checkpoint_every {
+            // Training seconds of the runs before this one (from the checkpoint resumed), and
+            // the cell whose training the model is (another search point's, when its kept
+            // model serves this one).
+            let (fit, resume, earlier_s, origin) = match opts.checkpoint_every {
                 Some(every) => {
-                    let mut policy = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
+                    let own = checkpoint_policy(record_file, grid, cell, &set.sha256, every);
+                    let kept = match own.meta_path().exists() {
+                        true => None,
+                        false => kept_training(grid, cell, record_file, Some(&set.sha256)),
+                    };
+                    let (mut policy, origin) = match kept {
+                        Some(c) => {
+                            let rec = record_file.with_file_name(format!("{}.json", c.id()));
+                            (checkpoint_policy(&rec, grid, &c, &set.sha256, every), c)
+                        }
+                        None => (own, cell.clone()),
+                    };
                     if let Some(flag) = &opts.stop {
                         policy = policy.with_stop(flag.clone());
                     }
                     let (fit, resume) = model
                         .fit_resumable(&truth, &policy, on_epoch)
                         .map_err(cell_err)?;
-                    (fit, resume, policy.earlier_seconds())
+                    (fit, resume, policy.earlier_seconds(), origin)
                 }
                 None => (
                     model.fit_with(&truth, on_epoch).map_err(cell_err)?,
                     Resume::Fresh,
                     0.0,
+                    cell.clone(),
                 ),
             };
             let resumed_at_epoch = match &resume {
                 Resume::From { epoch } if fit.curve.len() == *epoch => {
                     eprintln!(
-                        "{}: {} recalls with the trained model its checkpoint kept ({epoch} \
-                         epochs; nothing trained now)",
+                        "{}: {} recalls with the trained model the checkpoint of {} kept \
+                         ({epoch} epochs; nothing trained now)",
                         grid.id,
-                        cell.id()
+                        cell.id(),
+                        origin.id()
                     );
                     Some(*epoch)
                 }
@@ -560,7 +611,7 @@ pub fn run_cell(
                 fit,
                 (fit_s, Some(earlier_s + fit_s)),
                 resumed_at_epoch,
-                cell.clone(),
+                origin,
             )
         }
     };

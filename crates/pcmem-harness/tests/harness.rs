@@ -1212,3 +1212,93 @@ fn kept_trained_models_serve_recall_only_reruns() {
         }
     }
 }
+
+/// A recall-only candidate added to a search later recalls with the model another point of the
+/// same training kept (`keep_trained`) and trains nothing; a candidate that changes training
+/// trains.
+#[test]
+fn a_recall_candidate_added_later_recalls_with_a_kept_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let text = GRID
+        .replace(
+            "model = [\"modern_hopfield\", \"pcn\"]",
+            "model = [\"pcn\", \"autoencoder\"]",
+        )
+        .replace("n_images = [4, 6]", "n_images = [4]")
+        .replace(
+            "[profile.quick]",
+            "[autoencoder]\nmax_epochs = 30\n\n[search.pcn]\nSEARCH\n\n[search.autoencoder]\nrecall_iterations = [1]\n\n[profile.quick]",
+        );
+    let out = tmp.path().join("out");
+    let opts = RunOptions {
+        checkpoint_every: Some(std::time::Duration::from_secs(3600)),
+        keep_trained: true,
+        ..options(&out, tmp.path())
+    };
+    let grid = |search: &str, ae: &str| {
+        let t = text
+            .replace("SEARCH", search)
+            .replace("recall_iterations = [1]", ae);
+        Grid::parse(&t, "g.toml", "quick").unwrap()
+    };
+    let first = grid("\"recall.steps\" = [3]", "recall_iterations = [1]");
+    assert_eq!(run_grid(&first, &opts).unwrap().ran, 2);
+    let later = grid("\"recall.steps\" = [3, 7]", "recall_iterations = [1, 4]");
+    // Before it runs, the new points are known to need no training (what --dry-run prices).
+    for (c, path, done) in plan(&later, &opts).unwrap() {
+        let kept = pcmem_harness::run::kept_training(&later, &c, &path, None);
+        match done {
+            true => assert_eq!(kept.as_ref(), Some(&c), "{}", c.id()),
+            false => assert!(kept.is_some_and(|k| k != c), "{}", c.id()),
+        }
+    }
+    assert_eq!(run_grid(&later, &opts).unwrap().ran, 2);
+    let recs: Vec<_> = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(recs.len(), 4);
+    for model in ["pcn", "autoencoder"] {
+        let mut points: Vec<_> = recs
+            .iter()
+            .filter(|r| r.cell.model.name() == model)
+            .collect();
+        points.sort_by_key(|r| r.cell.search.len());
+        let (old, new) = (points[0], points[1]);
+        assert_eq!(new.fit.trained_for, Some(old.cell.id()), "{model}");
+        assert_eq!(
+            new.fit.resumed_at_epoch,
+            Some(old.fit.curve.len()),
+            "{model}"
+        );
+        assert_eq!(new.fit.curve, old.fit.curve, "{model}");
+        assert_ne!(new.model_config, old.model_config, "{model}");
+    }
+    // A new point that changes training trains (the kept model is not its training).
+    let out2 = tmp.path().join("out2");
+    let opts2 = RunOptions {
+        out: out2.clone(),
+        ..opts
+    };
+    run_grid(
+        &grid("\"learning.max_epochs\" = [3]", "recall_iterations = [1]"),
+        &opts2,
+    )
+    .unwrap();
+    let trains = grid(
+        "\"learning.max_epochs\" = [3, 4]",
+        "recall_iterations = [1]",
+    );
+    assert_eq!(run_grid(&trains, &opts2).unwrap().ran, 1);
+    let new = read_all(&out2)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .find(|r| r.cell.search.contains("max_epochs=4"))
+        .unwrap();
+    assert_eq!(new.fit.trained_for, None);
+    assert_eq!(new.fit.resumed_at_epoch, None);
+    assert_eq!(new.fit.curve.len(), 4);
+}
