@@ -84,7 +84,22 @@ pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
             let own = Expectation::from_records(g, Some(device), recs());
             let any = Expectation::from_records(g, None, recs());
             let mut p = Priced::default();
+            // Points of a search that differ only in recall settings train once, together.
+            let mut trainings = BTreeSet::new();
             for c in &left {
+                let training = crate::models::resolve(g, c)
+                    .map(|r| {
+                        (
+                            c.base().id(),
+                            c.model.factory().training_settings(&r.config),
+                        )
+                    })
+                    .map(|(id, settings)| format!("{id} {settings}"));
+                if let Ok(t) = training {
+                    if !trainings.insert(t) {
+                        continue;
+                    }
+                }
                 let own_rate = own.kinds.get(&c.model).is_some_and(|m| m.rate > 0.0);
                 let (bound, expected) = match pooled[device].get(&c.model) {
                     _ if own_rate => own.seconds(g, c),

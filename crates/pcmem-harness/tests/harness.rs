@@ -711,6 +711,25 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
     assert!((t.gpu.expected_s - expected.unwrap() / 10.0).abs() < 1e-9 * bound);
     // The CPU column is unchanged by a GPU record.
     assert_eq!(t.cpu, row.cpu);
+    // Points of a search over recall settings train once: two points left, one price.
+    let searched = Grid::parse(
+        &GRID.replace(
+            "[profile.quick]",
+            "[search.pcn]\n\"recall.steps\" = [3, 7]\n\n[profile.quick]",
+        ),
+        "g.toml",
+        "quick",
+    )
+    .unwrap();
+    let rows = left(std::slice::from_ref(&searched), &kept);
+    let pcn_left = rows[0]
+        .left
+        .iter()
+        .filter(|c| c.model.name() == "pcn")
+        .count();
+    assert!(pcn_left >= 2, "{:?}", rows[0].left);
+    assert_eq!(rows[0].cpu.training, pcn_left / 2, "{:?}", rows[0].cpu);
+    assert_eq!(rows[0].cpu.bound_cells, pcn_left / 2, "{:?}", rows[0].cpu);
 }
 
 const ARMS_GRID: &str = r#"
