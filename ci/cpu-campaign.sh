@@ -46,14 +46,14 @@ steps=(
     "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=100"
     "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=250"
     "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=500"
-    # fig3 Tiny ImageNet: the PCN with 512 at N = 100 (fig3-pcn512-250-both needs N = 250)
-    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=100"
-    # The autoencoders below 1024 hidden units on Tiny ImageNet (fig3-ae-below-1024-tiny-none)
-    "fig3 dataset=tiny-imagenet model=autoencoder hidden=512"
-    # N = 1000 of the two CIFAR-10 series, then the other autoencoders of CIFAR-10 and of Tiny
-    # ImageNet at N = 100
+    # N = 1000 of the two CIFAR-10 series (fig3-ae2048-below-pcn512-cifar10 at every N)
     "fig3 dataset=cifar10 model=pcn hidden=512 n_images=1000"
     "fig3 dataset=cifar10 model=autoencoder hidden=2048 n_images=1000"
+    # fig3 Tiny ImageNet: the PCN with 512 at N = 100 (fig3-pcn512-250-both needs N = 250)
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=100"
+    # The autoencoders below 1024 hidden units on Tiny ImageNet (fig3-ae-below-1024-tiny-none),
+    # then the other autoencoders of CIFAR-10 and of Tiny ImageNet at N = 100
+    "fig3 dataset=tiny-imagenet model=autoencoder hidden=512"
     "fig3 dataset=cifar10 model=autoencoder hidden=512"
     # fig8's autoencoder recall (a development grid; about 30 minutes): fig8 states its choice
     "dev-ae-partial"
