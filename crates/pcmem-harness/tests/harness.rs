@@ -1149,6 +1149,17 @@ fn search_points_differing_only_in_recall_settings_train_once() {
     assert_eq!(recs[1].model_config["recall_iterations"], 3);
 }
 
+/// The test grid with one PCN and one autoencoder cell (4 images), `tables` added before its
+/// profile.
+fn pcn_and_autoencoder(tables: &str) -> String {
+    GRID.replace(
+        "model = [\"modern_hopfield\", \"pcn\"]",
+        "model = [\"pcn\", \"autoencoder\"]",
+    )
+    .replace("n_images = [4, 6]", "n_images = [4]")
+    .replace("[profile.quick]", &format!("{tables}[profile.quick]"))
+}
+
 /// With `keep_trained`, a training cell's last checkpoint (its trained model) stays beside its
 /// record; a later run of the cell under other recall settings (the record is then stale)
 /// recalls with that model and trains nothing: the same curve, no epoch trained now, the new
@@ -1158,16 +1169,9 @@ fn search_points_differing_only_in_recall_settings_train_once() {
 fn kept_trained_models_serve_recall_only_reruns() {
     let tmp = tempfile::tempdir().unwrap();
     fixture_data(tmp.path());
-    let text = GRID
-        .replace(
-            "model = [\"modern_hopfield\", \"pcn\"]",
-            "model = [\"pcn\", \"autoencoder\"]",
-        )
-        .replace("n_images = [4, 6]", "n_images = [4]")
-        .replace(
-            "[profile.quick]",
-            "[autoencoder]\nmax_epochs = 40\ntarget_mse = 0.0\nrecall_iterations = 1\n\n[profile.quick]",
-        );
+    let text = pcn_and_autoencoder(
+        "[autoencoder]\nmax_epochs = 40\ntarget_mse = 0.0\nrecall_iterations = 1\n\n",
+    );
     for ae_target in ["0.0", "1.0"] {
         let text = text.replace("target_mse = 0.0", &format!("target_mse = {ae_target}"));
         let out = tmp.path().join(format!("out-{ae_target}"));
@@ -1239,16 +1243,9 @@ fn kept_trained_models_serve_recall_only_reruns() {
 fn a_recall_candidate_added_later_recalls_with_a_kept_model() {
     let tmp = tempfile::tempdir().unwrap();
     fixture_data(tmp.path());
-    let text = GRID
-        .replace(
-            "model = [\"modern_hopfield\", \"pcn\"]",
-            "model = [\"pcn\", \"autoencoder\"]",
-        )
-        .replace("n_images = [4, 6]", "n_images = [4]")
-        .replace(
-            "[profile.quick]",
-            "[autoencoder]\nmax_epochs = 30\n\n[search.pcn]\nSEARCH\n\n[search.autoencoder]\nrecall_iterations = [1]\n\n[profile.quick]",
-        );
+    let text = pcn_and_autoencoder(
+        "[autoencoder]\nmax_epochs = 30\n\n[search.pcn]\nSEARCH\n\n[search.autoencoder]\nrecall_iterations = [1]\n\n",
+    );
     let out = tmp.path().join("out");
     let opts = RunOptions {
         checkpoint_every: Some(std::time::Duration::from_secs(3600)),
