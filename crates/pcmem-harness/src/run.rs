@@ -417,13 +417,13 @@ fn training_key(
 /// once training ended) states the training settings `cell` resolves to now, with the data
 /// `data_sha256` when given, and its checkpoint is still there: then that checkpoint holds the
 /// final state, which resuming reads and never writes. `pcmem run --dry-run` prices such cells
-/// at no training.
+/// at no training. Returns that cell and its record's path (its checkpoint's is beside it).
 pub fn kept_training(
     grid: &Grid,
     cell: &Cell,
     record_file: &std::path::Path,
     data_sha256: Option<&str>,
-) -> Option<Cell> {
+) -> Option<(Cell, PathBuf)> {
     let resolved = crate::models::resolve(grid, cell).ok()?;
     let settings = cell.model.factory().training_settings(&resolved.config);
     let mut candidates = vec![cell.clone()];
@@ -434,16 +434,15 @@ pub fn kept_training(
                 .filter(|c| c.base() == cell.base() && c.id() != cell.id()),
         );
     }
-    candidates.into_iter().find(|c| {
+    candidates.into_iter().find_map(|c| {
         let rec = record_file.with_file_name(format!("{}.json", c.id()));
-        let Ok(r) = RunRecord::read(&rec) else {
-            return false;
-        };
-        r.cell.model.factory().training_settings(&r.model_config) == settings
+        let r = RunRecord::read(&rec).ok()?;
+        let kept = r.cell.model.factory().training_settings(&r.model_config) == settings
             && data_sha256.is_none_or(|sha| r.data.sha256 == sha)
-            && checkpoint_policy(&rec, grid, c, &r.data.sha256, Default::default())
+            && checkpoint_policy(&rec, grid, &c, &r.data.sha256, Default::default())
                 .meta_path()
-                .exists()
+                .exists();
+        kept.then_some((c, rec))
     })
 }
 
@@ -554,8 +553,7 @@ pub fn run_cell(
                         false => kept_training(grid, cell, record_file, Some(&set.sha256)),
                     };
                     let (mut policy, origin) = match kept {
-                        Some(c) => {
-                            let rec = record_file.with_file_name(format!("{}.json", c.id()));
+                        Some((c, rec)) => {
                             (checkpoint_policy(&rec, grid, &c, &set.sha256, every), c)
                         }
                         None => (own, cell.clone()),

@@ -1263,7 +1263,7 @@ fn a_recall_candidate_added_later_recalls_with_a_kept_model() {
     let later = grid("\"recall.steps\" = [3, 7]", "recall_iterations = [1, 4]");
     // Before it runs, the new points are known to need no training (what --dry-run prices).
     for (c, path, done) in plan(&later, &opts).unwrap() {
-        let kept = pcmem_harness::run::kept_training(&later, &c, &path, None);
+        let kept = pcmem_harness::run::kept_training(&later, &c, &path, None).map(|(k, _)| k);
         match done {
             true => assert_eq!(kept.as_ref(), Some(&c), "{}", c.id()),
             false => assert!(kept.is_some_and(|k| k != c), "{}", c.id()),
