@@ -32,10 +32,36 @@ fn fused_kernel_matches_candle_reference() {
             ActivationPlacement::PreSynaptic,
             ActivationPlacement::PostSynaptic,
         ] {
-            for (prior, optimizer, layers, persistent, momentum) in [
-                (MemoryPrior::Learned, Optimizer::Sgd, 2, false, 0.0),
-                (MemoryPrior::Free, Optimizer::adam(), 3, true, 0.5),
-                (MemoryPrior::Learned, Optimizer::adam(), 1, false, 0.3),
+            // Value nodes start random (seeded) or top-down from the learned prior (which the
+            // fused kernel must read from where it keeps the parameters while training).
+            let random = ValueInit::Random { std: 0.3 };
+            for (prior, optimizer, layers, persistent, momentum, init) in [
+                (MemoryPrior::Learned, Optimizer::Sgd, 2, false, 0.0, random),
+                (MemoryPrior::Free, Optimizer::adam(), 3, true, 0.5, random),
+                (
+                    MemoryPrior::Learned,
+                    Optimizer::adam(),
+                    1,
+                    false,
+                    0.3,
+                    random,
+                ),
+                (
+                    MemoryPrior::Learned,
+                    Optimizer::adam(),
+                    2,
+                    false,
+                    0.0,
+                    ValueInit::Forward,
+                ),
+                (
+                    MemoryPrior::Learned,
+                    Optimizer::Sgd,
+                    1,
+                    false,
+                    0.0,
+                    ValueInit::Forward,
+                ),
             ] {
                 let mut cfg = PcnConfig::new(48, 16);
                 cfg.layers = layers;
@@ -51,7 +77,7 @@ fn fused_kernel_matches_candle_reference() {
                 cfg.learning.max_epochs = 15;
                 cfg.learning.batch_size = Some(4);
                 cfg.learning.persistent_values = persistent;
-                cfg.value_init = ValueInit::Random { std: 0.3 };
+                cfg.value_init = init;
                 cfg.inference.gamma = 0.05;
                 cfg.inference.steps = 20;
                 cfg.inference.momentum = momentum;
@@ -62,7 +88,7 @@ fn fused_kernel_matches_candle_reference() {
                     cfg.recall.free_pixel_rate = Some(1.0);
                 }
                 let tag = format!(
-                    "{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers} momentum {momentum}"
+                    "{activation:?} {placement:?} {prior:?} {optimizer:?} L={layers} momentum {momentum} {init:?}"
                 );
                 let run = |kernel| {
                     let c = cfg.clone();
@@ -122,7 +148,7 @@ fn fused_kernel_matches_candle_reference() {
             }
         }
     }
-    assert_eq!(cases, 18);
+    assert_eq!(cases, 30);
 }
 
 /// With `free_pixel_rate = 1` and one mask for all rows, partial recall runs on the network cut

@@ -108,6 +108,31 @@ impl Pcn {
         Ok(())
     }
 
+    /// [`Pcn::init_values`] while `eng` holds the parameters (they are taken out of the model
+    /// for training): a top-down start reads them from the engine.
+    fn init_values_in(
+        &self,
+        eng: &Engine<'_>,
+        x0: &Tensor,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<ValueNodes> {
+        if !matches!(self.config.value_init, ValueInit::Forward) {
+            return self.init_values(x0, rng);
+        }
+        let shapes = self.param_shapes();
+        let weights = eng
+            .w
+            .iter()
+            .zip(&shapes)
+            .map(|(w, &shape)| Tensor::from_slice(w, shape, &self.device))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let prior = match &eng.b {
+            Some(b) => Some(Tensor::from_slice(b, shapes[weights.len()], &self.device)?),
+            None => None,
+        };
+        self.init_values_with(x0, rng, &weights, prior.as_ref())
+    }
+
     pub(super) fn to_nodes(&self, ws: Workspace) -> Result<ValueNodes> {
         let rows = ws.rows;
         let nodes =
@@ -202,7 +227,7 @@ impl Pcn {
             for (i, batch) in batches.iter().enumerate() {
                 if !(lc.persistent_values && spaces[i].is_some()) {
                     let mut rng = self.rng.clone();
-                    let x = self.init_values(batch, &mut rng)?;
+                    let x = self.init_values_in(eng, batch, &mut rng)?;
                     self.rng = rng;
                     match spaces[i].as_mut() {
                         Some(ws) => {

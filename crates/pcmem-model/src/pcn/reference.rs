@@ -22,6 +22,18 @@ impl Pcn {
 
     /// Starting value nodes for the rows of `x0` (sensory layer set to `x0`).
     pub fn init_values(&self, x0: &Tensor, rng: &mut ChaCha8Rng) -> Result<ValueNodes> {
+        self.init_values_with(x0, rng, &self.weights, self.prior.as_ref())
+    }
+
+    /// [`Pcn::init_values`] with these parameters (the fused kernel holds the model's own
+    /// while it trains; a top-down start must read them from there).
+    pub(super) fn init_values_with(
+        &self,
+        x0: &Tensor,
+        rng: &mut ChaCha8Rng,
+        weights: &[Tensor],
+        prior: Option<&Tensor>,
+    ) -> Result<ValueNodes> {
         let rows = x0.dims()[0];
         let n = self.config.hidden_dim;
         let layers = self.config.layers;
@@ -38,12 +50,12 @@ impl Pcn {
                 }
             }
             ValueInit::Forward => {
-                x[layers] = match &self.prior {
+                x[layers] = match prior {
                     Some(b) => b.broadcast_as((rows, n))?.contiguous()?,
                     None => Tensor::zeros((rows, n), DType::F32, &self.device)?,
                 };
                 for l in (1..layers).rev() {
-                    x[l] = self.predict(l + 1, &x[l + 1])?;
+                    x[l] = self.predict_with(&weights[l], &x[l + 1])?;
                 }
             }
         }
@@ -52,7 +64,11 @@ impl Pcn {
 
     /// Prediction `mu_{l-1}` of layer `l-1` from the value nodes of layer `l`.
     pub(super) fn predict(&self, l: usize, xl: &Tensor) -> Result<Tensor> {
-        let w = &self.weights[l - 1];
+        self.predict_with(&self.weights[l - 1], xl)
+    }
+
+    /// The prediction of the layer below from value nodes `xl` through weights `w`.
+    fn predict_with(&self, w: &Tensor, xl: &Tensor) -> Result<Tensor> {
         Ok(match self.config.placement {
             ActivationPlacement::PreSynaptic => self.act(xl)?.matmul(&w.t()?)?,
             ActivationPlacement::PostSynaptic => self.act(&xl.matmul(&w.t()?)?)?,
