@@ -144,7 +144,9 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
-/// The cells of this shard, with their record paths and whether they are done.
+/// The cells of this shard, with their record paths and whether they are done, in the grid's
+/// order except that the points of a search that share one training (they differ only in
+/// recall settings) come one after the other and belong to one shard.
 pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>> {
     if let Some((i, n)) = opts.shard {
         if n == 0 || i == 0 || i > n {
@@ -154,21 +156,52 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
         }
     }
     let cells = only_cells(grid, grid.cells(), &opts.only)?;
-    // Shards of about equal work (the training bound of each cell; one-shot cells count as
-    // none and are spread by number).
+    let resolved: Vec<_> = cells
+        .iter()
+        .map(|c| crate::models::resolve(grid, c).ok())
+        .collect();
+    // Cells that one training serves (search points that differ only in recall settings):
+    // the index of the first such cell.
+    let group: Vec<usize> = (0..cells.len())
+        .map(|k| {
+            (0..k)
+                .find(|&j| {
+                    cells[j].base() == cells[k].base()
+                        && match (&resolved[j], &resolved[k]) {
+                            (Some(a), Some(b)) => {
+                                let f = cells[k].model.factory();
+                                f.training_settings(&a.config) == f.training_settings(&b.config)
+                            }
+                            _ => false,
+                        }
+                })
+                .unwrap_or(k)
+        })
+        .collect();
+    // Shards of about equal work (the training bound of each cell, counted once for cells
+    // that share it; one-shot cells count as none and are spread by number).
     let shard_of = opts.shard.map(|(_, n)| {
         let work: Vec<f64> = cells
             .iter()
-            .map(|c| {
-                crate::models::resolve(grid, c)
-                    .map_or(0.0, |r| crate::models::estimate_gflop(&r, c.n_images))
+            .zip(&resolved)
+            .map(|(c, r)| {
+                r.as_ref()
+                    .map_or(0.0, |r| crate::models::estimate_gflop(r, c.n_images))
             })
             .collect();
-        crate::shard::assign(&work, n)
+        crate::shard::assign_grouped(&work, &group, n)
     });
+    // Cells of one training run one after the other (the trained model stays in memory
+    // between them); otherwise the grid's order.
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by_key(|&k| (group[k], k));
+    let mut cells: Vec<Option<Cell>> = cells.into_iter().map(Some).collect();
+    let cells: Vec<(usize, Cell)> = order
+        .into_iter()
+        .map(|k| (k, cells[k].take().expect("each index once")))
+        .collect();
     Ok(cells
         .into_iter()
-        .enumerate()
         .filter(|(k, _)| {
             opts.shard
                 .zip(shard_of.as_ref())

@@ -3,7 +3,9 @@
 //!
 //! Cells are dealt largest first, each to the shard with the least work so far (ties to the
 //! lower shard); the assignment depends only on the grid, so every task of an array computes
-//! the same one, and a finished cell never moves to another shard.
+//! the same one, and a finished cell never moves to another shard. Cells that share one
+//! training (points of a search that differ only in recall settings) go to one shard together
+//! ([`assign_grouped`]), so the array trains that model once.
 //!
 //! ```
 //! use pcmem_harness::shard::assign;
@@ -38,6 +40,38 @@ pub fn assign(work: &[f64], shards: usize) -> Vec<usize> {
         out[k] = s;
     }
     out
+}
+
+/// The 0-based shard of each cell when cells of one group share their work (one training
+/// serves them all): each group counts the largest work of its cells, is dealt as one by
+/// [`assign`], and all its cells get its shard. `group[k]` is any label of cell `k`'s group.
+///
+/// ```
+/// use pcmem_harness::shard::assign_grouped;
+/// // Cells 0 and 1 share a training; 2 and 3 are alone.
+/// let shard = assign_grouped(&[5.0, 5.0, 4.0, 1.0], &[0, 0, 1, 2], 2);
+/// assert_eq!(shard[0], shard[1]);
+/// assert_ne!(shard[0], shard[2]);
+/// ```
+pub fn assign_grouped(work: &[f64], group: &[usize], shards: usize) -> Vec<usize> {
+    assert_eq!(work.len(), group.len(), "one group label per cell");
+    let mut labels: Vec<usize> = Vec::new();
+    let mut of_cell = Vec::with_capacity(group.len());
+    let mut group_work: Vec<f64> = Vec::new();
+    for (k, g) in group.iter().enumerate() {
+        let i = match labels.iter().position(|l| l == g) {
+            Some(i) => i,
+            None => {
+                labels.push(*g);
+                group_work.push(0.0);
+                labels.len() - 1
+            }
+        };
+        group_work[i] = group_work[i].max(work[k]);
+        of_cell.push(i);
+    }
+    let by_group = assign(&group_work, shards);
+    of_cell.into_iter().map(|i| by_group[i]).collect()
 }
 
 /// The shard `(i, n)` (1-based i) a SLURM array task runs: `SLURM_ARRAY_TASK_ID` counted from
@@ -109,6 +143,20 @@ mod tests {
         // Cells of no work are spread by number.
         let s = assign(&[0.0; 8], 4);
         assert!((0..4).all(|i| s.iter().filter(|&&k| k == i).count() == 2));
+    }
+
+    #[test]
+    fn cells_of_one_training_share_a_shard_and_count_once() {
+        // Three points of one training (work 6 each, 6 in all), two cells alone (5 and 4).
+        let work = [6.0, 6.0, 6.0, 5.0, 4.0];
+        let group = [7, 7, 7, 1, 2];
+        let s = assign_grouped(&work, &group, 2);
+        assert!(s[0] == s[1] && s[1] == s[2], "{s:?}");
+        // Counted once, the group (6) is dealt first; 5 goes to the other shard, then 4 too.
+        assert_eq!(s, vec![0, 0, 0, 1, 1]);
+        // Groups of one are `assign` itself.
+        let w = [3.0, 9.0, 1.0, 4.0];
+        assert_eq!(assign_grouped(&w, &[0, 1, 2, 3], 3), assign(&w, 3));
     }
 
     #[test]

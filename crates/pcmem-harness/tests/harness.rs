@@ -1318,3 +1318,71 @@ fn a_recall_candidate_added_later_recalls_with_a_kept_model() {
     assert_eq!(new.fit.resumed_at_epoch, None);
     assert_eq!(new.fit.curve.len(), 4);
 }
+
+/// Search points that share one training (they differ only in recall settings) go to one
+/// shard of an array and run one after the other there, so each training happens once
+/// without `--keep-trained`, even where the grid lists them apart (the recall key sorts
+/// before the training key, so the points of one training are not neighbours in the grid).
+#[test]
+fn points_of_one_training_share_a_shard_and_train_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let text = GRID.replace("[\"modern_hopfield\", \"pcn\"]", "[\"pcn\"]").replace(
+        "[profile.quick]",
+        "[search.pcn]\n\"recall.steps\" = [3, 7]\n\"value_init.kind\" = [\"zero\", \"forward\"]\n\n[profile.quick]",
+    );
+    let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+    let cells = grid.cells();
+    assert_eq!(cells.len(), 8);
+    // In the grid's order the points of one training are apart (recall.steps varies slowest).
+    assert!(
+        cells[0].search.contains("recall.steps=3") && cells[1].search.contains("recall.steps=3")
+    );
+    let out = tmp.path().join("out");
+    let mut trainings = 0;
+    let mut seen = Vec::new();
+    let mut ran = 0;
+    // Three shards: dealt one by one, the four equal cells of N = 6 would go to shards 1, 2,
+    // 3, 1, parting the two points of each training.
+    for i in 1..=3 {
+        let opts = RunOptions {
+            shard: Some((i, 3)),
+            ..options(&out, tmp.path())
+        };
+        let planned = plan(&grid, &opts).unwrap();
+        // Each shard holds whole trainings, each one's points next to each other.
+        for pair in planned.chunks(2) {
+            let (a, b) = (&pair[0].0, &pair[1].0);
+            assert_eq!(a.base(), b.base());
+            assert_ne!(a.search, b.search);
+            let training = |c: &pcmem_harness::spec::Cell| -> Vec<String> {
+                let points = c.search.split(',');
+                points
+                    .filter(|p| !p.starts_with("recall."))
+                    .map(String::from)
+                    .collect()
+            };
+            assert_eq!(training(a), training(b), "{} / {}", a.id(), b.id());
+        }
+        eprintln!(
+            "PLAN {:?}",
+            planned.iter().map(|(c, _, _)| c.id()).collect::<Vec<_>>()
+        );
+        seen.extend(planned.iter().map(|(c, _, _)| c.id()));
+        ran += run_grid(&grid, &opts).unwrap().ran;
+    }
+    assert_eq!(ran, 8);
+    seen.sort();
+    let mut all: Vec<_> = cells.iter().map(|c| c.id()).collect();
+    all.sort();
+    assert_eq!(seen, all, "the shards partition the grid");
+    for (_, r) in read_all(&out).unwrap() {
+        if r.fit.trained_for.is_none() {
+            trainings += 1;
+        }
+    }
+    assert_eq!(
+        trainings, 4,
+        "four trainings (2 sizes x 2 initialisations of the value nodes) for 8 points"
+    );
+}
