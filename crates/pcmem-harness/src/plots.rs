@@ -114,11 +114,25 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn draw_capacity<DB: DrawingBackend>(
+/// What the y axis of a line plot shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum YAxis {
+    /// Retrieved images in percent (0 to 100).
+    RetrievedPercent,
+    /// Median per-image recall MSE on a log scale, with the threshold under which an image
+    /// counts as recalled drawn across.
+    MedianMse {
+        /// The recall threshold (per-image MSE).
+        threshold: f64,
+    },
+}
+
+fn draw_lines<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
     series: &[Series],
+    y: YAxis,
 ) -> std::result::Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
@@ -133,13 +147,7 @@ fn draw_capacity<DB: DrawingBackend>(
         });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.05).max(0.5);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d((lo - pad)..(hi + pad), -2f64..102f64)
-        .map_err(e)?;
+    let x_range = (lo - pad)..(hi + pad);
     // Whole-number axes (N, depth) get whole-number labels only.
     let whole = xs.iter().all(|x| x.fract() == 0.0);
     let fmt_x = move |v: &f64| {
@@ -151,13 +159,95 @@ fn draw_capacity<DB: DrawingBackend>(
             String::new()
         }
     };
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .x_label_formatter(&fmt_x)
-        .y_desc("retrieved (%)")
-        .draw()
-        .map_err(e)?;
+    match y {
+        YAxis::RetrievedPercent => {
+            let mut chart = chart_builder(root, title)
+                .build_cartesian_2d(x_range, -2f64..102f64)
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .x_label_formatter(&fmt_x)
+                .y_desc("retrieved (%)")
+                .draw()
+                .map_err(e)?;
+            draw_series(&mut chart, series, None)
+        }
+        YAxis::MedianMse { threshold } => {
+            // Zero errors (exact recall) have no place on a log axis: drawn at the bottom.
+            let ys: Vec<f64> = series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .chain([threshold])
+                .collect();
+            let y_lo = ys.iter().cloned().fold(f64::INFINITY, f64::min) / 2.0;
+            let y_hi = ys.iter().cloned().fold(0.0, f64::max) * 2.0;
+            let floor = |s: &Series| Series {
+                label: s.label.clone(),
+                points: s.points.iter().map(|&(x, v)| (x, v.max(y_lo))).collect(),
+            };
+            let series: Vec<Series> = series.iter().map(floor).collect();
+            // Ticks at 1, 2 and 5 times the powers of ten in range.
+            let ticks: Vec<f64> = (y_lo.log10().floor() as i32..=y_hi.log10().ceil() as i32)
+                .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(k)))
+                .filter(|v| (y_lo..=y_hi).contains(v))
+                .collect();
+            let mut chart = chart_builder(root, title)
+                .build_cartesian_2d(
+                    x_range.clone(),
+                    (y_lo..y_hi).log_scale().with_key_points(ticks),
+                )
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .x_label_formatter(&fmt_x)
+                .y_desc("median recall MSE")
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .draw()
+                .map_err(e)?;
+            let line = vec![(x_range.start, threshold), (x_range.end, threshold)];
+            draw_series(
+                &mut chart,
+                &series,
+                Some((line, format!("threshold {threshold}"))),
+            )
+        }
+    }
+}
+
+fn chart_builder<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &'b str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    b
+}
+
+/// The lines of `series` (and a black reference line) with their legend, on a chart whose
+/// axes are drawn.
+fn draw_series<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+    reference: Option<(Vec<(f64, f64)>, String)>,
+) -> std::result::Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    if let Some((points, label)) = reference {
+        chart
+            .draw_series(LineSeries::new(points, BLACK.stroke_width(1)))
+            .map_err(e)?
+            .label(label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+    }
     for (i, s) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         chart
@@ -178,31 +268,39 @@ fn draw_capacity<DB: DrawingBackend>(
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(e)?;
-    root.present().map_err(e)
+    chart.plotting_area().present().map_err(e)
 }
 
 /// Retrieval percentage against `x_label`, one line per series, written as `<stem>.png` and
 /// `<stem>.svg`.
 pub fn capacity(stem: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    lines(stem, title, x_label, series, YAxis::RetrievedPercent)
+}
+
+/// One line per series against `x_label`, the y axis as `y` says, written as `<stem>.png`
+/// and `<stem>.svg`.
+pub fn lines(stem: &Path, title: &str, x_label: &str, series: &[Series], y: YAxis) -> Result<()> {
     // Stems hold dots (e.g. `top_0.5`): append, do not replace, the extension.
     let png = PathBuf::from(format!("{}.png", stem.display()));
     let svg = PathBuf::from(format!("{}.svg", stem.display()));
     let size = (720u32, 480u32);
     let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
-    draw_capacity(
+    draw_lines(
         &BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area(),
         title,
         x_label,
         series,
+        y,
     )
     .map_err(plot_err(&png))?;
     write_png(&png, size, pixels)?;
     let mut text = String::new();
-    draw_capacity(
+    draw_lines(
         &SVGBackend::with_string(&mut text, size).into_drawing_area(),
         title,
         x_label,
         series,
+        y,
     )
     .map_err(plot_err(&svg))?;
     crate::atomic::write_atomic(&svg, text.as_bytes())
@@ -257,4 +355,29 @@ pub fn curve(path: &Path, title: &str, y_label: &str, values: &[f64]) -> Result<
         root.present().map_err(e)?;
     }
     write_png(path, size, pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Median errors of zero (exact recall) and a single point draw (at the bottom of the log
+    /// axis) instead of failing; the PNG and the SVG are written.
+    #[test]
+    fn error_plots_take_zero_and_single_points() {
+        let dir = tempfile::tempdir().unwrap();
+        for points in [vec![(1.0, 0.0), (2.0, 3e-3)], vec![(5.0, 0.0)], vec![]] {
+            let stem = dir.path().join(format!("e{}", points.len()));
+            let series = [Series {
+                label: "m".into(),
+                points,
+            }];
+            let y = YAxis::MedianMse { threshold: 0.005 };
+            lines(&stem, "t", "n_images", &series, y).unwrap();
+            for ext in ["png", "svg"] {
+                let f = PathBuf::from(format!("{}.{ext}", stem.display()));
+                assert!(std::fs::metadata(&f).unwrap().len() > 0, "{f:?}");
+            }
+        }
+    }
 }

@@ -20,7 +20,7 @@ use polars::prelude::DataFrame;
 
 use crate::aggregate::{floats, selected, strings, summary, CONFIG_COLUMNS};
 use crate::error::Result;
-use crate::plots::{capacity, Series};
+use crate::plots::{capacity, lines as lines_plot, Series, YAxis};
 use crate::record::RunRecord;
 use crate::spec::Grid;
 
@@ -49,7 +49,10 @@ pub fn figures(
                 .collect::<Result<_>>()?;
             let xs = floats(&s, x)?;
             let frac = floats(&s, "fraction")?;
+            let median = floats(&s, "median_mse")?;
+            // Per panel: the retrieved percentage and the median recall error of each line.
             let mut panels: BTreeMap<(String, String), Lines> = BTreeMap::new();
+            let mut errors: BTreeMap<(String, String), Lines> = BTreeMap::new();
             for i in 0..s.height() {
                 // An arm that leaves a model as it is repeats the paper arm's rows: drawn once.
                 let arm = &cols["arm"][i];
@@ -82,34 +85,49 @@ pub fn figures(
                     })
                     .collect::<Vec<_>>()
                     .join(" ");
-                panels
-                    .entry((cols["dataset"][i].clone(), cols["corruption"][i].clone()))
-                    .or_default()
-                    .entry(label)
-                    .or_default()
-                    .push((xs[i], 100.0 * frac[i]));
+                let panel = (cols["dataset"][i].clone(), cols["corruption"][i].clone());
+                for (to, y) in [(&mut panels, 100.0 * frac[i]), (&mut errors, median[i])] {
+                    let line = to.entry(panel.clone()).or_default();
+                    line.entry(label.clone()).or_default().push((xs[i], y));
+                }
             }
-            for ((dataset, corruption), lines) in panels {
-                let series: Vec<Series> = lines
+            let series = |lines: Lines| -> Vec<Series> {
+                lines
                     .into_iter()
                     .map(|(label, mut points)| {
                         points.sort_by(|a, b| a.0.total_cmp(&b.0));
                         Series { label, points }
                     })
-                    .collect();
+                    .collect()
+            };
+            for ((dataset, corruption), lines) in panels {
                 let stem = format!(
                     "figures/{}-{}-{}",
                     grid.id,
                     dataset,
                     corruption.replace(':', "_")
                 );
-                capacity(
-                    &out.join(&stem),
-                    &format!("{}: {dataset}, {corruption}", grid.id),
-                    x,
-                    &series,
-                )?;
+                let title = format!("{}: {dataset}, {corruption}", grid.id);
+                capacity(&out.join(&stem), &title, x, &series(lines))?;
                 made.push(format!("{stem}.png"));
+                // Beside it, how far the recalled images are from counting: the median
+                // error of each line against the threshold.
+                if let (Some(lines), Ok(c)) = (
+                    errors.remove(&(dataset.clone(), corruption.clone())),
+                    crate::spec::Corruption::parse(&corruption),
+                ) {
+                    let y = YAxis::MedianMse {
+                        threshold: grid.threshold(&c),
+                    };
+                    lines_plot(
+                        &out.join(format!("{stem}-mse")),
+                        &title,
+                        x,
+                        &series(lines),
+                        y,
+                    )?;
+                    made.push(format!("{stem}-mse.png"));
+                }
             }
         }
         _ => made.extend(pictures(grid, records, out, |_| true)),
@@ -579,6 +597,9 @@ Their data could not be had on the machine that ran this profile; their claims a
         let _ = writeln!(md, "## {}: {} ({})\n", g.id, g.title, g.paper);
         for f in figures(g, df, records, out)? {
             let _ = writeln!(md, "![{}]({f})\n", g.id);
+            if f.ends_with("-mse.png") {
+                let _ = writeln!(md, "*The median per-image recall MSE of each line above; an image counts as recalled below the black line.*\n");
+            }
         }
         let _ = writeln!(md, "{}", md_table(&s)?);
         if let Some(t) = deviation_table(g, records) {

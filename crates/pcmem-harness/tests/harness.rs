@@ -828,6 +828,19 @@ fn recall_arms_train_once_and_recall_per_arm() {
     unique.sort();
     unique.dedup();
     assert_eq!(pngs.len(), unique.len(), "{shown:?}");
+    // Each capacity panel comes with its lines' median recall error against the threshold.
+    let panels: Vec<_> = pngs
+        .iter()
+        .filter(|p| p.starts_with("figures/") && !p.ends_with("-mse.png"))
+        .collect();
+    assert!(!panels.is_empty(), "{shown:?}");
+    for p in panels {
+        let mse = p.replace(".png", "-mse.png");
+        assert!(
+            shown.contains(&mse) && out.join(&mse).exists(),
+            "{mse}: {shown:?}"
+        );
+    }
     assert_eq!(
         pngs.iter().filter(|p| p.contains("__pcmem")).count(),
         2,
