@@ -293,7 +293,8 @@ fn default_keep() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlotSpec {
-    /// `capacity` (retrieved % against `x`), `table` (counts), or `images` (picture grids).
+    /// `capacity` (retrieved % against `x`, and beside it each line's median recall MSE against
+    /// the threshold), `table` (counts), or `images` (picture grids).
     pub kind: String,
     /// Column on the x axis of capacity plots (`n_images`, `layers`, `hidden`, `corruption`).
     #[serde(default = "default_x")]
