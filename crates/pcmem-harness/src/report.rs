@@ -445,7 +445,7 @@ pub fn write_report(
     let _ = writeln!(
         md,
         "Each claim is judged for the paper's model (`paper`: the energy of Eq. 1-2 with unit \
-         precisions, the grid's model tables){}. A grid without that arm leaves its column empty.\n",
+         precisions, the grid's model tables){}. Where a grid declares no such arm, this project recalls as the paper there, and the column says so.\n",
         if other_arms.is_empty() {
             String::new()
         } else {
@@ -480,7 +480,13 @@ pub fn write_report(
         for (k, arm) in arms.iter().enumerate() {
             let has = grid_arms.iter().any(|(g, a)| g == &c.grid && a == arm);
             if arm != "paper" && !has {
-                line.push_str(" - | - |");
+                let declared = grids
+                    .iter()
+                    .any(|g| g.id == c.grid && g.arms.contains_key(arm));
+                line.push_str(match declared {
+                    true => " - | - |",
+                    false => " same as `paper` (the grid has no arm of its own) | - |",
+                });
                 continue;
             }
             let claim = in_arm(c, arm);

@@ -848,6 +848,45 @@ fn recall_arms_train_once_and_recall_per_arm() {
     );
     let arms = aggregate::strings(&df, "arm").unwrap();
     assert_eq!(arms.iter().filter(|a| *a == "pcmem").count(), 4);
+    // The report judges a claim per arm; a grid that declares no arm recalls as the paper
+    // there, and its claims' arm column says so.
+    let claim = |id: &str, grid: &str| Claim {
+        id: id.into(),
+        grid: grid.into(),
+        source: "s".into(),
+        text: "t".into(),
+        paper: "p".into(),
+        filter: [("model".to_string(), "pcn".to_string())].into(),
+        metric: Metric::Recalled,
+        op: Op::Ge,
+        value: Some(0.0),
+        tolerance: None,
+        than: None,
+        for_each: None,
+        control: None,
+    };
+    let plain = Grid::parse(GRID, "g.toml", "quick").unwrap();
+    let grids = [grid.clone(), plain];
+    let claims = [claim("with-arm", "arms"), claim("without-arm", "t")];
+    let records = pcmem_harness::report::Records {
+        current: &recs,
+        stale: &[],
+    };
+    let report =
+        pcmem_harness::report::write_report(&out, &grids, &grids, &df, records, &claims, "quick")
+            .unwrap();
+    let md = std::fs::read_to_string(report).unwrap();
+    let row = |id: &str| {
+        md.lines()
+            .find(|l| l.contains(&format!("({id})")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row("with-arm").ends_with("| PASS |") && row("with-arm").matches("PASS").count() == 2,
+        "{md}"
+    );
+    assert!(row("without-arm").contains("same as `paper`"), "{md}");
     // A record without the arm's rows is computed again.
     let (path, mut r) = recs
         .into_iter()
