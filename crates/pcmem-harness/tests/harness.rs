@@ -419,21 +419,7 @@ fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
         .iter()
         .filter(|&&m| m < 0.001)
         .count();
-    let claim = Claim {
-        id: "c".into(),
-        grid: "s".into(),
-        source: "s".into(),
-        text: "t".into(),
-        paper: "p".into(),
-        filter: [("model".to_string(), "pcn".to_string())].into(),
-        metric: Metric::Recalled,
-        op: Op::Ge,
-        value: Some(0.0),
-        tolerance: None,
-        than: None,
-        for_each: None,
-        control: None,
-    };
+    let claim = pcn_recalls_any("c", "s");
     assert_eq!(
         evaluate(&claim, &df).unwrap().ours,
         format!("{:.1}", want as f64)
@@ -732,6 +718,25 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
     assert_eq!(rows[0].cpu.bound_cells, pcn_left / 2, "{:?}", rows[0].cpu);
 }
 
+/// The claim "the PCN recalls at least 0 images" (it holds wherever the cells ran) on `grid`.
+fn pcn_recalls_any(id: &str, grid: &str) -> Claim {
+    Claim {
+        id: id.into(),
+        grid: grid.into(),
+        source: "s".into(),
+        text: "t".into(),
+        paper: "p".into(),
+        filter: [("model".to_string(), "pcn".to_string())].into(),
+        metric: Metric::Recalled,
+        op: Op::Ge,
+        value: Some(0.0),
+        tolerance: None,
+        than: None,
+        for_each: None,
+        control: None,
+    }
+}
+
 const ARMS_GRID: &str = r#"
 id = "arms"
 title = "recall arms"
@@ -850,24 +855,12 @@ fn recall_arms_train_once_and_recall_per_arm() {
     assert_eq!(arms.iter().filter(|a| *a == "pcmem").count(), 4);
     // The report judges a claim per arm; a grid that declares no arm recalls as the paper
     // there, and its claims' arm column says so.
-    let claim = |id: &str, grid: &str| Claim {
-        id: id.into(),
-        grid: grid.into(),
-        source: "s".into(),
-        text: "t".into(),
-        paper: "p".into(),
-        filter: [("model".to_string(), "pcn".to_string())].into(),
-        metric: Metric::Recalled,
-        op: Op::Ge,
-        value: Some(0.0),
-        tolerance: None,
-        than: None,
-        for_each: None,
-        control: None,
-    };
     let plain = Grid::parse(GRID, "g.toml", "quick").unwrap();
     let grids = [grid.clone(), plain];
-    let claims = [claim("with-arm", "arms"), claim("without-arm", "t")];
+    let claims = [
+        pcn_recalls_any("with-arm", "arms"),
+        pcn_recalls_any("without-arm", "t"),
+    ];
     let records = pcmem_harness::report::Records {
         current: &recs,
         stale: &[],
