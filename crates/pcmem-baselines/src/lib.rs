@@ -26,7 +26,7 @@ pub mod hopfield;
 pub mod modern_hopfield;
 pub mod uhn;
 
-pub use autoencoder::{AeActivation, Autoencoder, AutoencoderConfig, AutoencoderFactory};
+pub use autoencoder::{AeActivation, AeInit, Autoencoder, AutoencoderConfig, AutoencoderFactory};
 pub use drdam::{DrDam, DrDamConfig, DrDamFactory};
 pub use error::{BaselineError, Result};
 pub use hopfield::{
