@@ -465,6 +465,20 @@ pub struct Cell {
 
 impl Cell {
     /// File-name-safe identifier, unique within a grid and profile.
+    ///
+    /// ```
+    /// use pcmem_harness::spec::{Cell, ModelKind};
+    /// let cell = Cell {
+    ///     dataset: "cifar10".into(),
+    ///     n_images: 100,
+    ///     model: ModelKind::from_name("autoencoder").unwrap(),
+    ///     hidden: 512,
+    ///     layers: 2,
+    ///     seed: 0,
+    ///     search: r#"init="scaled",lr=0.001"#.into(),
+    /// };
+    /// assert_eq!(cell.id(), "cifar10-N100-autoencoder-n512-L2-s0-init-scaled_lr-0.001");
+    /// ```
     pub fn id(&self) -> String {
         let mut id = format!(
             "{}-N{}-{}-n{}-L{}-s{}",
@@ -477,7 +491,8 @@ impl Cell {
         );
         if !self.search.is_empty() {
             id.push('-');
-            id.extend(self.search.chars().map(|c| match c {
+            // A string value's quotes are dropped (`init="scaled"` -> `init-scaled`).
+            id.extend(self.search.chars().filter(|&c| c != '"').map(|c| match c {
                 '=' => '-',
                 ',' => '_',
                 c if c.is_ascii_alphanumeric() || ".-_".contains(c) => c,
