@@ -127,3 +127,67 @@ fn a_checkpoint_resumes_under_other_recall_settings() {
     assert_eq!(report.curve, full.curve);
     assert_eq!(weights(&second, &x), weights(&whole, &x));
 }
+
+#[test]
+fn a_checkpoint_written_before_a_setting_existed_resumes() {
+    // A checkpoint of a binary that predates `init` has no such key: it reads as the
+    // default, the same training, and resumes (a campaign's half-trained cells survive the
+    // upgrade); a checkpoint whose config says another start is refused by name.
+    let dir = tempfile::tempdir().unwrap();
+    let x = data();
+    let mut whole = Autoencoder::new(config(), 24).unwrap();
+    let full = whole.fit(&x).unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
+        .with_stop(flag.clone());
+    let _ = Autoencoder::new(config(), 24)
+        .unwrap()
+        .fit_resumable(&x, &policy, &mut |p| {
+            if p.epoch == 4 {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap_err();
+    // Rewrite the checkpoint's config as the older binary wrote it, then as another start.
+    let meta_path = dir.path().join("ae.json");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    let config_at = |meta: &mut serde_json::Value| -> serde_json::Value {
+        let payload = meta.get_mut("payload").expect("payload");
+        payload["config"].take()
+    };
+    // Another start: a copy of the checkpoint whose config says `scaled` is refused by name.
+    let other_dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, other_dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let mut scaled = meta.clone();
+    scaled["payload"]["config"]["init"] = "scaled".into();
+    std::fs::write(
+        other_dir.path().join("ae.json"),
+        serde_json::to_string(&scaled).unwrap(),
+    )
+    .unwrap();
+    let policy = CheckpointPolicy::new(other_dir.path().join("ae"), Duration::ZERO, "data");
+    let (_, resume) = Autoencoder::new(config(), 24)
+        .unwrap()
+        .fit_resumable(&x, &policy, &mut |_| {})
+        .unwrap();
+    match resume {
+        Resume::Refused { reason, .. } => assert!(reason.contains("config.init"), "{reason}"),
+        r => panic!("expected a refusal, got {r:?}"),
+    }
+    let mut older = meta.clone();
+    let mut cfg = config_at(&mut older);
+    assert_eq!(cfg["init"], "uniform_fan_in");
+    cfg.as_object_mut().unwrap().remove("init");
+    older["payload"]["config"] = cfg.clone();
+    std::fs::write(&meta_path, serde_json::to_string(&older).unwrap()).unwrap();
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data");
+    let mut second = Autoencoder::new(config(), 24).unwrap();
+    let (report, resume) = second.fit_resumable(&x, &policy, &mut |_| {}).unwrap();
+    assert_eq!(resume, Resume::From { epoch: 4 });
+    assert_eq!(report.curve, full.curve);
+    assert_eq!(weights(&second, &x), weights(&whole, &x));
+}

@@ -197,6 +197,18 @@ fn fig8_states_the_autoencoder_partial_recall_its_development_grid_selected() {
     });
 }
 
+/// fig8's autoencoders train from the initial weights and at the Adam rate that
+/// `experiments/dev-ae-training.toml` selected by training loss on development images.
+#[test]
+fn fig8_states_the_autoencoder_training_its_development_grid_selected() {
+    grids_state_what_was_selected("dev-ae-training", |_| {
+        vec![
+            ("autoencoder", "init", vec!["fig8"]),
+            ("autoencoder", "lr", vec!["fig8"]),
+        ]
+    });
+}
+
 /// fig3's and fig4's PCNs recall from noise with the number of applications of F that
 /// `experiments/dev-pcn-noise.toml` selected by recall on development images.
 #[test]
