@@ -75,6 +75,10 @@ steps=(
     "fig3 dataset=tiny-imagenet model=pcn hidden=2048 n_images=100"
     "fig3 dataset=cifar10 model=pcn hidden=2048"
     "fig3 dataset=cifar10 model=pcn hidden=1024"
+    # fig8's autoencoder training (a development grid, by training loss; four trainings of
+    # about an hour): fig8 states its choice. If it changes fig8's training, dev-ae-partial's
+    # recall choice is made again on the autoencoder so trained.
+    "dev-ae-training"
     # Beyond the issue's CPU list (Tiny ImageNet at N >= 250), cheap enough to run here: the
     # remaining Tiny ImageNet autoencoders (about 3.5 hours in all; fig3-ae2048-below-pcn512-tiny-imagenet
     # at every N) and the Tiny ImageNet PCN with 512 at N = 250 (fig3-pcn512-250-both)
