@@ -36,6 +36,23 @@ fn weights(ae: &Autoencoder, x: &Tensor) -> Vec<f32> {
         .unwrap()
 }
 
+/// Trains `config()` with a checkpoint at `dir/ae`, raising the stop flag after `epoch`
+/// epochs: the checkpoint then holds that epoch. Returns the error the stop ends with.
+fn stop_at(dir: &std::path::Path, epoch: usize) -> Box<dyn std::error::Error + Send + Sync> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let policy = CheckpointPolicy::new(dir.join("ae"), Duration::from_secs(3600), "data")
+        .with_stop(flag.clone());
+    Autoencoder::new(config(), 24)
+        .unwrap()
+        .fit_resumable(&data(), &policy, &mut |p| {
+            if p.epoch == epoch {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap_err()
+        .into()
+}
+
 #[test]
 fn a_stopped_autoencoder_resumes_to_the_bits_of_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,17 +61,7 @@ fn a_stopped_autoencoder_resumes_to_the_bits_of_an_uninterrupted_run() {
     let full = whole.fit(&x).unwrap();
     assert_eq!(full.curve.len(), 14);
 
-    let flag = Arc::new(AtomicBool::new(false));
-    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
-        .with_stop(flag.clone());
-    let mut first = Autoencoder::new(config(), 24).unwrap();
-    let err = first
-        .fit_resumable(&x, &policy, &mut |p| {
-            if p.epoch == 5 {
-                flag.store(true, Ordering::Relaxed);
-            }
-        })
-        .unwrap_err();
+    let err = stop_at(dir.path(), 5);
     assert!(
         matches!(
             err.downcast_ref::<PcnError>(),
@@ -62,9 +69,8 @@ fn a_stopped_autoencoder_resumes_to_the_bits_of_an_uninterrupted_run() {
         ),
         "{err}"
     );
-    assert!(policy.exists());
-
     let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::ZERO, "data");
+    assert!(policy.exists());
     let mut second = Autoencoder::new(config(), 24).unwrap();
     let (report, resume) = second.fit_resumable(&x, &policy, &mut |_| {}).unwrap();
     assert_eq!(resume, Resume::From { epoch: 5 });
@@ -104,17 +110,7 @@ fn a_checkpoint_resumes_under_other_recall_settings() {
     let x = data();
     let mut whole = Autoencoder::new(config(), 24).unwrap();
     let full = whole.fit(&x).unwrap();
-    let flag = Arc::new(AtomicBool::new(false));
-    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
-        .with_stop(flag.clone());
-    let _ = Autoencoder::new(config(), 24)
-        .unwrap()
-        .fit_resumable(&x, &policy, &mut |p| {
-            if p.epoch == 6 {
-                flag.store(true, Ordering::Relaxed);
-            }
-        })
-        .unwrap_err();
+    stop_at(dir.path(), 6);
     let other = AutoencoderConfig {
         recall_iterations: 1,
         recall_tolerance: 0.5,
@@ -137,17 +133,7 @@ fn a_checkpoint_written_before_a_setting_existed_resumes() {
     let x = data();
     let mut whole = Autoencoder::new(config(), 24).unwrap();
     let full = whole.fit(&x).unwrap();
-    let flag = Arc::new(AtomicBool::new(false));
-    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
-        .with_stop(flag.clone());
-    let _ = Autoencoder::new(config(), 24)
-        .unwrap()
-        .fit_resumable(&x, &policy, &mut |p| {
-            if p.epoch == 4 {
-                flag.store(true, Ordering::Relaxed);
-            }
-        })
-        .unwrap_err();
+    stop_at(dir.path(), 4);
     // Rewrite the checkpoint's config as the older binary wrote it, then as another start.
     let meta_path = dir.path().join("ae.json");
     let meta: serde_json::Value =
