@@ -50,7 +50,6 @@ fn stop_at(dir: &std::path::Path, epoch: usize) -> Box<dyn std::error::Error + S
             }
         })
         .unwrap_err()
-        .into()
 }
 
 #[test]
