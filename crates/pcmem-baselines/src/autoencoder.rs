@@ -47,8 +47,8 @@ pub enum AeActivation {
 pub enum AeInit {
     /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch's `nn.Linear` weights; default). Each
     /// layer scales the signal's variance by about `1/3` times the activation's mean square,
-    /// so in a deep network it fades out with depth: a 10-layer network starts out
-    /// predicting nearly the mean image and learns slowly from there.
+    /// so in a deep network it fades out with depth: the output of a fresh 10-layer network
+    /// hardly depends on its input, and training moves slowly from there.
     #[default]
     UniformFanIn,
     /// Variance-preserving (He et al. 2015): `U(-g sqrt(3/fan_in), g sqrt(3/fan_in))` with the
