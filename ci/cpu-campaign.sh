@@ -65,16 +65,16 @@ steps=(
     # What the issue names as CPU work and is still missing, shortest first: the CIFAR-10
     # autoencoders with 1024 (minutes each), the Tiny ImageNet PCNs with 1024 and 2048 at N = 100
     # (about one and two hours), Fig. 4 (Tiny ImageNet N = 100, n = 1024; a figure, no claim),
-    # then hours each: the rest of the CIFAR-10 PCNs with 2048 (fig3-pcn2048-all at every N) and
-    # those with 1024 (no claim reads them alone). The Tiny ImageNet autoencoder with 2048 at
+    # the CIFAR-10 PCNs with 1024 (minutes to an hour each; no claim reads them alone), then
+    # hours each: the rest of the CIFAR-10 PCNs with 2048 (fig3-pcn2048-all at every N). The Tiny ImageNet autoencoder with 2048 at
     # N = 250 was training when this order was set, so it finishes first.
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048 n_images=250"
     "fig3 dataset=cifar10 model=autoencoder hidden=1024"
     "fig3 dataset=tiny-imagenet model=pcn hidden=1024 n_images=100"
     "fig4"
+    "fig3 dataset=cifar10 model=pcn hidden=1024"
     "fig3 dataset=tiny-imagenet model=pcn hidden=2048 n_images=100"
     "fig3 dataset=cifar10 model=pcn hidden=2048"
-    "fig3 dataset=cifar10 model=pcn hidden=1024"
     # fig8's autoencoder training (a development grid, by training loss; four trainings of
     # about an hour): fig8 states its choice. If it changes fig8's training, dev-ae-partial's
     # recall choice is made again on the autoencoder so trained.
