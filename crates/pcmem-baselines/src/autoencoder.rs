@@ -489,13 +489,9 @@ impl Autoencoder {
             "config": training_settings(&self.config).map_err(|e| e.to_string())?,
             "input_dim": self.input_dim,
         });
-        // The saved config read back through today's type, so that a setting added since
-        // (`init`) takes its default instead of counting as a difference.
+        // A setting added since (`init`) takes its default instead of counting as a difference.
         let saved_config =
-            serde_json::from_value::<AutoencoderConfig>(saved.payload["config"].clone())
-                .ok()
-                .and_then(|c| serde_json::to_value(c).ok())
-                .unwrap_or_else(|| saved.payload["config"].clone());
+            pcmem_model::checkpoint::as_today::<AutoencoderConfig>(&saved.payload["config"]);
         let theirs = serde_json::json!({
             "config": pcmem_model::factory::without_keys(
                 &saved_config,

@@ -413,14 +413,8 @@ pub(crate) fn read(
         crate::factory::without_keys(c, crate::memory::PcnFactory::RECALL_KEYS)
     };
     let ours = training(&serde_json::to_value(config).expect("config serialises"));
-    // The saved config read back through today's type, so that a setting retired since (the
-    // kernel, now an execution option) does not count as a difference.
-    let theirs = training(
-        &serde_json::from_value::<PcnConfig>(meta.config.clone())
-            .ok()
-            .and_then(|c| serde_json::to_value(c).ok())
-            .unwrap_or_else(|| meta.config.clone()),
-    );
+    // A setting retired since (the kernel, now an execution option) is not a difference.
+    let theirs = training(&as_today::<PcnConfig>(&meta.config));
     if theirs != ours {
         let differing = differing_keys(&theirs, &ours, "");
         return Err(bad(format!(
@@ -432,6 +426,32 @@ pub(crate) fn read(
     let tensors = open_tensors(policy, &meta.tensors, device)?;
     policy.resumed_after(meta.train_seconds);
     Ok(Some(State { meta, rng, tensors }))
+}
+
+/// A config saved in a checkpoint, read back through today's type `C` and written out again, so
+/// that a setting added since takes its default and one retired since disappears instead of
+/// counting as a difference. A config today's type cannot read comes back as saved (the
+/// comparison that follows then names what differs).
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Config {
+///     lr: f64,
+///     #[serde(default)]
+///     init: String,
+/// }
+/// let saved = serde_json::json!({ "lr": 0.1 });
+/// let today = pcmem_model::checkpoint::as_today::<Config>(&saved);
+/// assert_eq!(today, serde_json::json!({ "lr": 0.1, "init": "" }));
+/// ```
+pub fn as_today<C>(saved: &serde_json::Value) -> serde_json::Value
+where
+    C: Serialize + serde::de::DeserializeOwned,
+{
+    serde_json::from_value::<C>(saved.clone())
+        .ok()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or_else(|| saved.clone())
 }
 
 /// Dotted keys at which two JSON values differ (a checkpoint's refusal message; the harness's
