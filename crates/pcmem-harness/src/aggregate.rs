@@ -4,7 +4,8 @@
 //! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden,
 //! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
 //! converged, fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss,
-//! selected, arm`. `arm` is the recall arm (`paper`, the paper's model; or a name of the
+//! selected, arm`. `fit_s` is the cell's training time over all its runs (a cell resumed from a
+//! checkpoint counts the runs before; records of older code say only the last run). `arm` is the recall arm (`paper`, the paper's model; or a name of the
 //! grid's `[arms]`, e.g. `pcmem`). `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
 //! / n`. `search` is the cell's hyperparameter-search point (empty without a search),
 //! `train_loss` the last value of its training curve (the PCN's energy summed over the stored
@@ -189,7 +190,8 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
             median_mse.push(median(&rc.mse));
             epochs.push(r.fit.curve.len() as u64);
             converged.push(r.fit.converged);
-            fit_s.push(r.timings.fit_s);
+            // The whole training, over every run of a resumed cell (older records: this run).
+            fit_s.push(r.timings.fit_total_s.unwrap_or(r.timings.fit_s));
             recall_s.push(rc.seconds);
             parameters.push(r.parameters as u64);
             sha.push(r.data.sha256.clone());

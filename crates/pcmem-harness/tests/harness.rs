@@ -589,6 +589,10 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
         let m2 = e2.kinds[&pcn.model];
         assert_eq!(m2.records, 3);
         assert!((m2.rate - rate).abs() < 1e-9 * rate, "{m2:?} vs {rate}");
+        // The tidy table's training time is the whole training where the record says it.
+        let df = aggregate::tidy(&with_resumed[with_resumed.len() - 1..]).unwrap();
+        let fit_s = aggregate::floats(&df, "fit_s").unwrap();
+        assert_eq!(fit_s[0], fit_total_s.unwrap_or(1e-6), "{fit_total_s:?}");
     }
     // At a given rate (another machine): bound and expectation scale, the epochs stay.
     let fast = Expectation::from_records(&grid, None, &records).at_rate(10.0 * m.rate);
