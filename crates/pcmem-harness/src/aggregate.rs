@@ -5,8 +5,9 @@
 //! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
 //! converged, fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss,
 //! selected, arm`. `fit_s` is the cell's training time over all its runs (a cell resumed from a
-//! checkpoint counts the runs before; records of older code say only the last run). `arm` is the recall arm (`paper`, the paper's model; or a name of the
-//! grid's `[arms]`, e.g. `pcmem`). `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
+//! checkpoint counts the runs before; records of older code say only the last run). `arm` is
+//! the recall arm (`paper`, the paper's model; or a name of the grid's `[arms]`, e.g.
+//! `pcmem`). `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
 //! / n`. `search` is the cell's hyperparameter-search point (empty without a search),
 //! `train_loss` the last value of its training curve (the PCN's energy summed over the stored
 //! images; NaN for one-shot memories), and `selected` marks the point with the lowest
