@@ -185,11 +185,19 @@ fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
     let how = if rate.is_some() {
         "assumed (--rate)"
     } else {
-        "measured"
+        "measured (a series with records: its own rate)"
     };
     for (kind, m) in &expect.kinds {
+        let growth = match m.growth {
+            Some(g) => format!(
+                "epochs to the stop grow as N^{g:.2} within a series (fitted on {} series)",
+                m.growth_series
+            ),
+            None => "no series has two N that stopped early: no growth with N assumed".into(),
+        };
         println!(
-            "  {}: {:.0} GFLOP/s {how}, training stops at {:.0}% of the epoch limit ({} records)",
+            "  {}: {:.0} GFLOP/s {how}, training stopped \
+             at {:.0}% of the epoch limit on average ({} records); {growth}",
             kind.name(),
             m.rate,
             100.0 * m.epoch_fraction,

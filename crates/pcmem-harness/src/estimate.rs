@@ -1,9 +1,21 @@
 //! What a grid's remaining cells are expected to cost, from the records of the cells it has
-//! already finished (`--dry-run`): for each model kind, the measured training rate (GFLOP/s by
-//! the work formula of [`crate::models::estimate_gflop`]) and the fraction of the epoch limit
-//! at which training stopped (its target reached, or converged). A cell's expectation is its
-//! epoch limit times that fraction times its work per epoch, at that rate; its bound is the
-//! full epoch limit at that rate (at 100 GFLOP/s where no record of its kind exists yet).
+//! already finished (`--dry-run`). A cell's *series* is its grid's cells that differ from it
+//! only in N and seed (same dataset, model, width, depth, search point); its bound is its epoch
+//! limit at the training rate (GFLOP/s by the work formula of [`crate::models::estimate_gflop`])
+//! its series measured, or its model kind's where the series has no record (100 GFLOP/s where
+//! the kind has none). Its expectation is the epochs it should need at that rate:
+//!
+//! - a record of the series with no more images that ran out of epochs: the whole epoch limit
+//!   (the epochs to the target grow with N);
+//! - otherwise, from the series' records that stopped before their limit (target reached or
+//!   converged; all of them if none did): their fraction of the epoch limit, scaled by
+//!   `(N / N_record)^g` and capped at the limit, geometric mean over those records. The growth
+//!   `g` is the slope of ln(fraction) on ln N by least squares over those records where they
+//!   are at two or more N; else the same slope pooled over the kind's series that are (each
+//!   centred on its own means); else 0 (no growth);
+//! - no record in its series: the mean fraction of the epoch limit at which its kind's
+//!   records stopped.
+//!
 //! Only records made on the same kind of device count (`cpu`, `cuda`): a GPU's rate says
 //! nothing about a CPU run; the others are counted in [`Expectation::other_device`]. For
 //! another machine, [`Expectation::at_rate`] sets its rate (e.g. a GPU's, measured by its
@@ -49,6 +61,53 @@ pub struct Measured {
     pub work_gflop: f64,
     /// Seconds of that work.
     pub train_s: f64,
+    /// The exponent `g` of the epochs' growth with N within a series, pooled over the kind's
+    /// series (see the module docs); `None` where no series has records that stopped before
+    /// their limit at two N.
+    pub growth: Option<f64>,
+    /// The series the growth was fitted on.
+    pub growth_series: usize,
+}
+
+/// A grid's cells that differ only in N and seed: dataset, model, width, depth, search point.
+pub type SeriesKey = (String, ModelKind, usize, usize, String);
+
+/// The series of `cell`.
+pub fn series_of(cell: &Cell) -> SeriesKey {
+    (
+        cell.dataset.clone(),
+        cell.model,
+        cell.hidden,
+        cell.layers,
+        cell.search.clone(),
+    )
+}
+
+/// The finished cells of one series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Per record: N, epochs run and the epoch limit.
+    pub runs: Vec<(usize, usize, usize)>,
+    /// Training work timed in these records, GFLOP.
+    pub work_gflop: f64,
+    /// Seconds of that work.
+    pub train_s: f64,
+}
+
+impl Series {
+    /// The measured rate, GFLOP/s (`None` when no record timed an epoch).
+    fn rate(&self) -> Option<f64> {
+        (self.train_s > 0.0).then(|| self.work_gflop / self.train_s)
+    }
+
+    /// The records that stopped before their epoch limit, as (ln N, ln fraction of the limit).
+    fn stopped_early(&self) -> Vec<(f64, f64)> {
+        self.runs
+            .iter()
+            .filter(|(_, e, l)| e < l && *e > 0)
+            .map(|&(n, e, l)| ((n as f64).ln(), (e as f64 / l as f64).ln()))
+            .collect()
+    }
 }
 
 /// Per model kind, what the finished cells of a grid measured.
@@ -56,6 +115,8 @@ pub struct Measured {
 pub struct Expectation {
     /// By model kind.
     pub kinds: BTreeMap<ModelKind, Measured>,
+    /// By series.
+    pub series: BTreeMap<SeriesKey, Series>,
     /// Training records of this grid made on another kind of device, not used.
     pub other_device: usize,
     /// The rate set by [`Expectation::at_rate`], GFLOP/s.
@@ -67,6 +128,29 @@ fn device_kind(device: &str) -> &str {
     device.split(':').next().unwrap_or(device)
 }
 
+/// The slope of ln(fraction) on ln N pooled within `series` (each centred on its own means):
+/// `None` unless some series has points at two N.
+fn growth<'a>(series: impl IntoIterator<Item = &'a Series>) -> (Option<f64>, usize) {
+    let (mut sxy, mut sxx, mut used) = (0.0, 0.0, 0);
+    for s in series {
+        let pts = s.stopped_early();
+        if pts.is_empty() {
+            continue;
+        }
+        let k = pts.len() as f64;
+        let mx = pts.iter().map(|p| p.0).sum::<f64>() / k;
+        let my = pts.iter().map(|p| p.1).sum::<f64>() / k;
+        let xx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        if xx <= 1e-12 {
+            continue;
+        }
+        sxx += xx;
+        sxy += pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>();
+        used += 1;
+    }
+    ((sxx > 0.0).then(|| sxy / sxx), used)
+}
+
 impl Expectation {
     /// From the records of `grid` made on the kind of `device` (e.g. `cpu`, `cuda:0`; `None`:
     /// any); other grids', profiles' and device kinds' records are ignored.
@@ -75,9 +159,7 @@ impl Expectation {
         device: Option<&str>,
         records: impl IntoIterator<Item = &'a RunRecord>,
     ) -> Self {
-        // Per kind: work and seconds of the epochs trained in the recorded run, the sum of
-        // the fractions of the epoch limit, and the number of records.
-        let mut acc: BTreeMap<ModelKind, (f64, f64, f64, usize)> = BTreeMap::new();
+        let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
         let mut other_device = 0;
         for r in records {
             if r.grid != grid.id || r.profile != grid.applied_profile {
@@ -109,30 +191,47 @@ impl Expectation {
                 ),
             };
             let per_epoch = estimate_gflop(&res, r.cell.n_images) / limit as f64;
-            let e = acc.entry(r.cell.model).or_default();
+            let s = series.entry(series_of(&r.cell)).or_default();
             if timed > 0 && secs > 0.0 {
-                e.0 += timed as f64 * per_epoch;
-                e.1 += secs;
+                s.work_gflop += timed as f64 * per_epoch;
+                s.train_s += secs;
             }
-            e.2 += epochs as f64 / limit as f64;
-            e.3 += 1;
+            s.runs.push((r.cell.n_images, epochs, limit));
+        }
+        let mut kinds: BTreeMap<ModelKind, Measured> = BTreeMap::new();
+        for kind in series
+            .keys()
+            .map(|k| k.1)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let of_kind = || {
+                series
+                    .iter()
+                    .filter(move |(k, _)| k.1 == kind)
+                    .map(|(_, s)| s)
+            };
+            let (work, secs) =
+                of_kind().fold((0.0, 0.0), |a, s| (a.0 + s.work_gflop, a.1 + s.train_s));
+            let runs = || of_kind().flat_map(|s| s.runs.iter());
+            let records = runs().count();
+            let frac = runs().map(|&(_, e, l)| e as f64 / l as f64).sum::<f64>();
+            let (growth, growth_series) = growth(of_kind());
+            kinds.insert(
+                kind,
+                Measured {
+                    rate: if secs > 0.0 { work / secs } else { 0.0 },
+                    epoch_fraction: frac / records as f64,
+                    records,
+                    work_gflop: work,
+                    train_s: secs,
+                    growth,
+                    growth_series,
+                },
+            );
         }
         Self {
-            kinds: acc
-                .into_iter()
-                .map(|(k, (work, secs, frac, n))| {
-                    (
-                        k,
-                        Measured {
-                            rate: if secs > 0.0 { work / secs } else { 0.0 },
-                            epoch_fraction: frac / n as f64,
-                            records: n,
-                            work_gflop: work,
-                            train_s: secs,
-                        },
-                    )
-                })
-                .collect(),
+            kinds,
+            series,
             other_device,
             assumed_rate: None,
         }
@@ -160,14 +259,53 @@ impl Expectation {
             .collect()
     }
 
-    /// The same expectation on a machine that trains at `rate` GFLOP/s: every kind's rate and
-    /// the bound of kinds without a record; the epochs to the stopping target stay measured.
+    /// The same expectation on a machine that trains at `rate` GFLOP/s: every kind's and
+    /// series' rate and the bound of kinds without a record; the epochs to the stopping
+    /// target stay measured.
     pub fn at_rate(mut self, rate: f64) -> Self {
         for m in self.kinds.values_mut() {
             m.rate = rate;
         }
         self.assumed_rate = Some(rate);
         self
+    }
+
+    /// The fraction of its epoch limit that `cell` is expected to train for (see the module
+    /// docs); `None` without a record of the cell's model kind.
+    pub fn expected_fraction(&self, cell: &Cell) -> Option<f64> {
+        let m = self.kinds.get(&cell.model)?;
+        let Some(s) = self.series.get(&series_of(cell)) else {
+            return Some(m.epoch_fraction);
+        };
+        if s.runs.iter().any(|&(n, e, l)| n <= cell.n_images && e >= l) {
+            return Some(1.0);
+        }
+        let early = s.stopped_early();
+        let pts: Vec<(f64, f64)> = if early.is_empty() {
+            s.runs
+                .iter()
+                .filter(|(_, e, _)| *e > 0)
+                .map(|&(n, e, l)| ((n as f64).ln(), (e as f64 / l as f64).ln()))
+                .collect()
+        } else {
+            early
+        };
+        if pts.is_empty() {
+            return Some(m.epoch_fraction);
+        }
+        let g = growth([s]).0.or(m.growth).unwrap_or(0.0);
+        let ln_n = (cell.n_images.max(1) as f64).ln();
+        let ln = pts.iter().map(|(x, y)| y + g * (ln_n - x)).sum::<f64>() / pts.len() as f64;
+        Some(ln.exp().min(1.0))
+    }
+
+    /// The training rate `cell` is priced at, GFLOP/s: the assumed one, else its series',
+    /// else its kind's (`None`: no record timed an epoch).
+    fn rate_of(&self, cell: &Cell) -> Option<f64> {
+        self.assumed_rate
+            .or_else(|| self.series.get(&series_of(cell)).and_then(Series::rate))
+            .or_else(|| self.kinds.get(&cell.model).map(|m| m.rate))
+            .filter(|&r| r > 0.0)
     }
 
     /// `(bound, expected)` training seconds of a cell; `expected` is `None` without a record
@@ -177,10 +315,10 @@ impl Expectation {
             return (0.0, None);
         };
         let bound_gflop = estimate_gflop(&res, cell.n_images);
-        match self.kinds.get(&cell.model) {
-            Some(m) if m.rate > 0.0 => (
-                bound_gflop / m.rate,
-                Some(bound_gflop * m.epoch_fraction / m.rate),
+        match (self.kinds.contains_key(&cell.model), self.rate_of(cell)) {
+            (true, Some(rate)) => (
+                bound_gflop / rate,
+                self.expected_fraction(cell).map(|f| bound_gflop * f / rate),
             ),
             _ => (
                 bound_gflop / self.assumed_rate.unwrap_or(DEFAULT_RATE),

@@ -1,7 +1,8 @@
 //! What a profile has left to run, for the report: per grid, the cells without a current
 //! record and the training time they are expected to take on a CPU and on a GPU, priced from
-//! the records that exist by [`crate::estimate`] (epochs to the stopping target of the grid's
-//! finished cells, at the rate records measured on that kind of device). A grid without a
+//! the records that exist by [`crate::estimate`] (epochs to the stopping target of the finished
+//! cells of each cell's series, grown with N, at the rate records measured on that kind of
+//! device). A grid without a
 //! record of its own on a device is priced at the rate its model kind reached in the other
 //! grids' records on that device; with none anywhere, that device's column says `-`.
 //!
@@ -151,7 +152,7 @@ pub fn section(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Option<Strin
     }
     let total: usize = rows.iter().map(|r| r.left.len()).sum();
     let mut md = format!(
-        "### Cells not run yet\n\n{total} cells of this profile have no record; the claims that read them say `not run` or `incomplete`. Training time expected for them from the records above: the epochs at which the grid's finished cells stopped (their target reached, or converged), at the rate the records made on each kind of device measured (a grid without records of its own on that device: the rate its model kind reached in the other grids'); `-` where no record gives a rate or an epoch count, with the bound (the epoch limits) where one gives a rate. `pcmem reproduce --profile <profile> --dry-run [--rate GFLOPS]` prices them per cell for another machine.\n\n| grid | not run | of | cells not run | CPU expected | CPU bound | GPU expected | GPU bound | largest memory |\n|---|---|---|---|---|---|---|---|---|\n"
+        "### Cells not run yet\n\n{total} cells of this profile have no record; the claims that read them say `not run` or `incomplete`. Training time expected for them from the records above: the epochs at which the finished cells of the same series (the grid's cells that differ only in N and seed) stopped, grown with N as fitted within series and never beyond the epoch limit (a series without records: the mean fraction of the epoch limit of its model kind's), at the rate the series' (else the kind's) records made on each kind of device measured (a grid without records of its own on that device: the rate its model kind reached in the other grids'); `-` where no record gives a rate or an epoch count, with the bound (the epoch limits) where one gives a rate. `pcmem reproduce --profile <profile> --dry-run [--rate GFLOPS]` prices them per cell for another machine.\n\n| grid | not run | of | cells not run | CPU expected | CPU bound | GPU expected | GPU bound | largest memory |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in &rows {
         let _ = writeln!(

@@ -611,6 +611,109 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     assert!(!e.kinds.contains_key(&cells[0].model) || cells[0].model.name() == "pcn");
 }
 
+/// The expectation of a cell comes from its series (the cells that differ only in N): the
+/// epochs grow with N as fitted within series, a smaller cell that ran out of epochs says the
+/// larger one will too, and a series is priced at its own measured rate.
+#[test]
+fn the_expected_epochs_grow_with_n_within_a_series() {
+    use pcmem_harness::estimate::Expectation;
+    use pcmem_harness::models::{estimate_gflop, resolve};
+    use pcmem_harness::spec::Cell;
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(GRID, "g.toml", "quick").unwrap();
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let template = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .find(|r| r.cell.model.name() == "pcn")
+        .expect("a PCN record");
+    // The same grid with room to stop early: an epoch limit of 100.
+    let big = Grid::parse(
+        &GRID.replace("max_epochs = 3", "max_epochs = 100"),
+        "g.toml",
+        "quick",
+    )
+    .unwrap();
+    let per_epoch = |c: &Cell| estimate_gflop(&resolve(&big, c).unwrap(), c.n_images) / 100.0;
+    let cell = |n: usize, hidden: usize| Cell {
+        n_images: n,
+        hidden,
+        ..template.cell.clone()
+    };
+    // A record of `epochs` epochs of cell (n, hidden) trained at `rate` GFLOP/s.
+    let record = |n: usize, hidden: usize, epochs: usize, rate: f64| {
+        let mut r = template.clone();
+        r.cell = cell(n, hidden);
+        r.fit.curve = vec![1.0; epochs];
+        r.fit.resumed_at_epoch = None;
+        r.timings.fit_total_s = Some(epochs as f64 * per_epoch(&r.cell) / rate);
+        r
+    };
+    let records = [
+        // Width 16: 10 epochs at N = 4, 20 at N = 8 (the epochs grow as N^1), at 50 GFLOP/s.
+        record(4, 16, 10, 50.0),
+        record(8, 16, 20, 50.0),
+        // Width 32: 5 epochs at N = 4, 20 at N = 8 (as N^2), at 200 GFLOP/s.
+        record(4, 32, 5, 200.0),
+        record(8, 32, 20, 200.0),
+        // Width 48: 10 epochs at N = 4 (the kind's growth: N^1.5, the mean of the two).
+        record(4, 48, 10, 50.0),
+        // Width 64: the whole epoch limit at N = 4.
+        record(4, 64, 100, 50.0),
+    ];
+    let e = Expectation::from_records(&big, Some("cpu"), &records);
+    let m = e.kinds[&template.cell.model];
+    assert_eq!((m.records, m.growth_series), (6, 2), "{m:?}");
+    assert!((m.growth.unwrap() - 1.5).abs() < 1e-9, "{m:?}");
+    let work: f64 = records
+        .iter()
+        .map(|r| r.fit.curve.len() as f64 * per_epoch(&r.cell))
+        .sum();
+    let secs: f64 = records.iter().map(|r| r.timings.fit_total_s.unwrap()).sum();
+    assert!((m.rate - work / secs).abs() < 1e-9 * m.rate, "{m:?}");
+    for (c, epochs, rate) in [
+        // The series' own growth: 10 * 16/4 = 20 * 16/8.
+        (cell(16, 16), 40.0, 50.0),
+        // Between its two records: 10 * 6/4 = 20 * 6/8.
+        (cell(6, 16), 15.0, 50.0),
+        // Its own growth N^2 and its own rate: 5 * (6/4)^2 = 20 * (6/8)^2.
+        (cell(6, 32), 11.25, 200.0),
+        // 20 * (16/8)^2 = 80.
+        (cell(16, 32), 80.0, 200.0),
+        // One record: the kind's growth, 10 * (16/4)^1.5 = 80.
+        (cell(16, 48), 80.0, 50.0),
+        // 10 * 16^1.5 = 640 epochs: capped at the limit.
+        (cell(64, 48), 100.0, 50.0),
+        // A smaller cell of the series ran out of epochs.
+        (cell(8, 64), 100.0, 50.0),
+        // Only a larger one did: scaled down from it, 100 * (2/4)^1.5.
+        (cell(2, 64), 100.0 * 0.5f64.powf(1.5), 50.0),
+        // No record in the series: the kind's mean fraction of the limit,
+        // (10 + 20 + 5 + 20 + 10 + 100) / 6, at the kind's rate.
+        (cell(4, 8), 165.0 / 6.0, m.rate),
+    ] {
+        let (bound, expected) = e.seconds(&big, &c);
+        let w = per_epoch(&c);
+        assert!(
+            (bound - 100.0 * w / rate).abs() < 1e-9 * bound,
+            "{}: bound {bound} vs {}",
+            c.id(),
+            100.0 * w / rate
+        );
+        let expected = expected.expect("an expectation");
+        assert!(
+            (expected - epochs * w / rate).abs() < 1e-9 * bound,
+            "{}: {expected} s, not {} epochs' {} s",
+            c.id(),
+            epochs,
+            epochs * w / rate
+        );
+    }
+}
+
 /// The report's list of cells not run: the cells without a record, priced on the CPU by the
 /// grid's own CPU records and on a GPU by the grid's own GPU records or, without them, by the
 /// rate its model kind reached in another grid's GPU records; one-shot cells cost nothing.
