@@ -100,11 +100,12 @@ impl Series {
         (self.train_s > 0.0).then(|| self.work_gflop / self.train_s)
     }
 
-    /// The records that stopped before their epoch limit, as (ln N, ln fraction of the limit).
-    fn stopped_early(&self) -> Vec<(f64, f64)> {
+    /// The records (`early`: those that stopped before their epoch limit), as (ln N, ln
+    /// fraction of the limit).
+    fn points(&self, early: bool) -> Vec<(f64, f64)> {
         self.runs
             .iter()
-            .filter(|(_, e, l)| e < l && *e > 0)
+            .filter(|(_, e, l)| *e > 0 && (!early || e < l))
             .map(|&(n, e, l)| ((n as f64).ln(), (e as f64 / l as f64).ln()))
             .collect()
     }
@@ -133,7 +134,7 @@ fn device_kind(device: &str) -> &str {
 fn growth<'a>(series: impl IntoIterator<Item = &'a Series>) -> (Option<f64>, usize) {
     let (mut sxy, mut sxx, mut used) = (0.0, 0.0, 0);
     for s in series {
-        let pts = s.stopped_early();
+        let pts = s.points(true);
         if pts.is_empty() {
             continue;
         }
@@ -280,13 +281,9 @@ impl Expectation {
         if s.runs.iter().any(|&(n, e, l)| n <= cell.n_images && e >= l) {
             return Some(1.0);
         }
-        let early = s.stopped_early();
-        let pts: Vec<(f64, f64)> = if early.is_empty() {
-            s.runs
-                .iter()
-                .filter(|(_, e, _)| *e > 0)
-                .map(|&(n, e, l)| ((n as f64).ln(), (e as f64 / l as f64).ln()))
-                .collect()
+        let early = s.points(true);
+        let pts = if early.is_empty() {
+            s.points(false)
         } else {
             early
         };
