@@ -65,25 +65,34 @@ steps=(
     # What the issue names as CPU work and is still missing, shortest first: the CIFAR-10
     # autoencoders with 1024 (minutes each), the Tiny ImageNet PCNs with 1024 and 2048 at N = 100
     # (about one and two hours), Fig. 4 (Tiny ImageNet N = 100, n = 1024; a figure, no claim),
-    # the CIFAR-10 PCNs with 1024 (minutes to an hour each; no claim reads them alone), then
-    # hours each: the rest of the CIFAR-10 PCNs with 2048 (fig3-pcn2048-all at every N). The Tiny ImageNet autoencoder with 2048 at
-    # N = 250 was training when this order was set, so it finishes first.
+    # the CIFAR-10 PCNs with 1024 (minutes to an hour each; no claim reads them alone). The Tiny
+    # ImageNet autoencoder with 2048 at N = 250 was training when this order was set, so it
+    # finishes first.
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048 n_images=250"
     "fig3 dataset=cifar10 model=autoencoder hidden=1024"
     "fig3 dataset=tiny-imagenet model=pcn hidden=1024 n_images=100"
     "fig4"
     "fig3 dataset=cifar10 model=pcn hidden=1024"
     "fig3 dataset=tiny-imagenet model=pcn hidden=2048 n_images=100"
-    "fig3 dataset=cifar10 model=pcn hidden=2048"
+    # What fits in one loan of a machine (a few hours, then a fresh machine without OUT) comes
+    # before the cells that need a machine kept for longer, shortest first by `--dry-run`'s
+    # expectation: the Tiny ImageNet PCN with 512 at N = 250 (about 35 minutes;
+    # fig3-pcn512-250-both), the Tiny ImageNet autoencoders with 1024 at N = 500 and 1000 (under
+    # an hour each; no claim reads them, Fig. 3 plots them), the Tiny
+    # ImageNet PCN with 512 at N = 500 (about 70 minutes)
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=250"
+    "fig3 dataset=tiny-imagenet model=autoencoder hidden=1024"
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=500"
     # fig8's autoencoder training (a development grid, by training loss; four trainings of
-    # about an hour): fig8 states its choice. If it changes fig8's training, dev-ae-partial's
+    # under an hour each): fig8 states its choice. If it changes fig8's training, dev-ae-partial's
     # recall choice is made again on the autoencoder so trained.
     "dev-ae-training"
-    # Beyond the issue's CPU list (Tiny ImageNet at N >= 250), cheap enough to run here: the
-    # remaining Tiny ImageNet autoencoders (about 3.5 hours in all; fig3-ae2048-below-pcn512-tiny-imagenet
-    # at every N) and the Tiny ImageNet PCN with 512 at N = 250 (fig3-pcn512-250-both)
-    "fig3 dataset=tiny-imagenet model=autoencoder"
-    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=250"
+    # Hours each, resumed only where OUT survives: the Tiny ImageNet autoencoders with 2048 at
+    # N = 500 and 1000 (about 2 and 4 hours; fig3-ae2048-below-pcn512-tiny-imagenet at every N),
+    # then the CIFAR-10 PCNs with 2048 at N = 500 and 1000 (about 4 and 9 hours;
+    # fig3-pcn2048-all at every N)
+    "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048"
+    "fig3 dataset=cifar10 model=pcn hidden=2048"
 )
 for step in "${steps[@]}"; do
     read -r grid filters <<< "$step"
