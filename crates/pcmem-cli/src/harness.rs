@@ -295,7 +295,24 @@ pub fn run_one(
 ) -> anyhow::Result<()> {
     let g = Grid::load(grid, profile)?;
     if let Some(rate) = dry_run {
-        crate::plan::grid(&g, &grid.display().to_string(), rate, &opts, true)?;
+        // The other grids of its folder (those that load) price a model kind that has no
+        // record of this grid on this device.
+        let siblings: Vec<Grid> = grid
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .and_then(|dir| grid_files(dir).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| Grid::load(f, profile).ok())
+            .collect();
+        let pooled = crate::plan::pooled_rates(&siblings, &opts);
+        crate::plan::grid(&g, &grid.display().to_string(), rate, &pooled, &opts, true)?;
         return Ok(());
     }
     let s = run_grid(&g, &opts)?;

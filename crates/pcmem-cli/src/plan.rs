@@ -10,12 +10,13 @@
 //! ...
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use pcmem_harness::estimate::{Expectation, DEFAULT_RATE};
 use pcmem_harness::models;
 use pcmem_harness::run::{plan, RunOptions};
-use pcmem_harness::spec::Grid;
+use pcmem_harness::spec::{Grid, ModelKind};
 
 use crate::harness::{duration, gib};
 
@@ -48,31 +49,50 @@ impl Totals {
     }
 }
 
-/// The estimate of `g` from the records under `opts.out`: at the rate those records measured
-/// on `opts.device`'s kind of device, or at `rate` GFLOP/s (epochs from records of any device).
-fn expectation(g: &Grid, rate: Option<f64>, opts: &RunOptions) -> Expectation {
+/// Per model kind, the training rate the records of all `grids` under `opts.out` measured on
+/// `opts.device`'s kind of device (GFLOP/s): the rate of a kind that has no timed record of
+/// its own grid on that device.
+pub fn pooled_rates(grids: &[Grid], opts: &RunOptions) -> BTreeMap<ModelKind, f64> {
+    let records: Vec<_> = grids
+        .iter()
+        .flat_map(|g| pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile))
+        .collect();
+    let device = pcmem_model::device::name(&opts.device);
+    Expectation::pooled_rates(grids, &device, &records)
+}
+
+/// The estimate of `g` from the records under `opts.out` (epochs from records of any device):
+/// at the rate those records measured on `opts.device`'s kind of device (else `pooled`, see
+/// [`pooled_rates`]), or at `rate` GFLOP/s.
+fn expectation(
+    g: &Grid,
+    rate: Option<f64>,
+    pooled: &BTreeMap<ModelKind, f64>,
+    opts: &RunOptions,
+) -> Expectation {
     let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
     match rate {
         Some(r) => Expectation::from_records(g, None, &records).at_rate(r),
         None => {
             let device = pcmem_model::device::name(&opts.device);
-            Expectation::from_records(g, Some(&device), &records)
+            Expectation::from_records(g, Some(&device), &records).with_rates(pooled.clone())
         }
     }
 }
 
 /// Totals of `g` and, with `per_cell`, a line per cell and the rates behind the estimate.
-/// `file` names the grid in errors.
+/// `file` names the grid in errors; `pooled`: see [`pooled_rates`].
 pub fn grid(
     g: &Grid,
     file: &str,
     rate: Option<f64>,
+    pooled: &BTreeMap<ModelKind, f64>,
     opts: &RunOptions,
     per_cell: bool,
 ) -> anyhow::Result<Totals> {
     let cells = plan(g, opts)?;
     let have = models::machine_memory();
-    let expect = expectation(g, rate, opts);
+    let expect = expectation(g, rate, pooled, opts);
     let force = opts.force;
     let mut t = Totals {
         cells: cells.len(),
@@ -174,7 +194,7 @@ fn expected_or_dash(t: &Totals) -> String {
 
 fn unknown_note(unknown: usize) -> String {
     if unknown > 0 {
-        format!(" plus {unknown} cells of a kind with no record yet")
+        format!(" plus {unknown} cells without a rate on this device or a record of their kind")
     } else {
         String::new()
     }
@@ -182,12 +202,22 @@ fn unknown_note(unknown: usize) -> String {
 
 /// The rates and epoch fractions an estimate stands on.
 fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
-    let how = if rate.is_some() {
-        "assumed (--rate)"
-    } else {
-        "measured (a series with records: its own rate)"
-    };
     for (kind, m) in &expect.kinds {
+        let how = match (rate, m.rate > 0.0, expect.fallback_rates.get(kind)) {
+            (Some(_), ..) => format!("{:.0} GFLOP/s assumed (--rate)", m.rate),
+            (None, true, _) => format!(
+                "{:.0} GFLOP/s measured (a series with records: its own rate)",
+                m.rate
+            ),
+            (None, false, Some(f)) => format!(
+                "{f:.0} GFLOP/s, its rate in the other grids' records on this kind of device \
+                 (none of this grid's timed an epoch here)"
+            ),
+            (None, false, None) => format!(
+                "no rate measured on this kind of device: bounds at {DEFAULT_RATE} GFLOP/s, \
+                 no expectation"
+            ),
+        };
         let growth = match m.growth {
             Some(g) => format!(
                 "epochs to the stop grow as N^{g:.2} within a series (fitted on {} series)",
@@ -196,18 +226,17 @@ fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
             None => "no series has two N that stopped early: no growth with N assumed".into(),
         };
         println!(
-            "  {}: {:.0} GFLOP/s {how}, training stopped \
+            "  {}: {how}; training stopped \
              at {:.0}% of the epoch limit on average ({} records); {growth}",
             kind.name(),
-            m.rate,
             100.0 * m.epoch_fraction,
             m.records
         );
     }
     if expect.other_device > 0 {
         println!(
-            "  {} training records of this grid from another kind of device than {} \
-             are not used for the expectation",
+            "  {} training records of this grid from another kind of device than {}: \
+             their epochs count, their rate does not",
             expect.other_device,
             pcmem_model::device::name(&opts.device)
         );
@@ -233,9 +262,10 @@ pub fn all(
         "grid", "cells", "to run", "bound", "expected", "no record", "largest"
     );
     let mut sum = Totals::default();
+    let pooled = pooled_rates(grids, opts);
     for g in grids {
         let file = format!("grid {} in {}", g.id, experiments.display());
-        let t = grid(g, &file, rate, opts, false)?;
+        let t = grid(g, &file, rate, &pooled, opts, false)?;
         println!(
             "{:<12} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
             g.id,

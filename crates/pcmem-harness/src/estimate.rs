@@ -16,10 +16,13 @@
 //! - no record in its series: the mean fraction of the epoch limit at which its kind's
 //!   records stopped.
 //!
-//! Only records made on the same kind of device count (`cpu`, `cuda`): a GPU's rate says
-//! nothing about a CPU run; the others are counted in [`Expectation::other_device`]. For
-//! another machine, [`Expectation::at_rate`] sets its rate (e.g. a GPU's, measured by its
-//! bench) and keeps the epochs measured by the records of any device.
+//! The epochs come from the records of any device (a cell trains the same epochs on a CPU and
+//! on a GPU); the rate only from records made on the same kind of device (`cpu`, `cuda`): a
+//! GPU's rate says nothing about a CPU run (the others are counted in
+//! [`Expectation::other_device`]). A kind without a timed record of its own on the device is
+//! priced at the rate set by [`Expectation::with_rates`] (the kind's rate over all grids on
+//! that device, [`Expectation::pooled_rates`]). For another machine, [`Expectation::at_rate`]
+//! sets its rate (e.g. a GPU's, measured by its bench).
 //!
 //! ```
 //! use pcmem_harness::estimate::Expectation;
@@ -118,10 +121,14 @@ pub struct Expectation {
     pub kinds: BTreeMap<ModelKind, Measured>,
     /// By series.
     pub series: BTreeMap<SeriesKey, Series>,
-    /// Training records of this grid made on another kind of device, not used.
+    /// Training records of this grid made on another kind of device: their epochs count,
+    /// their rate does not.
     pub other_device: usize,
     /// The rate set by [`Expectation::at_rate`], GFLOP/s.
     pub assumed_rate: Option<f64>,
+    /// Per model kind, the rate set by [`Expectation::with_rates`] for a kind whose records
+    /// timed no epoch on this device, GFLOP/s.
+    pub fallback_rates: BTreeMap<ModelKind, f64>,
 }
 
 /// `cpu` of `cpu`, `cuda` of `cuda:0`.
@@ -153,8 +160,9 @@ fn growth<'a>(series: impl IntoIterator<Item = &'a Series>) -> (Option<f64>, usi
 }
 
 impl Expectation {
-    /// From the records of `grid` made on the kind of `device` (e.g. `cpu`, `cuda:0`; `None`:
-    /// any); other grids', profiles' and device kinds' records are ignored.
+    /// From the records of `grid`: epochs from those of any device, rates from those made on
+    /// the kind of `device` (e.g. `cpu`, `cuda:0`; `None`: any); other grids' and profiles'
+    /// records are ignored.
     pub fn from_records<'a>(
         grid: &Grid,
         device: Option<&str>,
@@ -166,9 +174,9 @@ impl Expectation {
             if r.grid != grid.id || r.profile != grid.applied_profile {
                 continue;
             }
-            if device.is_some_and(|d| device_kind(&r.device) != device_kind(d)) {
+            let same_device = device.is_none_or(|d| device_kind(&r.device) == device_kind(d));
+            if !same_device {
                 other_device += 1;
-                continue;
             }
             let Ok(res) = resolve(grid, &r.cell) else {
                 continue;
@@ -193,7 +201,7 @@ impl Expectation {
             };
             let per_epoch = estimate_gflop(&res, r.cell.n_images) / limit as f64;
             let s = series.entry(series_of(&r.cell)).or_default();
-            if timed > 0 && secs > 0.0 {
+            if same_device && timed > 0 && secs > 0.0 {
                 s.work_gflop += timed as f64 * per_epoch;
                 s.train_s += secs;
             }
@@ -235,7 +243,15 @@ impl Expectation {
             series,
             other_device,
             assumed_rate: None,
+            fallback_rates: BTreeMap::new(),
         }
+    }
+
+    /// The rate of each kind in `rates` (GFLOP/s) for the kinds whose records timed no epoch on
+    /// this device (or that have no record in this grid): e.g. [`Expectation::pooled_rates`].
+    pub fn with_rates(mut self, rates: BTreeMap<ModelKind, f64>) -> Self {
+        self.fallback_rates = rates;
+        self
     }
 
     /// Per model kind, the training rate of the records of all `grids` made on the kind of
@@ -297,30 +313,31 @@ impl Expectation {
     }
 
     /// The training rate `cell` is priced at, GFLOP/s: the assumed one, else its series',
-    /// else its kind's (`None`: no record timed an epoch).
-    fn rate_of(&self, cell: &Cell) -> Option<f64> {
+    /// else its kind's, else the one set by [`Expectation::with_rates`] (`None`: no record
+    /// timed an epoch on this device).
+    pub fn rate_of(&self, cell: &Cell) -> Option<f64> {
+        let positive = |r: &f64| *r > 0.0;
         self.assumed_rate
             .or_else(|| self.series.get(&series_of(cell)).and_then(Series::rate))
-            .or_else(|| self.kinds.get(&cell.model).map(|m| m.rate))
-            .filter(|&r| r > 0.0)
+            .or_else(|| self.kinds.get(&cell.model).map(|m| m.rate).filter(positive))
+            .or_else(|| self.fallback_rates.get(&cell.model).copied())
+            .filter(positive)
     }
 
-    /// `(bound, expected)` training seconds of a cell; `expected` is `None` without a record
-    /// of the cell's model kind.
+    /// `(bound, expected)` training seconds of a cell: at its rate ([`Expectation::rate_of`],
+    /// else the default rate); `expected` is `None` without a rate or a record of the cell's
+    /// model kind.
     pub fn seconds(&self, grid: &Grid, cell: &Cell) -> (f64, Option<f64>) {
         let Ok(res) = resolve(grid, cell) else {
             return (0.0, None);
         };
         let bound_gflop = estimate_gflop(&res, cell.n_images);
-        match (self.kinds.contains_key(&cell.model), self.rate_of(cell)) {
-            (true, Some(rate)) => (
+        match self.rate_of(cell) {
+            Some(rate) => (
                 bound_gflop / rate,
                 self.expected_fraction(cell).map(|f| bound_gflop * f / rate),
             ),
-            _ => (
-                bound_gflop / self.assumed_rate.unwrap_or(DEFAULT_RATE),
-                None,
-            ),
+            None => (bound_gflop / DEFAULT_RATE, None),
         }
     }
 }

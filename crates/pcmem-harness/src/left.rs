@@ -1,10 +1,10 @@
 //! What a profile has left to run, for the report: per grid, the cells without a current
 //! record and the training time they are expected to take on a CPU and on a GPU, priced from
 //! the records that exist by [`crate::estimate`] (epochs to the stopping target of the finished
-//! cells of each cell's series, grown with N, at the rate records measured on that kind of
-//! device). A grid without a
-//! record of its own on a device is priced at the rate its model kind reached in the other
-//! grids' records on that device; with none anywhere, that device's column says `-`.
+//! cells of each cell's series on any device, grown with N, at the rate records measured on
+//! that kind of device). A model kind without a record of its own grid on a device is priced
+//! at the rate it reached in the other grids' records on that device; with none anywhere, that
+//! device's column says `-`.
 //!
 //! ```
 //! use pcmem_harness::left::section;
@@ -82,8 +82,8 @@ pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
             continue;
         }
         let price = |device: &str| {
-            let own = Expectation::from_records(g, Some(device), recs());
-            let any = Expectation::from_records(g, None, recs());
+            let e = Expectation::from_records(g, Some(device), recs())
+                .with_rates(pooled[device].clone());
             let mut p = Priced::default();
             // Points of a search that differ only in recall settings train once, together.
             let mut trainings = BTreeSet::new();
@@ -101,19 +101,12 @@ pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
                         continue;
                     }
                 }
-                let own_rate = own.kinds.get(&c.model).is_some_and(|m| m.rate > 0.0);
-                let (bound, expected) = match pooled[device].get(&c.model) {
-                    _ if own_rate => own.seconds(g, c),
-                    Some(&rate) => any.clone().at_rate(rate).seconds(g, c),
-                    // No rate on this device: only whether the cell trains at all is known.
-                    None => match own.seconds(g, c) {
-                        (0.0, _) => (0.0, None),
-                        _ => {
-                            p.training += 1;
-                            continue;
-                        }
-                    },
-                };
+                let (bound, expected) = e.seconds(g, c);
+                // No rate on this device: only whether the cell trains at all is known.
+                if bound > 0.0 && e.rate_of(c).is_none() {
+                    p.training += 1;
+                    continue;
+                }
                 if bound == 0.0 {
                     continue;
                 }

@@ -550,9 +550,16 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
         .collect();
     let e = Expectation::from_records(&grid, Some("cpu"), &records);
     let m = e.kinds[&pcn.model];
-    // Records from a GPU say nothing about a CPU run, and the other way round.
+    // Records from a CPU give a GPU estimate their epochs, not their rate.
     let on_gpu = Expectation::from_records(&grid, Some("cuda:0"), &records);
-    assert!(on_gpu.kinds.is_empty(), "{on_gpu:?}");
+    let g = on_gpu.kinds[&pcn.model];
+    assert_eq!((g.rate, g.train_s, g.records), (0.0, 0.0, 2), "{on_gpu:?}");
+    assert_eq!(on_gpu.rate_of(pcn), None);
+    assert_eq!(
+        on_gpu.seconds(&grid, pcn),
+        (gflop / DEFAULT_RATE, None),
+        "no rate on the device: a bound at the default rate, no expectation"
+    );
     assert_eq!(
         on_gpu.other_device,
         records.iter().filter(|r| r.timings.fit_s > 0.0).count()
@@ -563,6 +570,17 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     let (bound, expected) = e.seconds(&grid, pcn);
     assert!((bound - gflop / m.rate).abs() < 1e-9 * bound.max(1.0));
     assert!((expected.unwrap() - bound).abs() < 1e-9 * bound.max(1.0));
+    // Given the kind's rate on the GPU (other grids' records there): the CPU records' epochs
+    // at that rate. A rate of the device's own records comes first.
+    let fast_rate = [(pcn.model, 10.0 * m.rate)].into_iter().collect();
+    let (gb, ge) = on_gpu.clone().with_rates(fast_rate).seconds(&grid, pcn);
+    assert!((gb - bound / 10.0).abs() < 1e-9 * bound, "{gb} vs {bound}");
+    assert!((ge.unwrap() - expected.unwrap() / 10.0).abs() < 1e-9 * bound);
+    let slow = [(pcn.model, m.rate / 10.0)].into_iter().collect();
+    assert_eq!(
+        e.clone().with_rates(slow).seconds(&grid, pcn),
+        (bound, expected)
+    );
     // A cell resumed after its last epoch trained nothing in its recorded run: its few
     // seconds of fit time must not count as the time of all its epochs.
     let mut resumed = records

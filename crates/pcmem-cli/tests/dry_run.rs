@@ -1,0 +1,115 @@
+//! `pcmem run GRID --dry-run` prices a grid whose own records were made on another kind of
+//! device: their epochs, at the rate the other grids of its folder measured on this one.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::mnist_fixture;
+
+fn pcmem() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
+    c.env_remove("PCMEM_DATA_DIR").env_remove("PCMEM_MIRROR");
+    c
+}
+
+/// A small PCN grid `id` with `n_images` (a few epochs, no early stop).
+fn grid(id: &str, n_images: &str) -> String {
+    format!(
+        r#"
+id = "{id}"
+title = "dry-run pricing"
+paper = "none"
+[train]
+dataset = ["mnist"]
+split = "test"
+n_images = {n_images}
+model = ["pcn"]
+hidden = [16]
+[recall]
+corruption = ["noise:0.05"]
+threshold = 0.005
+[pcn]
+learning = {{ max_epochs = 4, patience = 100000 }}
+inference = {{ gamma = 0.05, steps = 5 }}
+recall = {{ steps = 5, iterations = 1 }}
+[profile.quick]
+"#
+    )
+}
+
+#[test]
+fn a_grid_with_records_from_another_device_is_priced_at_its_siblings_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, exp, out) = (
+        tmp.path().join("data"),
+        tmp.path().join("exp"),
+        tmp.path().join("out"),
+    );
+    mnist_fixture(&data);
+    std::fs::create_dir_all(&exp).unwrap();
+    std::fs::write(exp.join("a.toml"), grid("a", "[4]")).unwrap();
+    std::fs::write(exp.join("b.toml"), grid("b", "[4, 6]")).unwrap();
+    let ran = pcmem()
+        .arg("run")
+        .arg(exp.join("a.toml"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    // Grid a's CPU record, as if grid b's cell with 4 images had been trained on a GPU.
+    let name = "mnist-N4-pcn-n16-L2-s0.json";
+    let mut rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("runs/a/quick").join(name)).unwrap(),
+    )
+    .unwrap();
+    rec["grid"] = "b".into();
+    rec["device"] = "cuda:0".into();
+    let b_dir = out.join("runs/b/quick");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    std::fs::write(b_dir.join(name), rec.to_string()).unwrap();
+    let dry = |grid: &Path| {
+        let o = pcmem()
+            .arg("run")
+            .arg(grid)
+            .args(["--dry-run", "--device", "cpu", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = dry(&exp.join("b.toml"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("mnist-N6-pcn"))
+        .unwrap_or_else(|| panic!("no line for the cell with 6 images: {text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    // cell, status, bound (value unit), expected (value unit), memory: the GPU record's epochs
+    // (its whole limit) at grid a's CPU rate, so expected = bound.
+    assert_eq!(cols[1..3], ["to", "run"], "{line}");
+    assert_ne!(cols[5], "-", "no expectation: {text}");
+    assert_eq!(cols[3..5], cols[5..7], "{line}");
+    assert!(!text.contains("without a rate"), "{text}");
+    assert!(
+        text.contains("its rate in the other grids' records on this kind of device")
+            && text.contains("their epochs count, their rate does not"),
+        "{text}"
+    );
+    // A grid alone in its folder with only the GPU record: a bound at the default rate.
+    let alone = tmp.path().join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(exp.join("b.toml"), alone.join("b.toml")).unwrap();
+    let text = dry(&alone.join("b.toml"));
+    assert!(
+        text.contains("no rate measured on this kind of device"),
+        "{text}"
+    );
+}
