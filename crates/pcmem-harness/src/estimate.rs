@@ -52,11 +52,11 @@ pub const DEFAULT_RATE: f64 = 100.0;
 /// Measured training of one model kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
-    /// Training work done over training seconds, GFLOP/s: of the epochs each record's run
-    /// trained itself (a resumed cell's time covers only the epochs after its checkpoint);
-    /// 0 when no record timed an epoch.
+    /// Training work done over training seconds, GFLOP/s, of the records made on the
+    /// estimate's kind of device: of the epochs each record's run trained itself (a resumed
+    /// cell's time covers only the epochs after its checkpoint); 0 when none timed an epoch.
     pub rate: f64,
-    /// Mean of epochs run / epoch limit.
+    /// Mean of epochs run / epoch limit (records of any device).
     pub epoch_fraction: f64,
     /// Records it comes from.
     pub records: usize,
@@ -89,9 +89,10 @@ pub fn series_of(cell: &Cell) -> SeriesKey {
 /// The finished cells of one series.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
-    /// Per record: N, epochs run and the epoch limit.
+    /// Per record (of any device): N, epochs run and the epoch limit.
     pub runs: Vec<(usize, usize, usize)>,
-    /// Training work timed in these records, GFLOP.
+    /// Training work timed in those of these records made on the estimate's kind of device,
+    /// GFLOP.
     pub work_gflop: f64,
     /// Seconds of that work.
     pub train_s: f64,
