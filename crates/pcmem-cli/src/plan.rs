@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! $ pcmem reproduce --profile full --out results/full --dry-run --rate 30000
-//! grid        cells   to run        bound     expected   no record    largest
-//! fig7           16        6       85 min       22 min           0   0.74 GiB
+//! grid              cells   to run        bound     expected   no record    largest
+//! fig7                 16        6       85 min       22 min           0   0.74 GiB
 //! ...
 //! ```
 
@@ -258,7 +258,7 @@ pub fn all(
     opts: &RunOptions,
 ) -> anyhow::Result<()> {
     println!(
-        "{:<12} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
+        "{:<16} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
         "grid", "cells", "to run", "bound", "expected", "no record", "largest"
     );
     let mut sum = Totals::default();
@@ -267,7 +267,7 @@ pub fn all(
         let file = format!("grid {} in {}", g.id, experiments.display());
         let t = grid(g, &file, rate, &pooled, opts, false)?;
         println!(
-            "{:<12} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
+            "{:<16} {:>6} {:>8} {:>12} {:>12} {:>11} {:>10}",
             g.id,
             t.cells,
             t.to_run,
@@ -302,7 +302,8 @@ pub fn all(
         if rate.is_some() {
             ", from records of any device"
         } else {
-            " and rate"
+            ", from records of any device, and rate; a kind without a rate of its own grid \
+             here at its rate in the other grids"
         }
     );
     Ok(())
