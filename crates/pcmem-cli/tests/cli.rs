@@ -1,12 +1,7 @@
 //! The `pcmem` binary as a user runs it: output, errors and exit codes.
 
-use std::process::Command;
-
-fn pcmem() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
-    c.env_remove("PCMEM_DATA_DIR").env_remove("PCMEM_MIRROR");
-    c
-}
+mod common;
+use common::pcmem;
 
 #[test]
 fn unknown_dataset_is_bad_input_with_the_known_names() {

@@ -2,16 +2,9 @@
 //! device: their epochs, at the rate the other grids of its folder measured on this one.
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
-use common::mnist_fixture;
-
-fn pcmem() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
-    c.env_remove("PCMEM_DATA_DIR").env_remove("PCMEM_MIRROR");
-    c
-}
+use common::{mnist_fixture, pcmem, run_grid};
 
 /// A small PCN grid `id` with `n_images` (a few epochs, no early stop).
 fn grid(id: &str, n_images: &str) -> String {
@@ -50,15 +43,7 @@ fn a_grid_with_records_from_another_device_is_priced_at_its_siblings_rate() {
     std::fs::create_dir_all(&exp).unwrap();
     std::fs::write(exp.join("a.toml"), grid("a", "[4]")).unwrap();
     std::fs::write(exp.join("b.toml"), grid("b", "[4, 6]")).unwrap();
-    let ran = pcmem()
-        .arg("run")
-        .arg(exp.join("a.toml"))
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let ran = run_grid(&exp.join("a.toml"), &data, &out).output().unwrap();
     assert!(
         ran.status.success(),
         "{}",

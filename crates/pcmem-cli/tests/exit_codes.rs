@@ -4,16 +4,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+use common::{mnist_fixture, run_grid};
+
 fn pcmem(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
-    c.args(args)
-        .env_remove("PCMEM_DATA_DIR")
-        .env_remove("PCMEM_MIRROR");
+    let mut c = common::pcmem();
+    c.args(args);
     c
 }
-
-mod common;
-use common::mnist_fixture;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -97,14 +95,7 @@ fn bad_grids_baselines_and_outputs_exit_2_naming_the_culprit() {
     std::fs::write(&file, "x").unwrap();
     let data = tmp.path().join("data");
     mnist_fixture(&data);
-    let o = pcmem(&["run"])
-        .arg(&grid)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--out")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let o = run_grid(&grid, &data, &file).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not-a-folder"), "{}", stderr(&o));
     // A baseline with a header only, and a tolerance that is not a number.
@@ -172,14 +163,7 @@ fn a_failed_write_is_an_error_and_leaves_nothing_partial() {
     let left = files_under(&out);
     assert!(left.is_empty(), "nothing partial is left behind: {left:?}");
     // Without the limit the same run succeeds and every picture is a whole PNG.
-    let o = pcmem(&["run"])
-        .arg(&grid)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_grid(&grid, &data, &out).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let pngs: Vec<_> = files_under(&out)
         .into_iter()

@@ -11,12 +11,12 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+mod common;
+
+/// The binary, run from the repository's root (the grids under `experiments/`).
 fn pcmem() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
-    c.current_dir(root())
-        .env_remove("PCMEM_DATA_DIR")
-        .env_remove("PCMEM_MIRROR")
-        .env_remove("PCMEM_CACHE_DIR");
+    let mut c = common::pcmem();
+    c.current_dir(root());
     c
 }
 

@@ -7,13 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::mnist_fixture;
-
-fn pcmem() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
-    c.env_remove("PCMEM_DATA_DIR").env_remove("PCMEM_MIRROR");
-    c
-}
+use common::{mnist_fixture, run_grid};
 
 /// A PCN cell that trains for 1500 epochs (no early stop; about 1.5e11 flops, seconds on
 /// any machine), checkpointing after every epoch when asked: the kill comes after 5 epochs,
@@ -43,14 +37,8 @@ recall = {{ steps = 40, iterations = 2 }}
 }
 
 fn run(grid: &Path, data: &Path, out: &Path, every: &str) -> Command {
-    let mut c = pcmem();
-    c.arg("run")
-        .arg(grid)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .args(["--checkpoint-every", every]);
+    let mut c = run_grid(grid, data, out);
+    c.args(["--checkpoint-every", every]);
     c
 }
 

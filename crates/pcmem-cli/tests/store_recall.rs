@@ -3,9 +3,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn pcmem(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
-    c.args(args).env_remove("PCMEM_DATA_DIR");
+    let mut c = common::pcmem();
+    c.args(args);
     c
 }
 

@@ -1,6 +1,32 @@
-//! Fixtures shared by the CLI tests.
+//! Fixtures and commands shared by the CLI tests.
+
+// Each test file compiles this module on its own and uses only some of it.
+#![allow(dead_code)]
 
 use std::path::Path;
+use std::process::Command;
+
+/// The `pcmem` binary, with none of the environment variables that would point it at this
+/// machine's data, cache or mirror: a test says where everything is.
+pub fn pcmem() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pcmem"));
+    c.env_remove("PCMEM_DATA_DIR")
+        .env_remove("PCMEM_MIRROR")
+        .env_remove("PCMEM_CACHE_DIR");
+    c
+}
+
+/// `pcmem run GRID --data-dir DATA --out OUT`, ready for more arguments.
+pub fn run_grid(grid: &Path, data: &Path, out: &Path) -> Command {
+    let mut c = pcmem();
+    c.arg("run")
+        .arg(grid)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--out")
+        .arg(out);
+    c
+}
 
 /// Eight generated 28x28 digits in the official uncompressed MNIST test layout.
 pub fn mnist_fixture(dir: &Path) {
