@@ -36,278 +36,22 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
-use pcmem_data::transforms::{Mask, Noise};
 use pcmem_data::DatasetId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
 
-/// A corruption applied to the stored images before recall.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Corruption {
-    /// Additive Gaussian noise (`noise:<variance>`, or `noise_std:<std>`); every pixel given.
-    Noise(Noise),
-    /// Only the pixels of a mask are known (`top:<fraction kept>`, `random:<fraction kept>`,
-    /// `centre:<side fraction hidden>`, `right:<fraction hidden>`).
-    Mask(Mask),
-}
+mod axes;
+mod cell;
+mod corruption;
+mod model_kind;
 
-impl Corruption {
-    /// Parses the compact text form used in grids.
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let (kind, value) = s.split_once(':').ok_or_else(|| {
-            format!("corruption `{s}` must look like kind:value, e.g. noise:0.2 or top:0.5")
-        })?;
-        let v: f64 = value
-            .parse()
-            .map_err(|_| format!("corruption `{s}`: `{value}` is not a number"))?;
-        if !(v.is_finite() && v >= 0.0) || (kind != "noise" && kind != "noise_std" && v > 1.0) {
-            return Err(format!(
-                "corruption `{s}`: value out of range (noise: a finite variance >= 0; masks: a \
-                 fraction in [0, 1])"
-            ));
-        }
-        // A mask must leave something known: recall from no pixels recalls nothing.
-        let nothing_known = match kind {
-            "top" | "random" => v == 0.0,
-            "centre" | "right" => v >= 1.0,
-            _ => false,
-        };
-        if nothing_known {
-            return Err(format!(
-                "corruption `{s}` leaves no pixel known; `top`/`random` give the fraction kept \
-                 (> 0), `centre`/`right` the fraction hidden (< 1)"
-            ));
-        }
-        Ok(match kind {
-            "noise" => Corruption::Noise(Noise::Variance(v)),
-            "noise_std" => Corruption::Noise(Noise::Std(v)),
-            "top" => Corruption::Mask(Mask::TopRows { fraction: v }),
-            "random" => Corruption::Mask(Mask::RandomPixels { fraction: v }),
-            "centre" => Corruption::Mask(Mask::CentrePatch { fraction: v }),
-            "right" => Corruption::Mask(Mask::RightColumns { fraction: v }),
-            other => {
-                return Err(format!(
-                    "corruption kind `{other}` unknown; use noise, noise_std, top, random, centre or right"
-                ))
-            }
-        })
-    }
-}
-
-impl fmt::Display for Corruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Corruption::Noise(Noise::Variance(v)) => write!(f, "noise:{v}"),
-            Corruption::Noise(Noise::Std(v)) => write!(f, "noise_std:{v}"),
-            Corruption::Mask(Mask::TopRows { fraction }) => write!(f, "top:{fraction}"),
-            Corruption::Mask(Mask::RandomPixels { fraction }) => write!(f, "random:{fraction}"),
-            Corruption::Mask(Mask::CentrePatch { fraction }) => write!(f, "centre:{fraction}"),
-            Corruption::Mask(Mask::RightColumns { fraction }) => write!(f, "right:{fraction}"),
-        }
-    }
-}
-
-/// A model a grid can train: a name of [`crate::registry::MODELS`] (`pcn`, `autoencoder`,
-/// `modern_hopfield`, `hopfield`, `dense_am`, `uhn`, `drdam`, ...). Compared, ordered and
-/// serialised by name.
-#[derive(Clone, Copy)]
-pub struct ModelKind(&'static dyn pcmem_model::Factory);
-
-impl ModelKind {
-    /// Name used in grids and records.
-    pub fn name(self) -> &'static str {
-        self.0.name()
-    }
-
-    /// The model's factory.
-    pub fn factory(self) -> &'static dyn pcmem_model::Factory {
-        self.0
-    }
-
-    /// Every registered model, in registry order.
-    pub fn all() -> Vec<ModelKind> {
-        crate::registry::MODELS
-            .iter()
-            .map(|f| ModelKind(*f))
-            .collect()
-    }
-
-    /// The kind of a name used in grids (`pcn`, `autoencoder`, ...); the error lists them.
-    pub fn from_name(name: &str) -> std::result::Result<Self, String> {
-        crate::registry::find(name).map(ModelKind).ok_or_else(|| {
-            format!(
-                "unknown model `{name}`; known: {}",
-                crate::registry::names()
-            )
-        })
-    }
-
-    /// Whether patterns are binarised to +-1 before storing.
-    pub fn bipolar(self) -> bool {
-        self.0.bipolar()
-    }
-
-    /// Whether the grid's hidden widths and depths apply (otherwise: one cell, n = L = 0).
-    pub fn sized(self) -> bool {
-        self.0.sized()
-    }
-}
-
-impl fmt::Debug for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl PartialEq for ModelKind {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
-    }
-}
-impl Eq for ModelKind {}
-impl PartialOrd for ModelKind {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for ModelKind {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name().cmp(other.name())
-    }
-}
-impl std::hash::Hash for ModelKind {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state)
-    }
-}
-impl Serialize for ModelKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-impl<'de> Deserialize<'de> for ModelKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        ModelKind::from_name(&name).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Axes that need a training run; the cells are their cartesian product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainAxes {
-    /// Datasets (`mnist`, `cifar10`, `tiny-imagenet`, `imagenet`).
-    pub dataset: Vec<String>,
-    /// Numbers of stored images N.
-    pub n_images: Vec<usize>,
-    /// Models.
-    pub model: Vec<ModelKind>,
-    /// Hidden widths n (ignored by the Hopfield networks). Default `[512]`.
-    #[serde(default = "default_hidden")]
-    pub hidden: Vec<usize>,
-    /// Hidden layers L of the PCN (hidden layers of the autoencoder). Default `[2]`.
-    #[serde(default = "default_layers")]
-    pub layers: Vec<usize>,
-    /// Seeds. Default `[0]`.
-    #[serde(default = "default_seed")]
-    pub seed: Vec<u64>,
-    /// Stored images: `first` N of the split (default), `class:<label>` (first N of a class)
-    /// or `range:<from>-<to>` (first N among positions from..=to, e.g. development images).
-    #[serde(default = "default_subset")]
-    pub subset: String,
-    /// Whether this grid chooses settings by recall on the declared development images
-    /// (`pcmem_data::development`): it must then store only those; every other grid (the
-    /// claim grids) must store none of them. Checked on the loaded images. Default false.
-    #[serde(default)]
-    pub development: bool,
-    /// Split the images come from: `train` (default) or `test`.
-    #[serde(default = "default_split")]
-    pub split: String,
-    /// Binarise every image to +-1 (threshold 0.5) for every model, as for Hopfield networks.
-    /// The Hopfield networks always get binarised images. Default false.
-    #[serde(default)]
-    pub binarise: bool,
-}
-
-fn default_split() -> String {
-    "train".into()
-}
-
-fn default_hidden() -> Vec<usize> {
-    vec![512]
-}
-fn default_layers() -> Vec<usize> {
-    vec![2]
-}
-fn default_seed() -> Vec<u64> {
-    vec![0]
-}
-/// `range:<from>-<to>` as (from, to), from <= to.
-pub fn parse_range(subset: &str) -> Option<(usize, usize)> {
-    let (a, b) = subset.strip_prefix("range:")?.split_once('-')?;
-    let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a <= b).then_some((a, b))
-}
-
-fn default_subset() -> String {
-    "first".into()
-}
-
-/// Axes that only change recall, applied to every trained model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecallAxes {
-    /// Corruptions, in the compact form of [`Corruption::parse`].
-    pub corruption: Vec<String>,
-    /// An image counts as retrieved when its MSE over all pixels is below this (the paper:
-    /// 0.005 for noise, 0.001 for partial images). A per-kind threshold can be given instead
-    /// with `threshold_noise` and `threshold_mask`.
-    #[serde(default)]
-    pub threshold: Option<f64>,
-    /// Threshold for noise corruptions (overrides `threshold`).
-    #[serde(default)]
-    pub threshold_noise: Option<f64>,
-    /// Threshold for masks (overrides `threshold`).
-    #[serde(default)]
-    pub threshold_mask: Option<f64>,
-    /// Seed of the noise and random masks. Default 1.
-    #[serde(default = "default_noise_seed")]
-    pub noise_seed: u64,
-    /// How many images per cell are kept as pictures (original / corrupted / recalled). Default 6.
-    #[serde(default = "default_keep")]
-    pub keep_images: usize,
-}
-
-fn default_noise_seed() -> u64 {
-    1
-}
-fn default_keep() -> usize {
-    6
-}
-
-/// What figure or table the grid renders.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlotSpec {
-    /// `capacity` (retrieved % against `x`, and beside it each line's median recall MSE against
-    /// the threshold), `table` (counts), or `images` (picture grids).
-    pub kind: String,
-    /// Column on the x axis of capacity plots (`n_images`, `layers`, `hidden`, `corruption`).
-    #[serde(default = "default_x")]
-    pub x: String,
-    /// Capacity plots only: also show the picture grids of the cells with the largest N (one
-    /// per model), as the paper does for Fig. 9. Default false.
-    #[serde(default)]
-    pub pictures: bool,
-}
-
-fn default_x() -> String {
-    "n_images".into()
-}
+pub use axes::{parse_range, PlotSpec, RecallAxes, TrainAxes};
+pub use cell::Cell;
+pub use corruption::Corruption;
+pub use model_kind::ModelKind;
 
 /// The sections a grid file may hold besides model tables.
 const SECTIONS: [&str; 11] = [
@@ -382,7 +126,7 @@ pub struct Grid {
     /// Recall axes.
     pub recall: RecallAxes,
     /// Figure kind.
-    #[serde(default = "default_plot")]
+    #[serde(default)]
     pub plot: PlotSpec,
     /// Model settings: registered model name -> any subset of its config's fields. Written in a
     /// grid as top-level tables named after the model (`[pcn]`, `[modern_hopfield]`, ...; see
@@ -417,14 +161,6 @@ pub struct Grid {
     pub applied_profile: String,
 }
 
-fn default_plot() -> PlotSpec {
-    PlotSpec {
-        kind: "capacity".into(),
-        x: default_x(),
-        pictures: false,
-    }
-}
-
 /// The rule of a development grid that chooses settings by recall: per cell, the search point
 /// that recalls the most images under `corruption` in recall arm `arm` is selected (ties: the
 /// lower training loss, then the first point). The claim grids then state the chosen value.
@@ -440,75 +176,6 @@ pub struct Tune {
 
 fn paper_arm() -> String {
     "paper".into()
-}
-
-/// One training run of a grid, with every recall it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cell {
-    /// Dataset name.
-    pub dataset: String,
-    /// Stored images N.
-    pub n_images: usize,
-    /// Model.
-    pub model: ModelKind,
-    /// Hidden width n.
-    pub hidden: usize,
-    /// Layers L.
-    pub layers: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Point of the grid's hyperparameter search (`inference.gamma=0.01,learning.alpha=0.0002`,
-    /// keys sorted); empty when the grid declares no search for this model.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub search: String,
-}
-
-impl Cell {
-    /// File-name-safe identifier, unique within a grid and profile.
-    ///
-    /// ```
-    /// use pcmem_harness::spec::{Cell, ModelKind};
-    /// let cell = Cell {
-    ///     dataset: "cifar10".into(),
-    ///     n_images: 100,
-    ///     model: ModelKind::from_name("autoencoder").unwrap(),
-    ///     hidden: 512,
-    ///     layers: 2,
-    ///     seed: 0,
-    ///     search: r#"init="scaled",lr=0.001"#.into(),
-    /// };
-    /// assert_eq!(cell.id(), "cifar10-N100-autoencoder-n512-L2-s0-init-scaled_lr-0.001");
-    /// ```
-    pub fn id(&self) -> String {
-        let mut id = format!(
-            "{}-N{}-{}-n{}-L{}-s{}",
-            self.dataset,
-            self.n_images,
-            self.model.name(),
-            self.hidden,
-            self.layers,
-            self.seed
-        );
-        if !self.search.is_empty() {
-            id.push('-');
-            // A string value's quotes are dropped (`init="scaled"` -> `init-scaled`).
-            id.extend(self.search.chars().filter(|&c| c != '"').map(|c| match c {
-                '=' => '-',
-                ',' => '_',
-                c if c.is_ascii_alphanumeric() || ".-_".contains(c) => c,
-                _ => '~',
-            }));
-        }
-        id
-    }
-
-    /// The same cell without its search point: the group within which a point is selected.
-    pub fn base(&self) -> Cell {
-        Cell {
-            search: String::new(),
-            ..self.clone()
-        }
-    }
 }
 
 /// The label of a search point: `path=value` pairs joined by commas, in key order.
