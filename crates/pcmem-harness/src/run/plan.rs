@@ -1,5 +1,6 @@
 //! Which cells of a grid a run computes: the `--where` filter, the shard, the order that keeps
-//! the cells of one training together, and whether a cell's record is finished.
+//! the cells of one training together, whether a cell's record is finished, and whether the
+//! machine can hold the cells left.
 
 use std::path::PathBuf;
 
