@@ -2,7 +2,8 @@
 //! "Overparameterized neural networks implement associative memory"): fully connected
 //! `d -> n -> ... -> n -> d`, trained with Adam to reproduce its training images; recall
 //! iterates the map from the cue, clamping the known pixels after every iteration (as the paper
-//! did for fairness).
+//! did for fairness). Its settings are in `config`, its training (and checkpoints) in `train`,
+//! how a grid builds and prices it in `factory`.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -17,116 +18,21 @@
 //! ```
 
 use candle_core::{DType, Device, Tensor, Var};
-use pcmem_model::factory::{ModelFactory, Sizes};
 use pcmem_model::{
     AssociativeMemory, CheckpointPolicy, FitProgress, FitReport, MemoryError, Recall, Resume,
 };
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::adam::Adam;
-use crate::error::{bad, check_rows, iterate_clamped, mask_for, BaselineError, Result};
+use crate::error::{check_rows, iterate_clamped, mask_for, BaselineError, Result};
 
-/// Hidden non-linearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AeActivation {
-    /// Leaky ReLU with slope 0.01 below zero (default).
-    #[default]
-    LeakyRelu,
-    /// ReLU.
-    Relu,
-    /// Hyperbolic tangent.
-    Tanh,
-}
+mod config;
+mod factory;
+mod train;
 
-/// How the weights start (biases start at zero either way). A solver setting: the loss and its
-/// minima are the same, only where training starts differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AeInit {
-    /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch's `nn.Linear` weights; default). Each
-    /// layer scales the signal's variance by about `1/3` times the activation's mean square,
-    /// so in a deep network it fades out with depth: the output of a fresh 10-layer network
-    /// hardly depends on its input, and training moves slowly from there.
-    #[default]
-    UniformFanIn,
-    /// Variance-preserving (He et al. 2015): `U(-g sqrt(3/fan_in), g sqrt(3/fan_in))` with the
-    /// gain `g` of the layer's activation (`sqrt(2/(1 + 0.01^2))` for leaky ReLU, `sqrt(2)`
-    /// for ReLU, `5/3` for tanh; 1 for the linear output layer), so the signal keeps its scale
-    /// through any depth.
-    Scaled,
-}
-
-/// Settings of the autoencoder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AutoencoderConfig {
-    /// Width of every hidden layer. Default 512.
-    pub hidden_dim: usize,
-    /// Number of hidden layers; weight layers = this + 1. Default 2 (a "3-layer" network).
-    pub hidden_layers: usize,
-    /// Hidden activation. Default leaky ReLU.
-    pub activation: AeActivation,
-    /// Initial weights. Default `uniform_fan_in` (PyTorch's).
-    pub init: AeInit,
-    /// Adam learning rate. Default 1e-3.
-    pub lr: f64,
-    /// Maximum full-batch epochs. Default 2000.
-    pub max_epochs: usize,
-    /// Stop once the training MSE falls below this. Default 1e-6.
-    pub target_mse: f64,
-    /// Maximum applications of the map during recall. Default 100.
-    pub recall_iterations: usize,
-    /// Stop recall once no value moves by more than this. Default 1e-6.
-    pub recall_tolerance: f64,
-    /// Seed of the initial weights. Default 0.
-    pub seed: u64,
-}
-
-impl AutoencoderConfig {
-    /// Checks every setting; the error names the field and the allowed range.
-    pub fn validate(&self) -> Result<()> {
-        if self.hidden_dim == 0 {
-            return bad("hidden_dim", "0".into(), "must be at least 1");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("lr", self.lr.to_string(), "must be a finite number > 0");
-        }
-        if self.max_epochs == 0 {
-            return bad("max_epochs", "0".into(), "must be at least 1");
-        }
-        if self.recall_iterations == 0 {
-            return bad("recall_iterations", "0".into(), "must be at least 1");
-        }
-        for (field, v) in [
-            ("target_mse", self.target_mse),
-            ("recall_tolerance", self.recall_tolerance),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(field, v.to_string(), "must be a finite number >= 0");
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Default for AutoencoderConfig {
-    fn default() -> Self {
-        Self {
-            hidden_dim: 512,
-            hidden_layers: 2,
-            activation: AeActivation::LeakyRelu,
-            init: AeInit::UniformFanIn,
-            lr: 1e-3,
-            max_epochs: 2000,
-            target_mse: 1e-6,
-            recall_iterations: 100,
-            recall_tolerance: 1e-6,
-            seed: 0,
-        }
-    }
-}
+pub use config::{AeActivation, AeInit, AutoencoderConfig};
+use factory::training_settings;
+pub use factory::AutoencoderFactory;
 
 /// The autoencoder; see the module docs.
 #[derive(Debug)]
@@ -311,233 +217,6 @@ impl Autoencoder {
             .collect()
     }
 
-    /// Trains on `patterns`; with a `policy`, saves the training state (weights, Adam's
-    /// moments and step, the loss curve) at most once per `policy.every` and resumes from it,
-    /// so that a killed run ends with the bits of one never interrupted.
-    fn fit_impl(
-        &mut self,
-        patterns: &Tensor,
-        on_epoch: &mut dyn FnMut(&FitProgress),
-        policy: Option<&CheckpointPolicy>,
-    ) -> std::result::Result<(FitReport, Resume), MemoryError> {
-        check_rows("patterns", patterns, Some(self.input_dim))?;
-        let x = patterns.to_device(&self.device)?.to_dtype(DType::F32)?;
-        let vars = self.vars();
-        let mut adam = Adam::new(&vars, self.config.lr)?;
-        let mut curve = Vec::new();
-        let mut resume = match policy {
-            Some(_) => Resume::Fresh,
-            None => Resume::Unsupported,
-        };
-        if let Some(policy) = policy {
-            match self.restore(policy, &vars, &mut adam) {
-                Ok(Some(saved)) => {
-                    resume = Resume::From { epoch: saved.len() };
-                    curve = saved;
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    policy.remove().map_err(|e| BaselineError::Saved {
-                        path: policy.meta_path(),
-                        reason: e.to_string(),
-                    })?;
-                    resume = Resume::Refused {
-                        path: policy.meta_path(),
-                        reason,
-                    };
-                }
-            }
-        }
-        // A checkpoint written when training ended (a trained model kept for recall): its
-        // last loss already met the target, so there is nothing left to train.
-        let at_target = |curve: Vec<f64>| FitReport {
-            curve,
-            converged: true,
-            stop: "target MSE reached".into(),
-            ..Default::default()
-        };
-        if curve.last().is_some_and(|&l| l < self.config.target_mse) {
-            return Ok((at_target(curve), resume));
-        }
-        let saved_epochs = curve.len();
-        let mut last_save = std::time::Instant::now();
-        // The explicit CPU pass where it applies (module ae_cpu), else candle's autograd.
-        let act = self.config.activation;
-        let mut cpu = match self.device.is_cpu() && !self.autograd {
-            true => Some((
-                crate::ae_cpu::CpuPass::new(x.dims()[0], &self.dims()),
-                x.flatten_all()?.to_vec1::<f32>()?,
-            )),
-            false => None,
-        };
-        for epoch in curve.len()..self.config.max_epochs {
-            let (value, loss) = match cpu.as_mut() {
-                Some((pass, xs)) => (
-                    self.with_parameters(|w, b| pass.forward(xs, w, b, act))
-                        .ok_or(BaselineError::CpuParameters)?,
-                    None,
-                ),
-                None => {
-                    let loss = (self.forward(&x)? - &x)?.sqr()?.mean_all()?;
-                    (loss.to_scalar::<f32>()? as f64, Some(loss))
-                }
-            };
-            if !value.is_finite() {
-                return Err(BaselineError::Diverged {
-                    model: "autoencoder",
-                    epoch,
-                    loss: value,
-                }
-                .into());
-            }
-            curve.push(value);
-            on_epoch(&FitProgress {
-                epoch: epoch + 1,
-                max_epochs: self.config.max_epochs,
-                loss: value,
-                mse: value,
-            });
-            if value < self.config.target_mse {
-                // The trained model, for a caller that keeps it (recall-only reruns).
-                if let Some(policy) = policy {
-                    self.save_state(policy, &vars, &adam, &curve)?;
-                }
-                return Ok((at_target(curve), resume));
-            }
-            match loss {
-                Some(loss) => adam.step(&vars, &loss.backward()?)?,
-                None => {
-                    let (pass, xs) = cpu.as_mut().ok_or(BaselineError::CpuParameters)?;
-                    self.with_parameters(|w, _| pass.backward(xs, w, act))
-                        .ok_or(BaselineError::CpuParameters)?;
-                    let grads: Vec<&[f32]> = (0..self.layers.len())
-                        .flat_map(|l| [pass.weight_grad(l), pass.bias_grad(l)])
-                        .collect();
-                    adam.step_slices(&vars, &grads)?;
-                }
-            }
-            if let Some(policy) = policy {
-                let stop = policy.stop_asked();
-                if stop || last_save.elapsed() >= policy.every {
-                    self.save_state(policy, &vars, &adam, &curve)?;
-                    last_save = std::time::Instant::now();
-                }
-                if stop {
-                    return Err(Box::new(pcmem_model::PcnError::Interrupted {
-                        epochs: curve.len(),
-                        path: policy.meta_path(),
-                    }));
-                }
-            }
-        }
-        if let Some(policy) = policy {
-            if curve.len() > saved_epochs {
-                self.save_state(policy, &vars, &adam, &curve)?;
-            }
-        }
-        let report = FitReport {
-            curve,
-            converged: false,
-            stop: "epoch limit".into(),
-            ..Default::default()
-        };
-        Ok((report, resume))
-    }
-
-    fn save_state(
-        &self,
-        policy: &CheckpointPolicy,
-        vars: &[Var],
-        adam: &Adam,
-        curve: &[f64],
-    ) -> std::result::Result<(), MemoryError> {
-        let mut tensors = std::collections::HashMap::new();
-        for (i, v) in vars.iter().enumerate() {
-            tensors.insert(format!("p{i}"), v.as_tensor().clone());
-            tensors.insert(format!("m{i}"), adam.m[i].clone());
-            tensors.insert(format!("v{i}"), adam.v[i].clone());
-        }
-        let payload = serde_json::json!({
-            "config": self.config,
-            "input_dim": self.input_dim,
-            "adam_step": adam.step,
-            "curve": curve,
-        });
-        Ok(pcmem_model::checkpoint::save_state(
-            policy,
-            curve.len(),
-            &payload,
-            &tensors,
-        )?)
-    }
-
-    /// The loss curve of the saved state, with the weights and moments restored; `Ok(None)`:
-    /// no checkpoint; `Err`: one that cannot be used, and why.
-    fn restore(
-        &self,
-        policy: &CheckpointPolicy,
-        vars: &[Var],
-        adam: &mut Adam,
-    ) -> std::result::Result<Option<Vec<f64>>, String> {
-        let saved = match pcmem_model::checkpoint::load_state(policy, &self.device) {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
-        };
-        // What decides training: the recall settings may differ (a recall-only change resumes).
-        let ours = serde_json::json!({
-            "config": training_settings(&self.config).map_err(|e| e.to_string())?,
-            "input_dim": self.input_dim,
-        });
-        // A setting added since (`init`) takes its default instead of counting as a difference.
-        let saved_config =
-            pcmem_model::checkpoint::as_today::<AutoencoderConfig>(&saved.payload["config"]);
-        let theirs = serde_json::json!({
-            "config": pcmem_model::factory::without_keys(
-                &saved_config,
-                AutoencoderFactory::RECALL_KEYS,
-            ),
-            "input_dim": saved.payload["input_dim"],
-        });
-        if ours != theirs {
-            let keys = pcmem_model::checkpoint::differing_keys(&theirs, &ours, "");
-            return Err(format!(
-                "written by another autoencoder config (differs in {})",
-                keys.join(", ")
-            ));
-        }
-        let curve: Vec<f64> = serde_json::from_value(saved.payload["curve"].clone())
-            .map_err(|e| format!("curve: {e}"))?;
-        let step = saved.payload["adam_step"]
-            .as_u64()
-            .ok_or("adam_step missing")? as usize;
-        if curve.len() != saved.epochs {
-            return Err(format!(
-                "{} epochs but a curve of {}",
-                saved.epochs,
-                curve.len()
-            ));
-        }
-        let take = |name: String| {
-            saved
-                .tensors
-                .get(&name)
-                .cloned()
-                .ok_or(format!("tensor `{name}` missing"))
-        };
-        for (i, v) in vars.iter().enumerate() {
-            let p = take(format!("p{i}"))?;
-            if p.dims() != v.as_tensor().dims() {
-                return Err(format!("tensor `p{i}` has shape {:?}", p.dims()));
-            }
-            v.set(&p).map_err(|e| e.to_string())?;
-            adam.m[i] = take(format!("m{i}"))?;
-            adam.v[i] = take(format!("v{i}"))?;
-        }
-        adam.step = step;
-        Ok(Some(curve))
-    }
-
     fn recall_impl(&self, cues: &Tensor, known: Option<&Tensor>) -> Result<Recall> {
         check_rows("cues", cues, Some(self.input_dim))?;
         let cues = cues.to_device(&self.device)?.to_dtype(DType::F32)?;
@@ -604,70 +283,6 @@ impl AssociativeMemory for Autoencoder {
             .iter()
             .map(|(w, b)| w.elem_count() + b.elem_count())
             .sum()
-    }
-}
-
-/// The settings that decide training: all but [`AutoencoderFactory::RECALL_KEYS`].
-fn training_settings(config: &AutoencoderConfig) -> serde_json::Result<serde_json::Value> {
-    Ok(pcmem_model::factory::without_keys(
-        &serde_json::to_value(config)?,
-        AutoencoderFactory::RECALL_KEYS,
-    ))
-}
-
-/// The autoencoder's factory: `[autoencoder]` holds any subset of [`AutoencoderConfig`]; the
-/// cell fixes `hidden_dim`, `hidden_layers` and `seed`.
-pub struct AutoencoderFactory;
-
-impl ModelFactory for AutoencoderFactory {
-    type Config = AutoencoderConfig;
-    const NAME: &'static str = "autoencoder";
-    const ABOUT: &'static str =
-        "overparameterised autoencoder trained by backprop, recall by iterating the map (Radhakrishnan et al. 2019)";
-    const SIZED: bool = true;
-    const RECALL_KEYS: &'static [&'static str] = &["recall_iterations", "recall_tolerance"];
-
-    fn defaults(_: &Sizes) -> AutoencoderConfig {
-        AutoencoderConfig::default()
-    }
-
-    fn fixed(s: &Sizes) -> serde_json::Value {
-        serde_json::json!({"hidden_dim": s.hidden, "hidden_layers": s.layers, "seed": s.seed})
-    }
-
-    fn validate(config: &AutoencoderConfig) -> std::result::Result<(), String> {
-        config.validate().map_err(|e| e.to_string())
-    }
-
-    fn build(
-        config: &AutoencoderConfig,
-        sizes: &Sizes,
-        device: &Device,
-    ) -> std::result::Result<Box<dyn AssociativeMemory>, MemoryError> {
-        Ok(Box::new(
-            Autoencoder::new(config.clone(), sizes.input_dim)?.on_device(device)?,
-        ))
-    }
-
-    /// Weights W = 2 d n + (L-1) n^2: 4 W for Adam, four activation arrays per layer for
-    /// backprop, six copies of the data.
-    fn memory_floats(c: &AutoencoderConfig, s: &Sizes) -> f64 {
-        let (n, d) = (s.n_images as f64, s.input_dim as f64);
-        let (h, l) = (c.hidden_dim as f64, c.hidden_layers as f64);
-        let w = 2.0 * d * h + (l - 1.0).max(0.0) * h * h + 2.0 * h + d;
-        4.0 * w + 4.0 * n * (2.0 * d + l * h) + 6.0 * n * d
-    }
-
-    /// Forward and backward (six products per weight) times the epoch limit.
-    fn work_gflop(c: &AutoencoderConfig, s: &Sizes) -> f64 {
-        let (nimg, d) = (s.n_images as f64, s.input_dim as f64);
-        let (n, l) = (c.hidden_dim as f64, c.hidden_layers as f64);
-        let weights = 2.0 * d * n + (l - 1.0) * n * n;
-        c.max_epochs as f64 * 6.0 * nimg * weights / 1e9
-    }
-
-    fn epoch_limit(c: &AutoencoderConfig) -> Option<usize> {
-        Some(c.max_epochs)
     }
 }
 
