@@ -170,9 +170,9 @@ pub fn options(
     checkpoint_every: Option<std::time::Duration>,
 ) -> RunOptions {
     let stop = match checkpoint_every {
-        Some(_) => Some(crate::stop_flag()),
+        Some(_) => Some(crate::signals::stop_flag()),
         None => {
-            crate::stop_at_once();
+            crate::signals::stop_at_once();
             None
         }
     };
