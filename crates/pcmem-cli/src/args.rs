@@ -43,31 +43,14 @@ pub(crate) enum Command {
         /// Claims of the paper.
         #[arg(long, default_value = "results/paper/claims.toml")]
         claims: PathBuf,
-        /// Device: cpu or cuda:N (cuda:N needs a build with the cuda feature; the PCN and the
-        /// autoencoder run there, Hopfield networks on the CPU).
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// How the PCN computes: fused (default), fused_direct, candle (the reference kernel)
-        /// or candle_gram (what fused runs on a GPU). An execution choice: every kernel computes the same
-        /// network, and records say which ran.
-        #[arg(long, default_value = "fused")]
-        kernel: String,
         /// Recompute cells that already have a record.
         #[arg(long)]
         force: bool,
         /// Never download: grids whose data is not on this machine are not run (and listed).
         #[arg(long)]
         offline: bool,
-        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never, and a
-        /// signal then ends the run at once), so that a killed or pre-empted run resumes the cell
-        /// where it stopped.
-        #[arg(long, default_value = "5m")]
-        checkpoint_every: String,
-        /// Keep each training cell's trained model (its last checkpoint, beside the record)
-        /// instead of removing it once the record is written: a later run of a cell that
-        /// differs only in recall settings recalls with it and trains nothing.
-        #[arg(long)]
-        keep_trained: bool,
+        #[command(flatten)]
+        execution: Execution,
         /// List what is left of each grid under --out (cells without a record) and its
         /// estimated training time and memory, with a total; run nothing.
         #[arg(long)]
@@ -111,28 +94,11 @@ pub(crate) enum Command {
         /// Output folder.
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        /// Device: cpu or cuda:N (cuda:N needs a build with the cuda feature; the PCN and the
-        /// autoencoder run there, Hopfield networks on the CPU).
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// How the PCN computes: fused (default), fused_direct, candle (the reference kernel)
-        /// or candle_gram (what fused runs on a GPU). An execution choice: every kernel computes the same
-        /// network, and records say which ran.
-        #[arg(long, default_value = "fused")]
-        kernel: String,
         /// Never download: if the grid's data is not on this machine it is not run (exit 3).
         #[arg(long)]
         offline: bool,
-        /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never, and a
-        /// signal then ends the run at once), so that a killed or pre-empted run resumes the cell
-        /// where it stopped.
-        #[arg(long, default_value = "5m")]
-        checkpoint_every: String,
-        /// Keep each training cell's trained model (its last checkpoint, beside the record)
-        /// instead of removing it once the record is written: a later run of a cell that
-        /// differs only in recall settings recalls with it and trains nothing.
-        #[arg(long)]
-        keep_trained: bool,
+        #[command(flatten)]
+        execution: Execution,
     },
     /// Merge the records under DIR/runs into DIR/table.csv and DIR/table.parquet.
     Aggregate {
@@ -240,4 +206,28 @@ pub(crate) enum DataCommand {
         /// Only this dataset.
         name: Option<String>,
     },
+}
+
+/// How `reproduce` and `run` compute cells and save their state.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Execution {
+    /// Device: cpu or cuda:N (cuda:N needs a build with the cuda feature; the PCN and the
+    /// autoencoder run there, Hopfield networks on the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+    /// How the PCN computes: fused (default), fused_direct, candle (the reference kernel)
+    /// or candle_gram (what fused runs on a GPU). An execution choice: every kernel computes the same
+    /// network, and records say which ran.
+    #[arg(long, default_value = "fused")]
+    pub(crate) kernel: String,
+    /// Save a training cell's state at most this often (e.g. 30s, 5m, 1h; `off`: never, and a
+    /// signal then ends the run at once), so that a killed or pre-empted run resumes the cell
+    /// where it stopped.
+    #[arg(long, default_value = "5m")]
+    pub(crate) checkpoint_every: String,
+    /// Keep each training cell's trained model (its last checkpoint, beside the record)
+    /// instead of removing it once the record is written: a later run of a cell that
+    /// differs only in recall settings recalls with it and trains nothing.
+    #[arg(long)]
+    pub(crate) keep_trained: bool,
 }

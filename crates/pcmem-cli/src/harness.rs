@@ -27,7 +27,8 @@ pub struct Reproduce {
     /// The PCN's kernel.
     pub kernel: pcmem_model::Kernel,
     pub checkpoint_every: Option<std::time::Duration>,
-    /// Keep trained models in their checkpoints (`--keep-trained`).
+    /// Keep trained models in their checkpoints (`--keep-trained`; checked against
+    /// `checkpoint_every` by [`keep_trained`]).
     pub keep_trained: bool,
     /// List what is left of every grid and its estimate instead of running (`Some(rate)`:
     /// the assumed GFLOP/s of `--rate`, `Some(None)`: the rates the records measured).
@@ -93,7 +94,6 @@ pub fn parse_every(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
     Ok(Some(std::time::Duration::from_secs_f64(v * scale)))
 }
 
-/// `i/n` with 1 <= i <= n.
 /// Reads one `--where KEY=VALUE`.
 pub fn parse_only(s: &str) -> anyhow::Result<(String, String)> {
     match s.split_once('=') {
@@ -107,6 +107,7 @@ pub fn parse_only(s: &str) -> anyhow::Result<(String, String)> {
     }
 }
 
+/// Reads `--shard i/n` with 1 <= i <= n.
 pub fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
     let bad = || {
         BadInput(format!(
@@ -208,7 +209,7 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
         return crate::plan::all(&grids, &r.experiments, rate, &opts);
     }
     pcmem_harness::atomic::check_writable(&r.out)?;
-    opts.keep_trained = keep_trained(r.keep_trained, r.checkpoint_every)?;
+    opts.keep_trained = r.keep_trained;
     opts.kernel = r.kernel;
     opts.offline = r.offline;
     let mut not_run = Vec::new();

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pcmem_data::{DataDirs, DataError};
 
-use args::{Cli, Command, DataCommand};
+use args::{Cli, Command, DataCommand, Execution};
 
 mod args;
 mod data;
@@ -71,6 +71,29 @@ fn open_device(device: &str) -> anyhow::Result<pcmem_harness::candle_core::Devic
     pcmem_harness::device::parse(device).map_err(|e| BadInput(e.to_string()).into())
 }
 
+/// The execution options of `reproduce` and `run`, read and checked.
+struct Exec {
+    device: pcmem_harness::candle_core::Device,
+    kernel: pcmem_model::Kernel,
+    checkpoint_every: Option<std::time::Duration>,
+    keep_trained: bool,
+}
+
+/// Reads `--device`, `--kernel`, `--checkpoint-every` and `--keep-trained` (in that order;
+/// the first bad one is bad input, exit 2).
+fn execution(e: &Execution) -> anyhow::Result<Exec> {
+    let device = open_device(&e.device)?;
+    let kernel = parse_kernel(&e.kernel)?;
+    let checkpoint_every = harness::parse_every(&e.checkpoint_every)?;
+    let keep_trained = harness::keep_trained(e.keep_trained, checkpoint_every)?;
+    Ok(Exec {
+        device,
+        kernel,
+        checkpoint_every,
+        keep_trained,
+    })
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let dirs = dirs(cli);
     match &cli.command {
@@ -80,23 +103,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             out,
             experiments,
             claims,
-            device,
-            kernel,
             force,
             offline,
-            checkpoint_every,
-            keep_trained,
+            execution: e,
             dry_run,
             rate,
         } => {
             let dry_run = harness::parse_rate(*dry_run, *rate)?;
-            let device = open_device(device)?;
+            let e = execution(e)?;
             harness::reproduce(&harness::Reproduce {
                 dry_run,
-                keep_trained: *keep_trained,
-                kernel: parse_kernel(kernel)?,
+                keep_trained: e.keep_trained,
+                kernel: e.kernel,
                 offline: *offline,
-                checkpoint_every: harness::parse_every(checkpoint_every)?,
+                checkpoint_every: e.checkpoint_every,
                 profile: profile.clone(),
                 only: only.clone(),
                 out: out.clone(),
@@ -104,7 +124,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 claims: claims.clone(),
                 force: *force,
                 data: dirs,
-                device,
+                device: e.device,
             })
         }
         Command::Run {
@@ -116,15 +136,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             rate,
             force,
             out,
-            device,
-            kernel,
             offline,
-            checkpoint_every,
-            keep_trained,
+            execution: e,
         } => {
             let dry_run = harness::parse_rate(*dry_run, *rate)?;
-            let device = open_device(device)?;
-            let kernel = parse_kernel(kernel)?;
+            let e = execution(e)?;
             let shard = match shard.as_deref() {
                 Some(s) => Some(harness::parse_shard(s)?),
                 // In a SLURM job array, the task's shard.
@@ -137,15 +153,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     s
                 }
             };
-            let every = harness::parse_every(checkpoint_every)?;
-            let mut opts = harness::options(out, shard, *force, dirs, device, every);
-            opts.keep_trained = harness::keep_trained(*keep_trained, every)?;
+            let mut opts = harness::options(out, shard, *force, dirs, e.device, e.checkpoint_every);
+            opts.keep_trained = e.keep_trained;
             opts.offline = *offline;
             opts.only = only
                 .iter()
                 .map(|o| harness::parse_only(o))
                 .collect::<anyhow::Result<_>>()?;
-            opts.kernel = kernel;
+            opts.kernel = e.kernel;
             harness::run_one(grid, profile, dry_run, opts)
         }
         Command::Aggregate { dir, profile } => harness::aggregate(dir, profile).map(|_| ()),
