@@ -90,6 +90,16 @@ pub fn top_rows_mask(rows_kept: usize) -> Tensor {
     Tensor::from_vec(m, (1, 3072), &Device::Cpu).unwrap()
 }
 
+/// A `rows` x `cols` tensor of seeded uniform values in [0, 1): the same on every run (candle's
+/// `Tensor::rand` draws from an unseeded generator).
+pub fn uniform(rows: usize, cols: usize, seed: u64) -> Tensor {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..rows * cols)
+        .map(|_| rand::Rng::gen::<f32>(&mut rng))
+        .collect();
+    Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+}
+
 /// Adds seeded Gaussian noise of the given variance.
 pub fn noisy(images: &Tensor, variance: f64, seed: u64) -> Tensor {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
