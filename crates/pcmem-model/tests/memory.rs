@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use candle_core::{Device, Tensor};
 use pcmem_model::{Optimizer, PcnConfig};
 
+mod common;
+
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
@@ -147,7 +149,7 @@ fn step_product_bytes(rows: usize, dims: &[usize]) -> usize {
 #[test]
 fn training_iteration_allocates_nothing_per_step_and_stays_within_twice_the_state() {
     let (d, n, rows) = (3072usize, 512usize, 100usize);
-    let data = Tensor::rand(0f32, 1f32, (rows, d), &Device::Cpu).unwrap();
+    let data = common::uniform(rows, d, 5);
     let floats = |x: usize| x * 4;
     let weights = floats(d * n + n * n + n);
     let values = floats(rows * (d + 2 * n));

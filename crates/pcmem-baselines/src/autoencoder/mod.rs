@@ -299,6 +299,14 @@ mod tests {
         gap / scale.max(1e-30)
     }
 
+    /// A `rows` x `cols` tensor of seeded uniform values in [lo, hi): the same on every run
+    /// (candle's `Tensor::rand` is unseeded, and a tolerance met by most draws is a flaky test).
+    fn seeded(rows: usize, cols: usize, lo: f32, hi: f32, seed: u64) -> Tensor {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let v: Vec<f32> = (0..rows * cols).map(|_| rng.gen_range(lo..hi)).collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    }
+
     /// The mean square of the output of a fresh 10-hidden-layer network, relative to its input's.
     fn output_scale(init: AeInit, activation: AeActivation) -> f32 {
         let d = 256;
@@ -376,10 +384,9 @@ mod tests {
                 let ae = Autoencoder::new(cfg, 20).unwrap();
                 for (_, b) in &ae.layers {
                     let n = b.as_tensor().dims()[1];
-                    b.set(&Tensor::rand(-0.3f32, 0.3, (1, n), &Device::Cpu).unwrap())
-                        .unwrap();
+                    b.set(&seeded(1, n, -0.3, 0.3, 10 + n as u64)).unwrap();
                 }
-                let x = Tensor::rand(0f32, 1f32, (7, 20), &Device::Cpu).unwrap();
+                let x = seeded(7, 20, 0.0, 1.0, 1);
                 let loss = (ae.forward(&x).unwrap() - &x)
                     .unwrap()
                     .sqr()
@@ -423,7 +430,7 @@ mod tests {
     /// rounding over 40 Adam steps.
     #[test]
     fn training_by_the_cpu_pass_follows_autograds() {
-        let x = Tensor::rand(0f32, 1f32, (6, 30), &Device::Cpu).unwrap();
+        let x = seeded(6, 30, 0.0, 1.0, 2);
         let cfg = AutoencoderConfig {
             hidden_dim: 40,
             max_epochs: 40,

@@ -124,8 +124,11 @@ mod tests {
             let pcn = cfg
                 .init_with_kernel(&Device::Cpu, Kernel::CandleGram)
                 .unwrap();
-            let x0 = Tensor::rand(0f32, 1f32, (5, 40), &Device::Cpu).unwrap();
             let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let v: Vec<f32> = (0..5 * 40)
+                .map(|_| rand::Rng::gen::<f32>(&mut rng))
+                .collect();
+            let x0 = Tensor::from_vec(v, (5, 40), &Device::Cpu).unwrap();
             let x = pcn.init_values(&x0, &mut rng).unwrap();
             let terms = pcn.gram_terms(&x.0[0]).unwrap();
             let direct = pcn.forward(&x.0).unwrap();

@@ -100,6 +100,16 @@ pub fn uniform(rows: usize, cols: usize, seed: u64) -> Tensor {
     Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
 }
 
+/// A tensor of the given shape of seeded standard normal values: the same on every run (candle's
+/// `Tensor::randn` draws from an unseeded generator).
+pub fn gaussian(dims: &[usize], seed: u64) -> Tensor {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..dims.iter().product::<usize>())
+        .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
+        .collect();
+    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+}
+
 /// Adds seeded Gaussian noise of the given variance.
 pub fn noisy(images: &Tensor, variance: f64, seed: u64) -> Tensor {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
