@@ -89,17 +89,21 @@ steps=(
     # of N >= 500 (Fig. 3's picture; the report lists them as work for a GPU). It needs more than
     # one loan, so it finishes only where OUT survives from one loan to the next.
     "fig3 dataset=cifar10 model=pcn hidden=2048 n_images=500"
+    # fig8's autoencoder training (a development grid, by training loss; four trainings of
+    # under an hour each): fig8 states its choice (its cells run on a GPU). If it changes fig8's
+    # training, dev-ae-partial's recall choice is made again on the autoencoder so trained.
+    # Then the Tiny ImageNet autoencoder with 2048 at N = 500 (about 2 hours;
+    # fig3-ae2048-below-pcn512-tiny-imagenet, which also needs the Tiny ImageNet PCN with 512 at
+    # N = 1000, a GPU cell). Both fit in one loan, so they come before the cell of many loans
+    # below: a machine lost mid-cell once cost that cell about 700 of its epochs.
+    "dev-ae-training"
+    "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048 n_images=500"
     # The CIFAR-10 PCN with 2048 at N = 1000 (about 9 hours; fig3-pcn2048-all at every N): the
     # last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work, and the only cell left
     # that completes a claim on a CPU. It needs a machine kept for several loans.
     "fig3 dataset=cifar10 model=pcn hidden=2048"
-    # fig8's autoencoder training (a development grid, by training loss; four trainings of
-    # under an hour each): fig8 states its choice (its cells run on a GPU). If it changes fig8's
-    # training, dev-ae-partial's recall choice is made again on the autoencoder so trained.
-    "dev-ae-training"
-    # Hours each, resumed only where OUT survives: the Tiny ImageNet autoencoders with 2048 at
-    # N = 500 and 1000 (about 2 and 4 hours; fig3-ae2048-below-pcn512-tiny-imagenet at every N,
-    # which also needs the Tiny ImageNet PCN with 512 at N = 1000, a GPU cell)
+    # The Tiny ImageNet autoencoder with 2048 at N = 1000 (about 4 hours), resumed only where
+    # OUT survives
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048"
 )
 for step in "${steps[@]}"; do
