@@ -134,6 +134,62 @@ pub fn selected<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Vec<boo
     out
 }
 
+/// The cells of `grid` whose `[search]` has points without a record: `(cell id without its
+/// point, points with a record, points in the search)`, in cell order. Only `records` of
+/// `grid`'s id and of `profile` count. Until this is empty, [`selected`] marks the best of
+/// the points run: a provisional choice, which no grid should state yet.
+///
+/// ```
+/// use pcmem_harness::spec::Grid;
+/// let toml = r#"
+/// id = "dev"
+/// title = "t"
+/// paper = "none"
+/// [train]
+/// dataset = ["cifar10"]
+/// n_images = [10]
+/// model = ["autoencoder"]
+/// hidden = [16]
+/// layers = [2]
+/// seed = [0]
+/// [recall]
+/// corruption = ["noise:0.2"]
+/// threshold = 0.005
+/// [search.autoencoder]
+/// lr = [1e-4, 1e-3]
+/// [profile.quick]
+/// "#;
+/// let grid = Grid::parse(toml, "dev.toml", "quick")?;
+/// let open = pcmem_harness::aggregate::unfinished_searches(&grid, "quick", []);
+/// assert_eq!(open, vec![("cifar10-N10-autoencoder-n16-L2-s0".to_string(), 0, 2)]);
+/// # Ok::<(), pcmem_harness::HarnessError>(())
+/// ```
+pub fn unfinished_searches<'a>(
+    grid: &crate::spec::Grid,
+    profile: &str,
+    records: impl IntoIterator<Item = &'a RunRecord>,
+) -> Vec<(String, usize, usize)> {
+    let run: std::collections::HashSet<String> = records
+        .into_iter()
+        .filter(|r| r.grid == grid.id && r.profile == profile)
+        .map(|r| r.cell.id())
+        .collect();
+    let mut out: Vec<(String, usize, usize)> = Vec::new();
+    for cell in grid.cells().into_iter().filter(|c| !c.search.is_empty()) {
+        let base = cell.base().id();
+        let done = usize::from(run.contains(&cell.id()));
+        match out.iter_mut().find(|(id, _, _)| *id == base) {
+            Some(entry) => {
+                entry.1 += done;
+                entry.2 += 1;
+            }
+            None => out.push((base, done, 1)),
+        }
+    }
+    out.retain(|(_, done, total)| done < total);
+    out
+}
+
 /// The tidy table of the given records.
 pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
     let chosen = selected(records);

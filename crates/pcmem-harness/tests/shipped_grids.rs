@@ -96,7 +96,7 @@ fn every_claim_selects_cells_of_its_grid_at_the_papers_sizes() {
 
 /// The settings a development grid selected (its committed records in `results/runs/<dev>/quick`
 /// and `results/full/runs/<dev>/full`) are the ones the claim grids state, in every profile with
-/// such records: `keys` gives, per profile's development grid, the settings `(model, path)`
+/// such records and every point of its search run: `keys` gives, per profile's development grid, the settings `(model, path)`
 /// (`path` dotted, e.g. `recall.momentum`) and the grids that must state them for every cell of
 /// that model. At least one cell must be checked (the development grid has committed records).
 fn grids_state_what_was_selected(
@@ -121,9 +121,18 @@ fn grids_state_what_was_selected(
         if recs.is_empty() {
             continue;
         }
+        let dev = Grid::load(&root().join(format!("experiments/{dev_id}.toml")), profile).unwrap();
+        // A search with points not run yet has made no choice (its report says so): the grids
+        // go on stating the last choice made, and are held to this one once every point has run.
+        let open = pcmem_harness::aggregate::unfinished_searches(&dev, profile, &recs);
+        if !open.is_empty() {
+            eprintln!(
+                "{dev_id} ({profile}): search not finished {open:?}; nothing to hold grids to"
+            );
+            continue;
+        }
         let chosen = pcmem_harness::aggregate::selected(&recs);
         let winner = &recs.iter().zip(&chosen).find(|(_, &c)| c).unwrap().0;
-        let dev = Grid::load(&root().join(format!("experiments/{dev_id}.toml")), profile).unwrap();
         for (model, path, grids) in keys(&dev) {
             let tuned = at(&winner.model_config, path);
             assert!(!tuned.is_null(), "{dev_id}'s records have no {path}");

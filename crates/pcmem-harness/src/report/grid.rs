@@ -8,7 +8,7 @@ use polars::prelude::DataFrame;
 
 use super::figures::figures;
 use super::tables::{deviation_table, md_table, search_table};
-use crate::aggregate::summary;
+use crate::aggregate::{summary, unfinished_searches};
 use crate::error::Result;
 use crate::record::RunRecord;
 use crate::spec::Grid;
@@ -16,6 +16,7 @@ use crate::spec::Grid;
 /// The section of grid `g`; `None` when `df` has no row of it.
 pub(super) fn grid_section(
     g: &Grid,
+    profile: &str,
     df: &DataFrame,
     records: &[(PathBuf, RunRecord)],
     out: &Path,
@@ -51,6 +52,18 @@ pub(super) fn grid_section(
             md,
             "### Hyperparameter search\n\nEvery point of `[search]`; {rule}.\n\n{t}"
         );
+        let open = unfinished_searches(g, profile, records.iter().map(|(_, r)| r));
+        if !open.is_empty() {
+            let cells: Vec<String> = open
+                .iter()
+                .map(|(id, done, total)| format!("`{id}`: {done} of {total} points run"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "**The search is not finished** ({}): the point marked selected is the best of the points run, a provisional choice that no grid states until every point has a record.\n",
+                cells.join("; ")
+            );
+        }
     }
     Ok(Some(md))
 }

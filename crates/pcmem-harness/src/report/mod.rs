@@ -86,7 +86,7 @@ pub fn write_report(
         );
     }
     for g in grids {
-        if let Some(section) = grid::grid_section(g, df, records, out)? {
+        if let Some(section) = grid::grid_section(g, profile, df, records, out)? {
             md.push_str(&section);
         }
     }

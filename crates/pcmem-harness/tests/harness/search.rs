@@ -62,7 +62,45 @@ fn search_points_train_separately_and_the_lowest_training_loss_is_selected() {
         assert_eq!(r.model_config["inference"]["gamma"], 0.05);
         assert_eq!(r.fit.curve.len(), epochs);
     }
-    let mut plain: Vec<_> = recs.into_iter().map(|(_, r)| r).collect();
+    // Every point run: the search is finished. With one point's record gone it is not, the
+    // report says so, and records of another profile or grid do not finish it.
+    let plain: Vec<_> = recs.iter().map(|(_, r)| r.clone()).collect();
+    assert!(aggregate::unfinished_searches(&grid, "quick", &plain).is_empty());
+    let base = cells[0].base().id();
+    let one = &recs[..1];
+    let open = aggregate::unfinished_searches(&grid, "quick", one.iter().map(|(_, r)| r));
+    assert_eq!(open, vec![(base.clone(), 1, 2)]);
+    let mut elsewhere = recs[1].1.clone();
+    elsewhere.profile = "full".into();
+    let mut other = recs[1].1.clone();
+    other.grid = "t".into();
+    let mixed = [recs[0].1.clone(), elsewhere, other];
+    assert_eq!(
+        aggregate::unfinished_searches(&grid, "quick", &mixed),
+        vec![(base.clone(), 1, 2)]
+    );
+    let tables = |rs: &[(std::path::PathBuf, pcmem_harness::record::RunRecord)]| {
+        let df = aggregate::tidy(&rs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()).unwrap();
+        let records = pcmem_harness::report::Records {
+            current: rs,
+            stale: &[],
+        };
+        let dir = tmp.path().join(format!("report{}", rs.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let grids = [grid.clone()];
+        let path =
+            pcmem_harness::report::write_report(&dir, &grids, &grids, &df, records, &[], "quick")
+                .unwrap();
+        std::fs::read_to_string(path).unwrap()
+    };
+    let md = tables(one);
+    assert!(
+        md.contains("**The search is not finished**")
+            && md.contains(&format!("`{base}`: 1 of 2 points run")),
+        "{md}"
+    );
+    assert!(!tables(&recs).contains("not finished"));
+    let mut plain = plain;
     let losses: Vec<f64> = plain.iter().map(aggregate::train_loss).collect();
     let best = if losses[0] <= losses[1] { 0 } else { 1 };
     assert!(aggregate::selected(&plain)[best]);
