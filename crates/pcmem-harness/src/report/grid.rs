@@ -46,7 +46,7 @@ pub(super) fn grid_section(
                 "per cell the point recalling the most of these development images under `{}` (arm `{}`) is selected, ties to the lower training loss, then to the smaller values: a choice by recall, made on images no claim cell stores, which claim grids then state",
                 tune.corruption, tune.arm
             ),
-            None => "per cell the point with the lowest final training loss (`train_loss`, the PCN's energy summed over the stored images) is selected and used above and in the claims. Recall columns are shown for transparency; they play no part in the choice".into(),
+            None => "per cell the point with the lowest final training loss (`train_loss`, the last value of the training curve: a PCN's energy summed over the stored images, an autoencoder's training loss) is selected and used above and in the claims. Recall columns are shown for transparency; they play no part in the choice".into(),
         };
         let _ = writeln!(
             md,
