@@ -23,6 +23,27 @@ fn flatten(t: &toml::Table) -> BTreeMap<String, toml::Value> {
     out
 }
 
+/// The value `key` (a dotted path) takes in `grid` for `model` where no table sets it, as
+/// "`value` (the default)": read from the resolved settings of the grid's first cell of that
+/// model, so that the report names the default rather than the word; "the default" alone
+/// where no cell of the grid resolves it.
+fn default_value(grid: &Grid, model: &str, key: &str) -> String {
+    let value = grid
+        .cells()
+        .into_iter()
+        .find(|c| c.model.name() == model)
+        .and_then(|c| crate::models::resolve(grid, &c).ok())
+        .and_then(|r| {
+            r.config
+                .pointer(&format!("/{}", key.replace('.', "/")))
+                .cloned()
+        });
+    match value {
+        Some(v) => format!("{v} (the default)"),
+        None => "the default".to_string(),
+    }
+}
+
 /// The sizes (training axes) in which each grid of this profile differs from the same grid at
 /// the paper's sizes (`reference`, the `full` profile), as a Markdown table; `None` if none do.
 pub fn size_differences(grids: &[Grid], reference: &[Grid]) -> Option<String> {
@@ -78,14 +99,17 @@ pub fn size_differences(grids: &[Grid], reference: &[Grid]) -> Option<String> {
             let b = r.models.get(name).unwrap_or(&empty);
             let (fa, fb) = (flatten(a), flatten(b));
             for (k, v) in &fa {
-                let full = fb.get(k).map_or("default".to_string(), |x| x.to_string());
                 if fb.get(k) != Some(v) {
+                    let full = fb
+                        .get(k)
+                        .map_or_else(|| default_value(r, name, k), |x| x.to_string());
                     changed.push(format!("{name}.{k} = {v} (full: {full})"));
                 }
             }
             for (k, v) in &fb {
                 if !fa.contains_key(k) {
-                    changed.push(format!("{name}.{k} = default (full: {v})"));
+                    let here = default_value(g, name, k);
+                    changed.push(format!("{name}.{k} = {here} (full: {v})"));
                 }
             }
         }

@@ -71,6 +71,29 @@ fn the_report_lists_where_a_profile_differs_from_the_full_one() {
     assert!(t.contains("n_images: 2 (full: 4, 6)"), "{t}");
     assert!(t.contains("pcn.learning.max_epochs = 1 (full: 3)"), "{t}");
     assert!(!t.contains("hidden"), "{t}");
+    // A setting only the full profile states is shown with the value this profile takes
+    // instead (its default), not the bare word.
+    let text = GRID.replace(
+        "[profile.quick]\n",
+        "[profile.full]\npcn = { inference = { steps = 7 } }\n[profile.quick]\n",
+    );
+    let quick = Grid::parse(&text, "g.toml", "quick").unwrap();
+    let full = Grid::parse(&text, "g.toml", "full").unwrap();
+    let pcn = quick
+        .cells()
+        .into_iter()
+        .find(|c| c.model.name() == "pcn")
+        .unwrap();
+    let default =
+        pcmem_harness::models::resolve(&quick, &pcn).unwrap().config["inference"]["steps"].clone();
+    assert_ne!(default, 7);
+    let t = pcmem_harness::report::size_differences(&[quick], std::slice::from_ref(&full)).unwrap();
+    assert!(
+        t.contains(&format!(
+            "pcn.inference.steps = {default} (the default) (full: 7)"
+        )),
+        "{t}"
+    );
     assert_eq!(
         pcmem_harness::report::size_differences(
             std::slice::from_ref(&full),
