@@ -203,6 +203,7 @@ fn priced(seconds: f64, cells: usize, training: usize) -> String {
         (0, 0) => "none (one-shot)".into(),
         (0, _) => "-".into(),
         (c, t) if c == t => duration(seconds),
+        (c, t) if t - c == 1 => format!("{} + 1 cell unpriced", duration(seconds)),
         (c, t) => format!("{} + {} cells unpriced", duration(seconds), t - c),
     }
 }
@@ -217,5 +218,19 @@ pub fn duration(seconds: f64) -> String {
         format!("{:.1} h", seconds / 3600.0)
     } else {
         format!("{:.1} d", seconds / 86400.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::priced;
+
+    #[test]
+    fn priced_counts_the_cells_it_could_not_price() {
+        assert_eq!(priced(0.0, 0, 0), "none (one-shot)");
+        assert_eq!(priced(0.0, 0, 3), "-");
+        assert!(!priced(60.0, 3, 3).contains("unpriced"));
+        assert!(priced(60.0, 2, 3).ends_with(" + 1 cell unpriced"));
+        assert!(priced(60.0, 1, 3).ends_with(" + 2 cells unpriced"));
     }
 }
