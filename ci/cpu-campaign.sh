@@ -98,13 +98,14 @@ steps=(
     # below: a machine lost mid-cell once cost that cell about 700 of its epochs.
     "dev-ae-training"
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048 n_images=500"
-    # The CIFAR-10 PCN with 2048 at N = 1000 (about 9 hours; fig3-pcn2048-all at every N): the
-    # last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work, and the only cell left
-    # that completes a claim on a CPU. It needs a machine kept for several loans.
-    "fig3 dataset=cifar10 model=pcn hidden=2048"
-    # The Tiny ImageNet autoencoder with 2048 at N = 1000 (about 4 hours), resumed only where
-    # OUT survives
+    # The Tiny ImageNet autoencoder with 2048 at N = 1000 (--dry-run expects 2.8 hours; N = 500
+    # took 52 minutes against its expected 84), which fits in one loan, before the cell of many
+    # loans below
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048"
+    # The CIFAR-10 PCN with 2048 at N = 1000 (about 9 to 11 hours; fig3-pcn2048-all at every N):
+    # the last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work, and the only cell
+    # left that completes a claim on a CPU. It needs a machine kept for several loans.
+    "fig3 dataset=cifar10 model=pcn hidden=2048"
 )
 for step in "${steps[@]}"; do
     read -r grid filters <<< "$step"
