@@ -24,15 +24,20 @@ fn flatten(t: &toml::Table) -> BTreeMap<String, toml::Value> {
 }
 
 /// The value `key` (a dotted path) takes in `grid` for `model` where no table sets it, as
-/// "`value` (the default)": read from the resolved settings of the grid's first cell of that
-/// model, so that the report names the default rather than the word; "the default" alone
-/// where no cell of the grid resolves it.
+/// "`value` (the default)": the model's own default at the sizes of the grid's first cell of
+/// that model (resolved from an empty table, so no per-dataset table or search point enters),
+/// so that the report names the default rather than the word; "the default" alone where it
+/// cannot be resolved.
 fn default_value(grid: &Grid, model: &str, key: &str) -> String {
+    use crate::models::{resolve_table, Shape};
     let value = grid
         .cells()
         .into_iter()
         .find(|c| c.model.name() == model)
-        .and_then(|c| crate::models::resolve(grid, &c).ok())
+        .and_then(|c| {
+            let shape = Shape::of(&c).ok()?;
+            resolve_table(c.model, &toml::Table::new(), shape).ok()
+        })
         .and_then(|r| {
             r.config
                 .pointer(&format!("/{}", key.replace('.', "/")))
