@@ -102,9 +102,14 @@ steps=(
     # took 52 minutes against its expected 84), which fits in one loan, before the cell of many
     # loans below
     "fig3 dataset=tiny-imagenet model=autoencoder hidden=2048"
+    # The Tiny ImageNet PCN with 512 at N = 1000 (--dry-run expects 2.3 hours; N = 500 took
+    # 69 minutes): with the cell above it completes fig3-ae2048-below-pcn512-tiny-imagenet at
+    # all four N, and it fits in one loan, so it too comes before the cell of many loans below
+    "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=1000"
     # The CIFAR-10 PCN with 2048 at N = 1000 (about 9 to 11 hours; fig3-pcn2048-all at every N):
-    # the last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work, and the only cell
-    # left that completes a claim on a CPU. It needs a machine kept for several loans.
+    # the last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work, and after the one
+    # above the only cell left that completes a claim on a CPU. It needs a machine kept for
+    # several loans.
     "fig3 dataset=cifar10 model=pcn hidden=2048"
 )
 for step in "${steps[@]}"; do
