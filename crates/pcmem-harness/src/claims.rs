@@ -372,41 +372,55 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
 const CELL_COLUMNS: [&str; 5] = ["dataset", "model", "hidden", "layers", "n_images"];
 
 /// How many of the cells a claim judges have results, and how many the grid's profile has:
-/// `(run, in the grid)`. A claim about every width or every N judged on some of them is not yet
-/// a PASS (a FAIL on some of them is one already).
+/// `(run, in the grid)`. The cells judged are those of its `where`, of its `than` (the other
+/// side of a comparison) and of its control. A claim about every width or every N judged on
+/// some of them is not yet a PASS (a FAIL on some of them is one already).
 pub fn coverage(claim: &Claim, df: &DataFrame, grid: &crate::spec::Grid) -> Result<(usize, usize)> {
     use std::collections::BTreeSet;
-    let field = |c: &crate::spec::Cell, k: &str| crate::run::cell_field(c, k).unwrap_or_default();
-    let expected: BTreeSet<Vec<String>> = grid
-        .cells()
-        .iter()
-        .filter(|c| {
-            CELL_COLUMNS
-                .iter()
-                .all(|k| claim.filter.get(*k).is_none_or(|v| *v == field(c, k)))
-        })
-        .map(|c| CELL_COLUMNS.iter().map(|k| field(c, k)).collect())
+    let control = claim.control.as_ref().map(|c| {
+        let mut f = claim.filter.clone();
+        f.extend(c.filter.clone());
+        f
+    });
+    let filters: Vec<&BTreeMap<String, String>> = std::iter::once(&claim.filter)
+        .chain(claim.than.as_ref())
+        .chain(control.as_ref())
         .collect();
+    let field = |c: &crate::spec::Cell, k: &str| crate::run::cell_field(c, k).unwrap_or_default();
+    let cells = grid.cells();
     let g = strings(df, "grid")?;
     let chosen = strings(df, "selected")?;
-    let filter_cols: Vec<(String, Vec<String>)> = claim
-        .filter
-        .keys()
-        .map(|k| Ok((k.clone(), strings(df, k)?)))
-        .collect::<Result<_>>()?;
     let cell_cols: Vec<Vec<String>> = CELL_COLUMNS
         .iter()
         .map(|k| strings(df, k))
         .collect::<Result<_>>()?;
-    let run: BTreeSet<Vec<String>> = (0..g.len())
-        .filter(|&i| {
-            g[i] == claim.grid
-                && chosen[i] == "true"
-                && filter_cols.iter().all(|(k, v)| v[i] == claim.filter[k])
-        })
-        .map(|i| cell_cols.iter().map(|c| c[i].clone()).collect())
-        .filter(|key| expected.contains(key))
-        .collect();
+    let (mut expected, mut run) = (BTreeSet::new(), BTreeSet::new());
+    for filter in filters {
+        let mine: BTreeSet<Vec<String>> = cells
+            .iter()
+            .filter(|c| {
+                CELL_COLUMNS
+                    .iter()
+                    .all(|k| filter.get(*k).is_none_or(|v| *v == field(c, k)))
+            })
+            .map(|c| CELL_COLUMNS.iter().map(|k| field(c, k)).collect())
+            .collect();
+        let filter_cols: Vec<(&String, Vec<String>)> = filter
+            .iter()
+            .map(|(k, v)| Ok((v, strings(df, k)?)))
+            .collect::<Result<_>>()?;
+        run.extend(
+            (0..g.len())
+                .filter(|&i| {
+                    g[i] == claim.grid
+                        && chosen[i] == "true"
+                        && filter_cols.iter().all(|(want, col)| col[i] == **want)
+                })
+                .map(|i| cell_cols.iter().map(|c| c[i].clone()).collect::<Vec<_>>())
+                .filter(|key| mine.contains(key)),
+        );
+        expected.extend(mine);
+    }
     Ok((run.len(), expected.len()))
 }
 

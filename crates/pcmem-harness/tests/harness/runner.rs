@@ -182,6 +182,41 @@ fn runner_writes_records_resumes_forces_and_shards() {
     let df6 = aggregate::tidy(&without_6).unwrap();
     assert_eq!(evaluate(&every_n, &df6).unwrap().pass, Some(true));
     assert_eq!(coverage(&every_n, &df6, &grid).unwrap(), (1, 2));
+    // The other side of a comparison and a control are cells the claim judges too: "the
+    // modern Hopfield network recalls no more than the PCN at every N" has 4 cells, and 3 of
+    // them with the PCN at N = 6 missing, however its 2 comparisons made so far turn out.
+    let drop = |model: &str, n: usize| {
+        let kept: Vec<_> = plain
+            .iter()
+            .filter(|r| !(r.cell.model.name() == model && r.cell.n_images == n))
+            .cloned()
+            .collect();
+        aggregate::tidy(&kept).unwrap()
+    };
+    let mut versus = every_n.clone();
+    (versus.op, versus.value) = (Op::Le, None);
+    versus.for_each = Some("n_images".into());
+    versus.than = Some(
+        [
+            ("model".to_string(), "pcn".to_string()),
+            ("corruption".to_string(), "noise:0.05".to_string()),
+        ]
+        .into(),
+    );
+    assert_eq!(coverage(&versus, &df, &grid).unwrap(), (4, 4));
+    assert_eq!(coverage(&versus, &drop("pcn", 6), &grid).unwrap(), (3, 4));
+    let mut controlled = claim(Op::Ge, 1.0, "6");
+    controlled.control = Some(Control {
+        filter: [("n_images".to_string(), "4".to_string())].into(),
+        metric: Metric::Fraction,
+        op: Op::Ge,
+        value: 1.0,
+    });
+    assert_eq!(coverage(&controlled, &df, &grid).unwrap(), (2, 2));
+    assert_eq!(
+        coverage(&controlled, &drop("modern_hopfield", 4), &grid).unwrap(),
+        (1, 2)
+    );
     // Without `for_each` every cell must hold on its own: N = 4 recalls all, N = 6 (made to
     // fail here) none; their mean, 50%, would pass "at most 50%".
     let mut broken = plain.clone();
