@@ -56,7 +56,7 @@ try() { # try "case" "what a user expects" command...
   code=$?
   set -e
   local said
-  said="$(printf '%s\n' "$out" | grep -m1 -E 'error|REGRESSION|moved aside|another process|regressions|cells run' || true)"
+  said="$(printf '%s\n' "$out" | grep -m1 -E 'error|REGRESSION|moved aside|another process|regressions|cells? run' || true)"
   [ -n "$said" ] || said="$(printf '%s\n' "$out" | tail -n 1)"
   said="${said//$work/\$TMP}"
   said="${said//|/\\|}"

@@ -231,8 +231,9 @@ pub fn reproduce(r: &Reproduce) -> anyhow::Result<()> {
     aggregate(&r.out, &r.profile)?;
     let path = write_report(&r.out, &r.profile, &grids, &r.experiments, &r.claims)?;
     println!(
-        "{} grids, {ran} cells run, {skipped} already done{}{}, in {:.0} s; report: {}",
-        grids.len(),
+        "{}, {} run, {skipped} already done{}{}, in {:.0} s; report: {}",
+        count(grids.len(), "grid"),
+        count(ran, "cell"),
         held(&all),
         recovered(&all),
         start.elapsed().as_secs_f64(),
@@ -267,6 +268,14 @@ pub fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))
 }
 
+/// `n` and the noun in the number it takes: "1 cell", "2 cells".
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 fn held(s: &RunSummary) -> String {
     if s.held_elsewhere > 0 {
         format!(", {} held by another process (skipped)", s.held_elsewhere)
@@ -278,8 +287,8 @@ fn held(s: &RunSummary) -> String {
 fn recovered(s: &RunSummary) -> String {
     if s.recovered > 0 {
         format!(
-            ", {} unreadable records moved aside and recomputed",
-            s.recovered
+            ", {} moved aside and recomputed",
+            count(s.recovered, "unreadable record")
         )
     } else {
         String::new()
@@ -321,9 +330,9 @@ pub fn run_one(
         return Err(NotRun(vec![format!("{}: {reason}", g.id)]).into());
     }
     println!(
-        "{}: {} cells run, {} already done{}{}, {:.0} s",
+        "{}: {} run, {} already done{}{}, {:.0} s",
         g.id,
-        s.ran,
+        count(s.ran, "cell"),
         s.skipped,
         held(&s),
         recovered(&s),
@@ -433,5 +442,15 @@ pub fn regress(dir: &Path, baseline: &Path, tolerance: f64) -> anyhow::Result<()
             gate.failures.len(),
             baseline.display()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_take_the_noun_in_their_number() {
+        assert_eq!(super::count(0, "cell"), "0 cells");
+        assert_eq!(super::count(1, "cell"), "1 cell");
+        assert_eq!(super::count(2, "unreadable record"), "2 unreadable records");
     }
 }

@@ -216,8 +216,12 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         b.set_prefix(grid.id.clone());
         if summary.skipped > 0 {
             b.println(format!(
-                "{}: {} cells already done, skipped",
-                grid.id, summary.skipped
+                "{}: {} already done, skipped",
+                grid.id,
+                match summary.skipped {
+                    1 => "1 cell".to_string(),
+                    n => format!("{n} cells"),
+                }
             ));
         }
         Some(b)
