@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use pcmem_data::DataDirs;
 use pcmem_harness::candle_core::Device;
+use pcmem_harness::left::count;
 use pcmem_harness::record::{read_all, RunRecord};
 use pcmem_harness::run::{run_grid, RunOptions, RunSummary};
 use pcmem_harness::spec::Grid;
@@ -268,14 +269,6 @@ pub fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / (1024.0 * 1024.0 * 1024.0))
 }
 
-/// `n` and the noun in the number it takes: "1 cell", "2 cells".
-fn count(n: usize, noun: &str) -> String {
-    match n {
-        1 => format!("1 {noun}"),
-        _ => format!("{n} {noun}s"),
-    }
-}
-
 fn held(s: &RunSummary) -> String {
     if s.held_elsewhere > 0 {
         format!(", {} held by another process (skipped)", s.held_elsewhere)
@@ -442,15 +435,5 @@ pub fn regress(dir: &Path, baseline: &Path, tolerance: f64) -> anyhow::Result<()
             gate.failures.len(),
             baseline.display()
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counts_take_the_noun_in_their_number() {
-        assert_eq!(super::count(0, "cell"), "0 cells");
-        assert_eq!(super::count(1, "cell"), "1 cell");
-        assert_eq!(super::count(2, "unreadable record"), "2 unreadable records");
     }
 }

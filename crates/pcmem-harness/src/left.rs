@@ -203,8 +203,15 @@ fn priced(seconds: f64, cells: usize, training: usize) -> String {
         (0, 0) => "none (one-shot)".into(),
         (0, _) => "-".into(),
         (c, t) if c == t => duration(seconds),
-        (c, t) if t - c == 1 => format!("{} + 1 cell unpriced", duration(seconds)),
-        (c, t) => format!("{} + {} cells unpriced", duration(seconds), t - c),
+        (c, t) => format!("{} + {} unpriced", duration(seconds), count(t - c, "cell")),
+    }
+}
+
+/// `n` and the noun in the number it takes: `1 cell`, `2 cells`.
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
     }
 }
 
@@ -223,7 +230,14 @@ pub fn duration(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::priced;
+    use super::{count, priced};
+
+    #[test]
+    fn counts_take_the_noun_in_their_number() {
+        assert_eq!(count(0, "cell"), "0 cells");
+        assert_eq!(count(1, "cell"), "1 cell");
+        assert_eq!(count(2, "unreadable record"), "2 unreadable records");
+    }
 
     #[test]
     fn priced_counts_the_cells_it_could_not_price() {

@@ -218,10 +218,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
             b.println(format!(
                 "{}: {} already done, skipped",
                 grid.id,
-                match summary.skipped {
-                    1 => "1 cell".to_string(),
-                    n => format!("{n} cells"),
-                }
+                crate::left::count(summary.skipped, "cell")
             ));
         }
         Some(b)
