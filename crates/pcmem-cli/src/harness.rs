@@ -355,8 +355,8 @@ pub fn aggregate(dir: &Path, profile: &str) -> anyhow::Result<polars::prelude::D
     let mut df = agg::tidy(&plain)?;
     agg::write(&mut df, dir)?;
     println!(
-        "aggregated {} records into {} rows: {}",
-        plain.len(),
+        "aggregated {} into {} rows: {}",
+        count(plain.len(), "record"),
         df.height(),
         dir.join("table.csv").display()
     );

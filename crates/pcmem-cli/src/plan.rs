@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pcmem_harness::estimate::{Expectation, DEFAULT_RATE};
+use pcmem_harness::left::count;
 use pcmem_harness::models;
 use pcmem_harness::run::{plan, RunOptions};
 use pcmem_harness::spec::{Grid, ModelKind};
@@ -167,11 +168,11 @@ pub fn grid(
     }
     if per_cell {
         println!(
-            "{} cells ({} to run), {} recall conditions each; training at most {}, expected {}{}; \
+            "{} ({} to run), {} each; training at most {}, expected {}{}; \
              largest cell about {} of memory (this machine: {})",
-            t.cells,
+            count(t.cells, "cell"),
             t.to_run,
-            g.recall.corruption.len(),
+            count(g.recall.corruption.len(), "recall condition"),
             duration(t.bound_s),
             duration(t.expected_s),
             unknown_note(t.unknown),
@@ -227,10 +228,10 @@ fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
         };
         println!(
             "  {}: {how}; training stopped \
-             at {:.0}% of the epoch limit on average ({} records); {growth}",
+             at {:.0}% of the epoch limit on average ({}); {growth}",
             kind.name(),
             100.0 * m.epoch_fraction,
-            m.records
+            count(m.records, "record")
         );
     }
     if expect.other_device > 0 {
@@ -279,9 +280,9 @@ pub fn all(
         sum.add(&t);
     }
     println!(
-        "{} grids, {} cells ({} to run) under {}: training at most {}, expected {}{}; largest cell about {} of memory",
-        grids.len(),
-        sum.cells,
+        "{}, {} ({} to run) under {}: training at most {}, expected {}{}; largest cell about {} of memory",
+        count(grids.len(), "grid"),
+        count(sum.cells, "cell"),
         sum.to_run,
         opts.out.display(),
         duration(sum.bound_s),
