@@ -200,13 +200,15 @@ fn runner_writes_records_resumes_forces_and_shards() {
     );
     assert_eq!(coverage(&versus, &df, &grid).unwrap(), (4, 4));
     assert_eq!(coverage(&versus, &drop("pcn", 6), &grid).unwrap(), (3, 4));
-    let mut controlled = claim(Op::Ge, 1.0, "6");
-    controlled.control = Some(Control {
+    // A control: the same model recalls all at N = 4.
+    let at_4 = Control {
         filter: [("n_images".to_string(), "4".to_string())].into(),
         metric: Metric::Fraction,
         op: Op::Ge,
         value: 1.0,
-    });
+    };
+    let mut controlled = claim(Op::Ge, 1.0, "6");
+    controlled.control = Some(at_4.clone());
     assert_eq!(coverage(&controlled, &df, &grid).unwrap(), (2, 2));
     assert_eq!(
         coverage(&controlled, &drop("modern_hopfield", 4), &grid).unwrap(),
@@ -239,12 +241,7 @@ fn runner_writes_records_resumes_forces_and_shards() {
     // A negative claim ("N = 6 recalls none") passes only if its positive control holds: the
     // same model recalls at N = 4. With the control on the broken N = 6 cells it fails.
     let mut none = claim(Op::Eq, 0.0, "6");
-    none.control = Some(Control {
-        filter: [("n_images".to_string(), "4".to_string())].into(),
-        metric: Metric::Fraction,
-        op: Op::Ge,
-        value: 1.0,
-    });
+    none.control = Some(at_4);
     let v = evaluate(&none, &df).unwrap();
     assert_eq!(v.pass, Some(true), "{}", v.ours);
     assert!(v.ours.contains("control (n_images=4): 100%"), "{}", v.ours);
