@@ -2,7 +2,8 @@
 //! resumes where it stopped), trains each remaining cell once and evaluates every recall
 //! condition on it, and writes one record per cell atomically. Which cells a run computes
 //! (filter, shard, order, finished or not) is `plan`'s concern, one cell's work `cell`'s, and
-//! the lock that keeps two processes off one cell `lock`'s; this module runs a grid's cells.
+//! the lock that keeps two processes off one cell `lock`'s, the pace its log lines report
+//! `pace`'s; this module runs a grid's cells.
 //!
 //! ```
 //! use pcmem_harness::run::{plan, RunOptions};
@@ -50,6 +51,7 @@ use crate::spec::Grid;
 
 mod cell;
 mod lock;
+mod pace;
 mod plan;
 
 pub use cell::{checkpoint_policy, kept_training, run_cell, Trained};
@@ -268,15 +270,18 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
             b
         });
         let mut last_log = Instant::now();
+        let mut pace = pace::Pace::default();
         let mut on_epoch = |p: &FitProgress| {
             let Some(b) = &cell_bar else { return };
             b.set_length(p.max_epochs as u64);
             b.set_position(p.epoch as u64);
             b.set_message(format!("loss {:.4e}  MSE {:.2e}", p.loss, p.mse));
+            let seconds = t.elapsed().as_secs_f64();
+            let pace = pace.observe(p.epoch, p.max_epochs, seconds);
             if b.is_hidden() && last_log.elapsed().as_secs() >= 30 {
                 last_log = Instant::now();
                 eprintln!(
-                    "{} [{}/{total}] {}: epoch {}/{} loss {:.4e} MSE {:.2e} ({:.0} s)",
+                    "{} [{}/{total}] {}: epoch {}/{} loss {:.4e} MSE {:.2e} ({seconds:.0} s{})",
                     grid.id,
                     k + 1,
                     cell.id(),
@@ -284,7 +289,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
                     p.max_epochs,
                     p.loss,
                     p.mse,
-                    t.elapsed().as_secs_f64()
+                    pace.map(|s| format!("; {s}")).unwrap_or_default()
                 );
             }
         };
