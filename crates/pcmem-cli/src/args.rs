@@ -52,7 +52,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         execution: Execution,
         /// List what is left of each grid under --out (cells without a record) and its
-        /// estimated training time and memory, with a total; run nothing.
+        /// estimated training time (a half-trained cell: the epochs after its checkpoint) and
+        /// memory, with a total; run nothing.
         #[arg(long)]
         dry_run: bool,
         /// With --dry-run: estimate for a machine that trains at this many GFLOP/s (e.g. a
@@ -79,7 +80,8 @@ pub(crate) enum Command {
         /// hidden, layers, seed, search.
         #[arg(long = "where", value_name = "KEY=VALUE")]
         only: Vec<String>,
-        /// List the cells and an estimate of the work; run nothing.
+        /// List the cells and an estimate of the work (a half-trained cell: the epochs after
+        /// its checkpoint); run nothing.
         #[arg(long)]
         dry_run: bool,
         /// With --dry-run: estimate for a machine that trains at this many GFLOP/s (e.g. a

@@ -126,6 +126,13 @@ pub fn grid(
         if shares || kept {
             (bound, expected) = (0.0, Some(0.0));
         }
+        // A half-trained cell resumes from its checkpoint: only the epochs after it are left.
+        let resumes = (runs && !shares && !kept)
+            .then(|| pcmem_harness::run::checkpointed_epochs(path, g, c))
+            .flatten();
+        if let Some(done) = resumes {
+            (bound, expected) = expect.seconds_after(g, c, done);
+        }
         if runs {
             t.to_run += 1;
             t.bound_s += bound;
@@ -145,6 +152,8 @@ pub fn grid(
             "kept"
         } else if !runs {
             "done"
+        } else if resumes.is_some() {
+            "resumes"
         } else if !done && path.exists() {
             // A record is there but will be recomputed: unreadable, or from settings the
             // grid no longer states (the run says which when it gets there).
@@ -156,13 +165,18 @@ pub fn grid(
             "to run"
         };
         let too_big = have.is_some_and(|h| r.memory_bytes > h);
+        let limit = r.kind.factory().epoch_limit(&r.config);
         println!(
-            "{:<48} {:>8} {:>12} {:>12} {:>10}{}",
+            "{:<48} {:>8} {:>12} {:>12} {:>10}{}{}",
             c.id(),
             status,
             duration(bound),
             expected.map_or_else(|| "-".to_string(), duration),
             gib(r.memory_bytes),
+            resumes.map_or_else(String::new, |e| match limit {
+                Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
+                None => format!("  from its checkpoint: {e} epochs done"),
+            }),
             if too_big { "  > machine: refused" } else { "" }
         );
     }

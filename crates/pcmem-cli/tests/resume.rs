@@ -126,6 +126,23 @@ fn a_cell_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run() {
     // Killed with SIGKILL after at least 5 epochs, then run again.
     let out = tmp.path().join("killed");
     let ckpt = start_and_kill(&g, &data, &out);
+    // `--dry-run` prices only the epochs after the checkpoint, and says so.
+    let saved = json(&ckpt)["epochs"].as_array().unwrap().len();
+    let o = run(&g, &data, &out, "5m")
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{plan}");
+    let line = plan
+        .lines()
+        .find(|l| l.contains("-pcn-"))
+        .expect("the cell's line");
+    assert!(
+        line.contains(" resumes ")
+            && line.ends_with(&format!("from its checkpoint: {saved} of 1500 epochs done")),
+        "{plan}"
+    );
     let o = run(&g, &data, &out, "5m").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");

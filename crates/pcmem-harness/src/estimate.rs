@@ -329,16 +329,29 @@ impl Expectation {
     /// else the default rate); `expected` is `None` without a rate or a record of the cell's
     /// model kind.
     pub fn seconds(&self, grid: &Grid, cell: &Cell) -> (f64, Option<f64>) {
+        self.seconds_after(grid, cell, 0)
+    }
+
+    /// [`Expectation::seconds`] of the training left after `done` epochs (a checkpoint's):
+    /// the bound of the epochs left to the limit; the expectation of those left to the
+    /// expected stop, or the bound where the cell has trained past that stop already.
+    pub fn seconds_after(&self, grid: &Grid, cell: &Cell, done: usize) -> (f64, Option<f64>) {
         let Ok(res) = resolve(grid, cell) else {
             return (0.0, None);
         };
         let bound_gflop = estimate_gflop(&res, cell.n_images);
+        let done = match res.kind.factory().epoch_limit(&res.config) {
+            Some(limit) if limit > 0 => (done as f64 / limit as f64).min(1.0),
+            _ => 0.0,
+        };
+        let left = bound_gflop * (1.0 - done);
         match self.rate_of(cell) {
             Some(rate) => (
-                bound_gflop / rate,
-                self.expected_fraction(cell).map(|f| bound_gflop * f / rate),
+                left / rate,
+                self.expected_fraction(cell)
+                    .map(|f| if f > done { bound_gflop * (f - done) } else { left } / rate),
             ),
-            None => (bound_gflop / DEFAULT_RATE, None),
+            None => (left / DEFAULT_RATE, None),
         }
     }
 }

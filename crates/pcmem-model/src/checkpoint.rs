@@ -68,6 +68,15 @@ pub struct CheckpointPolicy {
     earlier: Arc<AtomicU64>,
 }
 
+/// A checkpoint's identity and progress, as [`CheckpointPolicy::peek`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peek {
+    /// The identity it was written under ([`CheckpointPolicy::identity`]).
+    pub identity: String,
+    /// Epochs finished when it was written.
+    pub epochs: usize,
+}
+
 /// How a resumable training started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resume {
@@ -141,6 +150,27 @@ impl CheckpointPolicy {
     /// Whether a checkpoint (its JSON half) exists.
     pub fn exists(&self) -> bool {
         self.meta_path().exists()
+    }
+
+    /// What the checkpoint says of itself, read from its JSON half alone (the tensors are not
+    /// opened): for an estimate of what a resumed run has left. `None`: no checkpoint, or one
+    /// that does not parse or is of another format. Resuming checks much more (identity,
+    /// config, tensors) and may still refuse it.
+    pub fn peek(&self) -> Option<Peek> {
+        let text = std::fs::read(self.meta_path()).ok()?;
+        let meta: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        if meta.get("format")?.as_u64()? != u64::from(FORMAT) {
+            return None;
+        }
+        // The PCN's checkpoint lists its epochs; the other memories' count them.
+        let epochs = match meta.get("epochs")? {
+            serde_json::Value::Array(a) => a.len(),
+            n => usize::try_from(n.as_u64()?).ok()?,
+        };
+        Some(Peek {
+            identity: meta.get("identity")?.as_str()?.to_string(),
+            epochs,
+        })
     }
 
     /// Removes the checkpoint: the JSON and every tensor file of this stem. Nothing there is

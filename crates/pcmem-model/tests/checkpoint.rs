@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use candle_core::{Device, Tensor};
+use pcmem_model::checkpoint::{save_state, Peek};
 use pcmem_model::{
     CheckpointPolicy, Kernel, MemoryPrior, Optimizer, Pcn, PcnConfig, Resume, TrainReport,
     ValueInit,
@@ -121,6 +122,35 @@ fn a_checkpoint_carries_the_training_time_of_the_runs_before_it() {
     assert_eq!(resume, Resume::From { epoch: 4 });
     assert_eq!(second.earlier_seconds(), saved);
     assert!(second.training_seconds() > saved);
+}
+
+#[test]
+fn peek_reads_the_identity_and_epochs_of_either_kind_of_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(policy(dir.path(), "none").peek(), None);
+    // The PCN's checkpoint lists its epochs: killed after 4 finished ones.
+    let pcn = policy(dir.path(), "pcn");
+    killed(
+        &config(false),
+        Kernel::Fused,
+        &common::scrambled(10, 48, 3),
+        &pcn,
+        5,
+    );
+    let peek = Peek {
+        identity: "data-a".into(),
+        epochs: 4,
+    };
+    assert_eq!(pcn.peek(), Some(peek));
+    // The other memories' state counts them.
+    let state = policy(dir.path(), "state");
+    let w = Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let tensors = std::collections::HashMap::from([("w".to_string(), w)]);
+    save_state(&state, 7, &serde_json::json!({}), &tensors).unwrap();
+    assert_eq!(state.peek().map(|p| p.epochs), Some(7));
+    // A JSON half that does not parse says nothing.
+    std::fs::write(state.meta_path(), "{").unwrap();
+    assert_eq!(state.peek(), None);
 }
 
 #[test]

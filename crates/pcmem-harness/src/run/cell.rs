@@ -122,6 +122,23 @@ pub fn kept_training(
     })
 }
 
+/// The epochs that the checkpoint beside `record_file` saved for `cell` of `grid` (its grid,
+/// profile and cell; `None` without one): what `pcmem run --dry-run` takes off the cell's
+/// training. The run checks the rest (data checksum, training settings) when it resumes, and
+/// restarts a cell whose checkpoint fails those checks.
+pub fn checkpointed_epochs(
+    record_file: &std::path::Path,
+    grid: &Grid,
+    cell: &Cell,
+) -> Option<usize> {
+    // The identity ends with the data checksum, unknown before the images are read.
+    let policy = checkpoint_policy(record_file, grid, cell, "", Default::default());
+    let peek = policy.peek()?;
+    peek.identity
+        .starts_with(&policy.identity)
+        .then_some(peek.epochs)
+}
+
 /// The checkpoint of the cell whose record is `record_file`, saved every `every`. Its identity
 /// ties it to the grid, the cell and the data's checksum.
 pub fn checkpoint_policy(

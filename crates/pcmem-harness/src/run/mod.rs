@@ -54,7 +54,7 @@ mod lock;
 mod pace;
 mod plan;
 
-pub use cell::{checkpoint_policy, kept_training, run_cell, Trained};
+pub use cell::{checkpoint_policy, checkpointed_epochs, kept_training, run_cell, Trained};
 use lock::CellLock;
 pub(crate) use plan::cell_field;
 pub use plan::{check_memory, is_finished, plan, CELL_KEYS};

@@ -210,6 +210,27 @@ fn the_expected_epochs_grow_with_n_within_a_series() {
             epochs * w / rate
         );
     }
+    // A cell resumed from a checkpoint: the epochs after it. Cell (16, 16) expects 40 of its
+    // 100 epochs at 50 GFLOP/s.
+    let c = cell(16, 16);
+    let w = per_epoch(&c) / 50.0;
+    for (done, bound, expected) in [
+        (0, 100.0, 40.0),
+        (10, 90.0, 30.0),
+        // Past the expected stop: the bound is what is known to be left.
+        (60, 40.0, 40.0),
+        (100, 0.0, 0.0),
+        (150, 0.0, 0.0),
+    ] {
+        let (b, e) = e.seconds_after(&big, &c, done);
+        let e = e.expect("an expectation");
+        assert!(
+            (b - bound * w).abs() < 1e-9 * w && (e - expected * w).abs() < 1e-9 * w,
+            "after {done} epochs: ({b}, {e}), not ({}, {})",
+            bound * w,
+            expected * w
+        );
+    }
 }
 
 /// The report's list of cells not run: the cells without a record, priced on the CPU by the
