@@ -106,10 +106,16 @@ steps=(
     # 69 minutes): with the cell above it completes fig3-ae2048-below-pcn512-tiny-imagenet at
     # all four N, and it fits in one loan, so it too comes before the cell of many loans below
     "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=1000"
+    # fig7 on Tiny ImageNet at N = 250 with 2048 and 4096 hidden units (--dry-run expects 3.1 and
+    # 3.8 hours here; the grid's other cells ran on a GPU): fig7-n250-sixteenth-few has only its
+    # 512 and 1024 cells, so its verdict is "incomplete" until these two have run. They come
+    # before the cell below, which cannot change a verdict any more (fig3-pcn2048-all already
+    # fails at N = 100 and 500) and resumes from its checkpoint afterwards.
+    "fig7 dataset=tiny-imagenet hidden=2048 n_images=250"
+    "fig7 dataset=tiny-imagenet hidden=4096 n_images=250"
     # The CIFAR-10 PCN with 2048 at N = 1000 (about 9 to 11 hours; fig3-pcn2048-all at every N):
-    # the last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work, and after the one
-    # above the only cell left that completes a claim on a CPU. It needs a machine kept for
-    # several loans.
+    # the last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work; it completes the
+    # claim's cells but not its verdict. It needs a machine kept for several loans.
     "fig3 dataset=cifar10 model=pcn hidden=2048"
 )
 for step in "${steps[@]}"; do
