@@ -46,6 +46,7 @@ use serde::Deserialize;
 
 use crate::aggregate::{floats, strings, CONFIG_COLUMNS};
 use crate::error::{io_err, HarnessError, Result};
+use crate::natural::Natural;
 
 /// What a claim counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -315,16 +316,9 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     };
     let mut filter = claim.filter.clone();
     filter.extend(c.filter.clone());
-    let rows = select(df, &claim.grid, &filter, c.metric, None)?;
-    let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-    for (k, v) in rows {
-        let e = acc.entry(k).or_default();
-        e.0 += v;
-        e.1 += 1;
-    }
-    let vals: Vec<(String, f64)> = acc
+    let vals: Vec<(String, f64)> = mean_by(select(df, &claim.grid, &filter, c.metric, None)?)
         .into_iter()
-        .map(|(k, (s, n))| (k, s / n as f64))
+        .map(|(k, v)| (k.0, v))
         .collect();
     let what = c
         .filter
@@ -437,19 +431,22 @@ pub fn in_arm(claim: &Claim, arm: &str) -> Claim {
     c
 }
 
+/// The mean value of each group of rows (its seeds), the groups in the order a person reads
+/// them (`n_images=250` before `n_images=1000`).
+fn mean_by(rows: Vec<(String, f64)>) -> BTreeMap<Natural, f64> {
+    let mut acc: BTreeMap<Natural, (f64, usize)> = BTreeMap::new();
+    for (k, v) in rows {
+        let e = acc.entry(Natural(k)).or_default();
+        e.0 += v;
+        e.1 += 1;
+    }
+    acc.into_iter()
+        .map(|(k, (s, n))| (k, s / n as f64))
+        .collect()
+}
+
 fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     let by = claim.for_each.as_deref();
-    let mean_by = |rows: Vec<(String, f64)>| {
-        let mut acc: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-        for (k, v) in rows {
-            let e = acc.entry(k).or_default();
-            e.0 += v;
-            e.1 += 1;
-        }
-        acc.into_iter()
-            .map(|(k, (s, n))| (k, s / n as f64))
-            .collect::<BTreeMap<_, _>>()
-    };
     let ours = mean_by(select(df, &claim.grid, &claim.filter, claim.metric, by)?);
     if ours.is_empty() {
         return Ok(Verdict {
@@ -496,7 +493,7 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             let text = ours
                 .iter()
                 .map(|(k, a)| {
-                    if k.is_empty() || (by.is_none() && ours.len() == 1) {
+                    if k.0.is_empty() || (by.is_none() && ours.len() == 1) {
                         fmt(*a)
                     } else if let Some(b) = by {
                         format!("{b}={k}: {}", fmt(*a))
@@ -518,5 +515,61 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             "claim {}: give `value` or `than`",
             claim.id
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::*;
+
+    use super::{evaluate, Claim};
+
+    /// A claim's cells are listed with their numbers in order: N = 250 before N = 1000, the
+    /// widths from 512 up (it was text order: 100, 1000, 250, 500).
+    #[test]
+    fn cells_are_listed_with_their_numbers_in_order() {
+        let n = [1000i64, 250, 100, 500, 1000, 250, 100, 500];
+        let model = ["pcn", "pcn", "pcn", "pcn", "ae", "ae", "ae", "ae"];
+        let df = df!(
+            "grid" => ["g"; 8],
+            "selected" => ["true"; 8],
+            "arm" => ["paper"; 8],
+            "dataset" => ["cifar10"; 8],
+            "model" => model,
+            "hidden" => [512i64, 1024, 2048, 4096, 512, 512, 512, 512],
+            "layers" => [2i64; 8],
+            "n_images" => n,
+            "corruption" => ["noise:0.2"; 8],
+            "fraction" => [0.1, 0.2, 0.3, 0.4, 0.0, 0.0, 0.0, 0.0],
+        )
+        .unwrap();
+        let claim = |extra: &str| -> Claim {
+            toml::from_str(&format!(
+                "id = \"c\"\ngrid = \"g\"\nsource = \"s\"\ntext = \"t\"\npaper = \"p\"\n\
+                 metric = \"fraction\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        // Each cell on its own: named by what tells them apart (N and width here).
+        let each = claim("op = \">=\"\nvalue = 0.0\nwhere = { model = \"pcn\" }");
+        assert_eq!(
+            evaluate(&each, &df).unwrap().ours,
+            "hidden=512,n_images=1000: 10%; hidden=1024,n_images=250: 20%; \
+             hidden=2048,n_images=100: 30%; hidden=4096,n_images=500: 40%"
+        );
+        // Per N, compared with another model, and with a control.
+        let per_n = claim(
+            "op = \">\"\nfor_each = \"n_images\"\nwhere = { model = \"pcn\" }\n\
+             than = { model = \"ae\" }\ncontrol = { where = { model = \"pcn\" }, metric = \"fraction\", op = \">=\", \
+             value = 0.0 }",
+        );
+        let v = evaluate(&per_n, &df).unwrap();
+        assert_eq!(
+            v.ours,
+            "n_images=100: 30% vs 0%; n_images=250: 20% vs 0%; n_images=500: 40% vs 0%; \
+             n_images=1000: 10% vs 0%; control (model=pcn): hidden=512,n_images=1000: 10%; \
+             hidden=1024,n_images=250: 20%; hidden=2048,n_images=100: 30%; \
+             hidden=4096,n_images=500: 40%"
+        );
     }
 }

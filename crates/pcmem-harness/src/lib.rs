@@ -14,6 +14,7 @@ pub mod error;
 pub mod estimate;
 pub mod left;
 pub mod models;
+pub mod natural;
 pub mod plots;
 pub mod provision;
 pub mod record;
