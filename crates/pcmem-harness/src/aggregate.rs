@@ -27,7 +27,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::error::Result;
-use crate::record::RunRecord;
+use crate::record::{RecallResult, RunRecord};
 
 fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
@@ -57,7 +57,7 @@ fn tuned_recalled(r: &RunRecord) -> usize {
     r.recall
         .iter()
         .find(|x| x.arm == t.arm && x.corruption == want)
-        .map_or(0, |x| x.mse.iter().filter(|&&m| m < x.threshold).count())
+        .map_or(0, RecallResult::recalled)
 }
 
 /// The values of a search point (`a=0.9,b=100`), in key order, for the tie rule of
@@ -225,7 +225,7 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
             search.push(r.cell.search.clone());
             loss.push(train_loss(r));
             is_selected.push(chosen);
-            let k = rc.mse.iter().filter(|&&m| m < rc.threshold).count();
+            let k = rc.recalled();
             grid.push(r.grid.clone());
             profile.push(r.profile.clone());
             dataset.push(r.cell.dataset.clone());

@@ -103,6 +103,14 @@ pub struct RecallResult {
     pub arm: String,
 }
 
+impl RecallResult {
+    /// How many images it recalled: those whose MSE is below the threshold (a non-finite
+    /// MSE never is).
+    pub fn recalled(&self) -> usize {
+        self.mse.iter().filter(|&&m| m < self.threshold).count()
+    }
+}
+
 fn paper_arm() -> String {
     "paper".into()
 }

@@ -10,6 +10,7 @@ use pcmem_data::transforms::binarise;
 use pcmem_data::{DatasetId, ImageSet, Selection, Split};
 use pcmem_model::{AssociativeMemory, CheckpointPolicy, FitProgress, MemoryError, Resume};
 
+use super::partial::{ModelIdentity, PartialRecall};
 use super::{kernel_name, stop_point, RunOptions, CODE_VERSION};
 use crate::error::{HarnessError, Result};
 use crate::record::{DataInfo, FitInfo, RecallResult, RunRecord, Timings};
@@ -60,6 +61,21 @@ fn check_development(
         file: grid.id.clone(),
         message,
     })
+}
+
+/// What a cell reports while it runs (to [`run_cell`]'s `on_progress`).
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A training epoch finished.
+    Epoch(&'a FitProgress),
+    /// A recall condition finished; `reused`: it had been finished before a stop (see
+    /// [`PartialRecall`]) and was not computed again.
+    Recalled {
+        /// Its result.
+        result: &'a RecallResult,
+        /// Whether it was taken from before a stop.
+        reused: bool,
+    },
 }
 
 /// A model trained by an earlier cell of the same run, kept for the next cells that differ
@@ -446,13 +462,14 @@ fn save_picture(
 /// Trains `cell`'s model (or reuses the one in `cache` when the cell differs from the cell it
 /// was trained for only in recall settings), recalls every condition of every arm, and
 /// returns the record; the model is left in `cache` for the next cell. Writes nothing except
-/// the pictures (and checkpoints); `on_epoch` is called after every training epoch.
+/// the pictures (and checkpoints, with the recall conditions finished so far: see
+/// [`PartialRecall`]); `on_progress` hears of every training epoch and recall condition.
 pub fn run_cell(
     grid: &Grid,
     cell: &Cell,
     opts: &RunOptions,
     record_file: &std::path::Path,
-    on_epoch: &mut dyn FnMut(&FitProgress),
+    on_progress: &mut dyn FnMut(Progress<'_>),
     cache: &mut Option<Trained>,
 ) -> Result<RunRecord> {
     let t0 = Instant::now();
@@ -498,12 +515,27 @@ pub fn run_cell(
             &resolved,
             &images,
             key,
-            on_epoch,
+            &mut |p| on_progress(Progress::Epoch(p)),
         )?,
     };
+    let kernel = kernel_name(opts.kernel);
+    let device = pcmem_model::device::name(&opts.device);
+    // Conditions finished before a stop are kept only where checkpoints are.
+    let mut partial = opts.checkpoint_every.map(|_| {
+        let model = ModelIdentity::new(
+            trained.key.0.clone(),
+            &trained.key.1,
+            CODE_VERSION,
+            Some(kernel.clone()),
+            &device,
+            &trained.fit.curve,
+        );
+        PartialRecall::open(record_file, model)
+    });
     let mut recall: Vec<RecallResult> = Vec::new();
     let mut arms = std::collections::BTreeMap::new();
     for arm in grid.arm_names() {
+        let mut recall_settings = resolved.config["recall"].clone();
         if arm != "paper" {
             let resolved =
                 crate::models::resolve_arm(grid, cell, &arm).map_err(|e| HarnessError::Spec {
@@ -527,15 +559,26 @@ pub fn run_cell(
                 .model
                 .set_recall_settings(&r.config)
                 .map_err(|e| cell_error(grid, cell, e))?;
-            arms.insert(arm.clone(), r.config["recall"].clone());
+            recall_settings = r.config["recall"].clone();
+            arms.insert(arm.clone(), recall_settings.clone());
         }
         for corruption in grid.corruptions() {
+            let condition = super::partial::condition(grid, &arm, &recall_settings, &corruption);
+            if let Some(done) = partial.as_ref().and_then(|p| p.take(&condition)) {
+                on_progress(Progress::Recalled {
+                    result: &done,
+                    reused: true,
+                });
+                recall.push(done);
+                continue;
+            }
             // A stop asked for during recall ends the cell here: its trained model stays in
-            // its checkpoint (written at the end of training), so the next run recalls again.
+            // its checkpoint (written at the end of training) and the conditions it finished
+            // in `partial`, so the next run recalls only the others.
             stop_point(opts, grid, || {
                 format!("{}: before recall from {corruption} ({arm} arm)", cell.id())
             })?;
-            recall.push(recall_condition(
+            let result = recall_condition(
                 grid,
                 cell,
                 record_file,
@@ -543,7 +586,15 @@ pub fn run_cell(
                 &images,
                 &corruption,
                 &arm,
-            )?);
+            )?;
+            if let Some(p) = partial.as_mut() {
+                p.push(condition, result.clone())?;
+            }
+            on_progress(Progress::Recalled {
+                result: &result,
+                reused: false,
+            });
+            recall.push(result);
         }
     }
     let fit = &trained.fit;
@@ -569,8 +620,8 @@ pub fn run_cell(
             },
         },
         code_version: CODE_VERSION.to_string(),
-        device: pcmem_model::device::name(&opts.device),
-        kernel: Some(kernel_name(opts.kernel)),
+        device,
+        kernel: Some(kernel),
         finished_unix: unix_now(),
         timings: Timings {
             load_s,

@@ -3,7 +3,8 @@
 //! condition on it, and writes one record per cell atomically. Which cells a run computes
 //! (filter, shard, order, finished or not) is `plan`'s concern, one cell's work `cell`'s, and
 //! the lock that keeps two processes off one cell `lock`'s, the pace its log lines report
-//! `pace`'s; this module runs a grid's cells.
+//! `pace`'s, the recall conditions a stopped cell had finished `partial`'s; this module runs
+//! a grid's cells.
 //!
 //! ```
 //! use pcmem_harness::run::{plan, RunOptions};
@@ -43,7 +44,7 @@ use std::time::Instant;
 use candle_core::Device;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pcmem_data::DataDirs;
-use pcmem_model::{FitProgress, Kernel};
+use pcmem_model::Kernel;
 
 use crate::error::{HarnessError, Result};
 use crate::record::RunRecord;
@@ -52,10 +53,14 @@ use crate::spec::Grid;
 mod cell;
 mod lock;
 mod pace;
+mod partial;
 mod plan;
 
-pub use cell::{checkpoint_policy, checkpointed_epochs, kept_training, run_cell, Trained};
+pub use cell::{
+    checkpoint_policy, checkpointed_epochs, kept_training, run_cell, Progress, Trained,
+};
 use lock::CellLock;
+pub use partial::{condition, ModelIdentity, PartialRecall};
 pub(crate) use plan::cell_field;
 pub use plan::{check_memory, is_finished, plan, CELL_KEYS};
 
@@ -271,34 +276,59 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
         });
         let mut last_log = Instant::now();
         let mut pace = pace::Pace::default();
-        let mut on_epoch = |p: &FitProgress| {
+        let mut on_progress = |progress: Progress<'_>| {
             let Some(b) = &cell_bar else { return };
-            b.set_length(p.max_epochs as u64);
-            b.set_position(p.epoch as u64);
-            b.set_message(format!("loss {:.4e}  MSE {:.2e}", p.loss, p.mse));
-            let seconds = t.elapsed().as_secs_f64();
-            let pace = pace.observe(p.epoch, p.max_epochs, seconds);
-            if b.is_hidden() && last_log.elapsed().as_secs() >= 30 {
-                last_log = Instant::now();
-                eprintln!(
-                    "{} [{}/{total}] {}: epoch {}/{} loss {:.4e} MSE {:.2e} ({seconds:.0} s{})",
-                    grid.id,
-                    k + 1,
-                    cell.id(),
-                    p.epoch,
-                    p.max_epochs,
-                    p.loss,
-                    p.mse,
-                    pace.map(|s| format!("; {s}")).unwrap_or_default()
-                );
+            match progress {
+                Progress::Epoch(p) => {
+                    b.set_length(p.max_epochs as u64);
+                    b.set_position(p.epoch as u64);
+                    b.set_message(format!("loss {:.4e}  MSE {:.2e}", p.loss, p.mse));
+                    let seconds = t.elapsed().as_secs_f64();
+                    let pace = pace.observe(p.epoch, p.max_epochs, seconds);
+                    if b.is_hidden() && last_log.elapsed().as_secs() >= 30 {
+                        last_log = Instant::now();
+                        eprintln!(
+                            "{} [{}/{total}] {}: epoch {}/{} loss {:.4e} MSE {:.2e} ({seconds:.0} s{})",
+                            grid.id,
+                            k + 1,
+                            cell.id(),
+                            p.epoch,
+                            p.max_epochs,
+                            p.loss,
+                            p.mse,
+                            pace.map(|s| format!("; {s}")).unwrap_or_default()
+                        );
+                    }
+                }
+                Progress::Recalled { result, reused } => {
+                    let line = format!(
+                        "recalled from {} ({} arm): {} in {:.1} s{}",
+                        result.corruption,
+                        result.arm,
+                        recalled_count(result),
+                        result.seconds,
+                        if reused {
+                            ", kept from before a stop"
+                        } else {
+                            ""
+                        }
+                    );
+                    if b.is_hidden() {
+                        eprintln!("{} [{}/{total}] {}: {line}", grid.id, k + 1, cell.id());
+                    } else {
+                        b.set_prefix("recall");
+                        b.set_message(line);
+                    }
+                }
             }
         };
-        let rec = run_cell(grid, cell, opts, path, &mut on_epoch, &mut trained);
+        let rec = run_cell(grid, cell, opts, path, &mut on_progress, &mut trained);
         if let Some(b) = cell_bar {
             b.finish_and_clear();
         }
         let rec = rec?;
         rec.write(path)?;
+        PartialRecall::remove(path)?;
         // The record holds what the checkpoint was for (unless the trained model is kept).
         if opts.checkpoint_every.is_some() && !opts.keep_trained {
             let ckpt = path.with_extension("ckpt");
@@ -314,14 +344,7 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
                 let recalled: Vec<String> = rec
                     .recall
                     .iter()
-                    .map(|r| {
-                        format!(
-                            "{} {}/{}",
-                            r.corruption,
-                            r.mse.iter().filter(|&&m| m < r.threshold).count(),
-                            r.mse.len()
-                        )
-                    })
+                    .map(|r| format!("{} {}", r.corruption, recalled_count(r)))
                     .collect();
                 eprintln!(
                     "{} [{}/{total}] {} {:.1} s: {}",
@@ -339,6 +362,11 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
     }
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// `recalled/stored` of one recall condition.
+fn recalled_count(r: &crate::record::RecallResult) -> String {
+    format!("{}/{}", r.recalled(), r.mse.len())
 }
 
 /// Ends the run here if a stop was asked for (`opts.stop`), saying where (`at`).

@@ -13,6 +13,7 @@ mod development;
 mod estimate;
 mod grids;
 mod kept;
+mod partial;
 mod runner;
 mod search;
 
