@@ -325,4 +325,11 @@ impl ModelFactory for DrDamFactory {
     fn work_gflop(c: &DrDamConfig, s: &Sizes) -> f64 {
         2.0 * s.n_images as f64 * s.input_dim as f64 * c.features as f64 / 1e9
     }
+
+    /// Per descent step and cue, the features of the state and their gradient: two d x Y
+    /// products.
+    fn recall_gflop(c: &DrDamConfig, s: &Sizes, _masked: bool) -> f64 {
+        let per_cue = 4.0 * s.input_dim as f64 * c.features as f64;
+        c.steps as f64 * s.n_images as f64 * per_cue / 1e9
+    }
 }

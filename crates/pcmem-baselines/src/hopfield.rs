@@ -440,6 +440,13 @@ impl ModelFactory for HopfieldFactory {
         let (n, d) = (s.n_images as f64, s.input_dim as f64);
         d * d + 6.0 * n * d
     }
+
+    /// Per sweep and cue, every unit's field: a row of the d x d weights (two operations per
+    /// weight), at most `max_sweeps` sweeps.
+    fn recall_gflop(c: &HopfieldConfig, s: &Sizes, _masked: bool) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        c.max_sweeps as f64 * n * 2.0 * d * d / 1e9
+    }
 }
 
 /// Settings of the dense associative memory: the classical network's plus the interaction.
@@ -511,5 +518,12 @@ impl ModelFactory for DenseAmFactory {
     fn memory_floats(_: &DenseAmConfig, s: &Sizes) -> f64 {
         let (n, d) = (s.n_images as f64, s.input_dim as f64);
         n * d + 6.0 * n * d
+    }
+
+    /// Per sweep and cue, every unit's energy difference over the K stored patterns (about
+    /// eight operations per pattern, the overlaps' update included), at most `max_sweeps`.
+    fn recall_gflop(c: &DenseAmConfig, s: &Sizes, _masked: bool) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        c.max_sweeps as f64 * n * 8.0 * d * n / 1e9
     }
 }

@@ -195,4 +195,11 @@ impl ModelFactory for ModernHopfieldFactory {
         let (n, d) = (s.n_images as f64, s.input_dim as f64);
         n * d + 2.0 * n * n + 6.0 * n * d
     }
+
+    /// Per update and cue, the similarities to the K stored patterns and their weighted sum:
+    /// two K x d products, at most `max_iterations` updates.
+    fn recall_gflop(c: &ModernHopfieldConfig, s: &Sizes, _masked: bool) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        c.max_iterations as f64 * n * 4.0 * n * d / 1e9
+    }
 }

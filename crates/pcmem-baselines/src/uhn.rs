@@ -316,4 +316,11 @@ impl ModelFactory for UhnFactory {
         let (n, d) = (s.n_images as f64, s.input_dim as f64);
         n * d + 2.0 * n * n + 6.0 * n * d
     }
+
+    /// Per application of the map and cue, the similarities to the K stored patterns and the
+    /// projection back: two K x d passes, at most `iterations` applications.
+    fn recall_gflop(c: &UhnConfig, s: &Sizes, _masked: bool) -> f64 {
+        let (n, d) = (s.n_images as f64, s.input_dim as f64);
+        c.iterations as f64 * n * 4.0 * n * d / 1e9
+    }
 }

@@ -1,7 +1,9 @@
 //! `--dry-run`: what a grid has left to run and what it should cost, per cell (`pcmem run
 //! GRID --dry-run`) or per grid with a total (`pcmem reproduce --dry-run`): each cell's
-//! training bound (its epoch limit at the measured or assumed rate), its expectation (from the
-//! records of the grid's finished cells, see [`pcmem_harness::estimate`]) and its memory.
+//! bound (its epoch limit at the measured or assumed rate, plus its recall: every condition of
+//! every arm at the model's own bound of recall work), its expectation (training from the
+//! records of the grid's finished cells, see [`pcmem_harness::estimate`], plus the same
+//! recall) and its memory.
 //!
 //! ```text
 //! $ pcmem reproduce --profile full --out results/full --dry-run --rate 30000
@@ -10,14 +12,13 @@
 //! ...
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use pcmem_harness::estimate::{Expectation, DEFAULT_RATE};
+use pcmem_harness::estimate::{Expectation, PooledRates, DEFAULT_RATE};
 use pcmem_harness::left::count;
 use pcmem_harness::models;
 use pcmem_harness::run::{plan, RunOptions};
-use pcmem_harness::spec::{Grid, ModelKind};
+use pcmem_harness::spec::Grid;
 
 use crate::harness::{duration, gib};
 
@@ -28,10 +29,13 @@ pub struct Totals {
     pub cells: usize,
     /// Cells without a record (or all of them with `--force`).
     pub to_run: usize,
-    /// Training seconds at most, summed over the cells to run.
+    /// Training and recall seconds at most, summed over the cells to run.
     pub bound_s: f64,
-    /// Training seconds expected, summed over the cells to run that have an expectation.
+    /// Training and recall seconds expected, summed over the cells to run that have an
+    /// expectation.
     pub expected_s: f64,
+    /// Recall seconds at most, summed over the cells to run (part of `bound_s`).
+    pub recall_s: f64,
     /// Cells to run of a model kind without a finished record in this grid: no expectation.
     pub unknown: usize,
     /// The largest memory of a cell to run, bytes.
@@ -45,21 +49,22 @@ impl Totals {
         self.to_run += t.to_run;
         self.bound_s += t.bound_s;
         self.expected_s += t.expected_s;
+        self.recall_s += t.recall_s;
         self.unknown += t.unknown;
         self.peak_bytes = self.peak_bytes.max(t.peak_bytes);
     }
 }
 
-/// Per model kind, the training rate the records of all `grids` under `opts.out` measured on
-/// `opts.device`'s kind of device (GFLOP/s): the rate of a kind that has no timed record of
-/// its own grid on that device.
-pub fn pooled_rates(grids: &[Grid], opts: &RunOptions) -> BTreeMap<ModelKind, f64> {
+/// Per model kind, the training and recall rates the records of all `grids` under `opts.out`
+/// measured on `opts.device`'s kind of device (GFLOP/s): the rates of a kind that has no timed
+/// record of its own grid on that device.
+pub fn pooled_rates(grids: &[Grid], opts: &RunOptions) -> PooledRates {
     let records: Vec<_> = grids
         .iter()
         .flat_map(|g| pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile))
         .collect();
     let device = pcmem_model::device::name(&opts.device);
-    Expectation::pooled_rates(grids, &device, &records)
+    Expectation::pooled(grids, &device, &records)
 }
 
 /// The estimate of `g` from the records under `opts.out` (epochs from records of any device):
@@ -68,7 +73,7 @@ pub fn pooled_rates(grids: &[Grid], opts: &RunOptions) -> BTreeMap<ModelKind, f6
 fn expectation(
     g: &Grid,
     rate: Option<f64>,
-    pooled: &BTreeMap<ModelKind, f64>,
+    pooled: &PooledRates,
     opts: &RunOptions,
 ) -> Expectation {
     let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
@@ -76,7 +81,7 @@ fn expectation(
         Some(r) => Expectation::from_records(g, None, &records).at_rate(r),
         None => {
             let device = pcmem_model::device::name(&opts.device);
-            Expectation::from_records(g, Some(&device), &records).with_rates(pooled.clone())
+            Expectation::from_records(g, Some(&device), &records).with_pooled(pooled.clone())
         }
     }
 }
@@ -87,7 +92,7 @@ pub fn grid(
     g: &Grid,
     file: &str,
     rate: Option<f64>,
-    pooled: &BTreeMap<ModelKind, f64>,
+    pooled: &PooledRates,
     opts: &RunOptions,
     per_cell: bool,
 ) -> anyhow::Result<Totals> {
@@ -102,8 +107,8 @@ pub fn grid(
     let mut last_trained = None;
     if per_cell {
         println!(
-            "{:<48} {:>8} {:>12} {:>12} {:>10}",
-            "cell", "status", "bound", "expected", "memory"
+            "{:<48} {:>8} {:>12} {:>12} {:>12} {:>10}",
+            "cell", "status", "bound", "expected", "of it recall", "memory"
         );
     }
     for (c, path, done) in &cells {
@@ -133,7 +138,12 @@ pub fn grid(
         if let Some(done) = resumes {
             (bound, expected) = expect.seconds_after(g, c, done);
         }
+        // Every cell recalls every condition, whether it trains or not.
+        let recall = expect.recall_seconds(g, c);
+        bound += recall;
+        expected = expected.map(|e| e + recall);
         if runs {
+            t.recall_s += recall;
             t.to_run += 1;
             t.bound_s += bound;
             match expected {
@@ -167,11 +177,12 @@ pub fn grid(
         let too_big = have.is_some_and(|h| r.memory_bytes > h);
         let limit = r.kind.factory().epoch_limit(&r.config);
         println!(
-            "{:<48} {:>8} {:>12} {:>12} {:>10}{}{}",
+            "{:<48} {:>8} {:>12} {:>12} {:>12} {:>10}{}{}",
             c.id(),
             status,
             duration(bound),
             expected.map_or_else(|| "-".to_string(), duration),
+            duration(recall),
             gib(r.memory_bytes),
             resumes.map_or_else(String::new, |e| match limit {
                 Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
@@ -182,12 +193,13 @@ pub fn grid(
     }
     if per_cell {
         println!(
-            "{} ({} to run), {} each; training at most {}, expected {}{}; \
-             largest cell about {} of memory (this machine: {})",
+            "{} ({} to run), {} each; training and recall at most {} (recall {}), \
+             expected {}{}; largest cell about {} of memory (this machine: {})",
             count(t.cells, "cell"),
             t.to_run,
             count(g.recall.corruption.len(), "recall condition"),
             duration(t.bound_s),
+            duration(t.recall_s),
             duration(t.expected_s),
             unknown_note(t.unknown),
             gib(t.peak_bytes),
@@ -240,9 +252,21 @@ fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
             ),
             None => "no series has two N that stopped early: no growth with N assumed".into(),
         };
+        let timed = expect.recall_timed.get(kind).filter(|(_, s)| *s > 0.0);
+        let recall = match (rate, timed, expect.fallback_recall_rates.get(kind)) {
+            (Some(_), ..) => "recall at the same rate".to_string(),
+            (None, Some((work, secs)), _) => format!(
+                "recall {:.0} GFLOP/s measured in this grid's records",
+                work / secs
+            ),
+            (None, None, Some(f)) => {
+                format!("recall {f:.0} GFLOP/s, its recall rate in the other grids' records")
+            }
+            (None, None, None) => "recall at its training rate (no recall timed here)".into(),
+        };
         println!(
             "  {}: {how}; training stopped \
-             at {:.0}% of the epoch limit on average ({}); {growth}",
+             at {:.0}% of the epoch limit on average ({}); {growth}; {recall}",
             kind.name(),
             100.0 * m.epoch_fraction,
             count(m.records, "record")
@@ -294,12 +318,14 @@ pub fn all(
         sum.add(&t);
     }
     println!(
-        "{}, {} ({} to run) under {}: training at most {}, expected {}{}; largest cell about {} of memory",
+        "{}, {} ({} to run) under {}: training and recall at most {} (recall {}), expected {}{}; \
+         largest cell about {} of memory",
         count(grids.len(), "grid"),
         count(sum.cells, "cell"),
         sum.to_run,
         opts.out.display(),
         duration(sum.bound_s),
+        duration(sum.recall_s),
         duration(sum.expected_s),
         unknown_note(sum.unknown),
         gib(sum.peak_bytes)

@@ -122,6 +122,8 @@ fn mutated_grids_never_panic_and_errors_name_the_file() {
                                 .unwrap_or_else(|e| panic!("accepted but {e}:\n{t}"));
                             assert!(r.memory_bytes.is_finite() && r.memory_bytes > 0.0);
                             assert!(models::estimate_gflop(&r, cell.n_images).is_finite());
+                            let recall = models::recall_gflop(&grid, &cell, &r);
+                            assert!(recall.is_finite() && recall >= 0.0, "{recall}:\n{t}");
                         }
                     }
                     Err(e) => {

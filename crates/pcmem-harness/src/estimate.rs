@@ -24,6 +24,12 @@
 //! that device, [`Expectation::pooled_rates`]). For another machine, [`Expectation::at_rate`]
 //! sets its rate (e.g. a GPU's, measured by its bench).
 //!
+//! Recall is priced apart ([`Expectation::recall_seconds`]): every condition of every arm
+//! that recalls anew at the model's own bound of recall work
+//! ([`crate::models::recall_gflop`]), at the recall rate the kind's records of this grid
+//! measured on the device (their recall work over their recall seconds), else the kind's over
+//! all grids ([`Expectation::pooled`], [`Expectation::with_pooled`]), else its training rate.
+//!
 //! ```
 //! use pcmem_harness::estimate::Expectation;
 //! let text = "id = \"g\"\ntitle = \"t\"\npaper = \"p\"\n[train]\ndataset = [\"cifar10\"]\n\
@@ -130,6 +136,59 @@ pub struct Expectation {
     /// Per model kind, the rate set by [`Expectation::with_rates`] for a kind whose records
     /// timed no epoch on this device, GFLOP/s.
     pub fallback_rates: BTreeMap<ModelKind, f64>,
+    /// Per model kind, the recall work of this grid's records made on the estimate's kind of
+    /// device (GFLOP, by [`crate::models::condition_gflop`]) and its seconds.
+    pub recall_timed: BTreeMap<ModelKind, (f64, f64)>,
+    /// Per model kind, the recall rate set by [`Expectation::with_recall_rates`] for a kind
+    /// whose records timed no recall on this device, GFLOP/s.
+    pub fallback_recall_rates: BTreeMap<ModelKind, f64>,
+}
+
+/// The recall work of a record's conditions (GFLOP) and their seconds; conditions of an arm
+/// that copies the paper arm's results, or that no longer resolve, are left out.
+fn recall_timed(grid: &Grid, r: &RunRecord, res: &crate::models::Resolved) -> (f64, f64) {
+    let mut arms = BTreeMap::new();
+    r.recall
+        .iter()
+        .filter_map(|rc| {
+            let config = arms
+                .entry(rc.arm.clone())
+                .or_insert_with(|| crate::models::arm_config(grid, &r.cell, res, &rc.arm))
+                .clone()?;
+            let k = crate::spec::Corruption::parse(&rc.corruption).ok()?;
+            Some((
+                crate::models::condition_gflop(&r.cell, res, &config, &k),
+                rc.seconds,
+            ))
+        })
+        .fold((0.0, 0.0), |a, (w, s)| (a.0 + w, a.1 + s))
+}
+
+/// Per model kind, the training and recall rates of several grids' records on one kind of
+/// device ([`Expectation::pooled`]), GFLOP/s.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PooledRates {
+    /// Training rates.
+    pub training: BTreeMap<ModelKind, f64>,
+    /// Recall rates.
+    pub recall: BTreeMap<ModelKind, f64>,
+}
+
+/// Per model kind, the pooled rate (work over seconds, GFLOP/s) of the `(work, seconds)` of
+/// each of `parts`; kinds without seconds are left out.
+fn pool(parts: impl Iterator<Item = BTreeMap<ModelKind, (f64, f64)>>) -> BTreeMap<ModelKind, f64> {
+    let mut acc: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
+    for part in parts {
+        for (kind, (work, secs)) in part {
+            let e = acc.entry(kind).or_default();
+            e.0 += work;
+            e.1 += secs;
+        }
+    }
+    acc.into_iter()
+        .filter(|(_, (_, secs))| *secs > 0.0)
+        .map(|(kind, (work, secs))| (kind, work / secs))
+        .collect()
 }
 
 /// `cpu` of `cpu`, `cuda` of `cuda:0`.
@@ -170,6 +229,7 @@ impl Expectation {
         records: impl IntoIterator<Item = &'a RunRecord>,
     ) -> Self {
         let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
+        let mut recall: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
         let mut other_device = 0;
         for r in records {
             if r.grid != grid.id || r.profile != grid.applied_profile {
@@ -182,6 +242,12 @@ impl Expectation {
             let Ok(res) = resolve(grid, &r.cell) else {
                 continue;
             };
+            if same_device {
+                let (work, secs) = recall_timed(grid, r, &res);
+                let e = recall.entry(r.cell.model).or_insert((0.0, 0.0));
+                e.0 += work;
+                e.1 += secs;
+            }
             let Some(limit) = res
                 .kind
                 .factory()
@@ -245,6 +311,44 @@ impl Expectation {
             other_device,
             assumed_rate: None,
             fallback_rates: BTreeMap::new(),
+            recall_timed: recall,
+            fallback_recall_rates: BTreeMap::new(),
+        }
+    }
+
+    /// The recall rate of each kind in `rates` (GFLOP/s) for the kinds whose records timed no
+    /// recall on this device: e.g. [`PooledRates::recall`].
+    pub fn with_recall_rates(mut self, rates: BTreeMap<ModelKind, f64>) -> Self {
+        self.fallback_recall_rates = rates;
+        self
+    }
+
+    /// [`Expectation::with_rates`] and [`Expectation::with_recall_rates`] of `pooled`.
+    pub fn with_pooled(self, pooled: PooledRates) -> Self {
+        self.with_rates(pooled.training)
+            .with_recall_rates(pooled.recall)
+    }
+
+    /// Per model kind, the training and recall rates of the records of all `grids` made on
+    /// the kind of `device` (GFLOP/s: their work over their seconds, pooled): a device's rates
+    /// for grids that have no record of their own on it.
+    pub fn pooled<'a>(
+        grids: &[Grid],
+        device: &str,
+        records: impl IntoIterator<Item = &'a RunRecord> + Clone,
+    ) -> PooledRates {
+        let each: Vec<Self> = grids
+            .iter()
+            .map(|g| Self::from_records(g, Some(device), records.clone()))
+            .collect();
+        PooledRates {
+            training: pool(each.iter().map(|e| {
+                e.kinds
+                    .iter()
+                    .map(|(kind, m)| (*kind, (m.work_gflop, m.train_s)))
+                    .collect()
+            })),
+            recall: pool(each.iter().map(|e| e.recall_timed.clone())),
         }
     }
 
@@ -263,18 +367,7 @@ impl Expectation {
         device: &str,
         records: impl IntoIterator<Item = &'a RunRecord> + Clone,
     ) -> BTreeMap<ModelKind, f64> {
-        let mut acc: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
-        for g in grids {
-            for (kind, m) in Self::from_records(g, Some(device), records.clone()).kinds {
-                let e = acc.entry(kind).or_default();
-                e.0 += m.work_gflop;
-                e.1 += m.train_s;
-            }
-        }
-        acc.into_iter()
-            .filter(|(_, (_, secs))| *secs > 0.0)
-            .map(|(kind, (work, secs))| (kind, work / secs))
-            .collect()
+        Self::pooled(grids, device, records).training
     }
 
     /// The same expectation on a machine that trains at `rate` GFLOP/s: every kind's and
@@ -323,6 +416,36 @@ impl Expectation {
             .or_else(|| self.kinds.get(&cell.model).map(|m| m.rate).filter(positive))
             .or_else(|| self.fallback_rates.get(&cell.model).copied())
             .filter(positive)
+    }
+
+    /// The recall rate `cell` is priced at, GFLOP/s: the assumed one, else its kind's recall
+    /// rate in this grid's records on this device, else the one set by
+    /// [`Expectation::with_recall_rates`], else its training rate ([`Expectation::rate_of`]),
+    /// else the default rate.
+    pub fn recall_rate_of(&self, cell: &Cell) -> f64 {
+        let positive = |r: &f64| *r > 0.0;
+        self.assumed_rate
+            .or_else(|| {
+                self.recall_timed
+                    .get(&cell.model)
+                    .filter(|(_, secs)| *secs > 0.0)
+                    .map(|(work, secs)| work / secs)
+            })
+            .or_else(|| self.fallback_recall_rates.get(&cell.model).copied())
+            .filter(positive)
+            .or_else(|| self.rate_of(cell))
+            .unwrap_or(DEFAULT_RATE)
+    }
+
+    /// An upper bound of the seconds `cell` spends recalling, every condition of every arm
+    /// ([`crate::models::recall_gflop`]), at its recall rate ([`Expectation::recall_rate_of`]).
+    /// Where a recall's steps are fixed (the PCN's from a partial image) it is also the
+    /// expectation.
+    pub fn recall_seconds(&self, grid: &Grid, cell: &Cell) -> f64 {
+        let Ok(res) = resolve(grid, cell) else {
+            return 0.0;
+        };
+        crate::models::recall_gflop(grid, cell, &res) / self.recall_rate_of(cell)
     }
 
     /// `(bound, expected)` training seconds of a cell: at its rate ([`Expectation::rate_of`],

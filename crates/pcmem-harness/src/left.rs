@@ -1,10 +1,11 @@
 //! What a profile has left to run, for the report: per grid, the cells without a current
-//! record and the training time they are expected to take on a CPU and on a GPU, priced from
-//! the records that exist by [`crate::estimate`] (epochs to the stopping target of the finished
-//! cells of each cell's series on any device, grown with N, at the rate records measured on
-//! that kind of device). A model kind without a record of its own grid on a device is priced
-//! at the rate it reached in the other grids' records on that device; with none anywhere, that
-//! device's column says `-`.
+//! record and the time they are expected to take on a CPU and on a GPU, priced from the
+//! records that exist by [`crate::estimate`]: training (epochs to the stopping target of the
+//! finished cells of each cell's series on any device, grown with N, at the rate records
+//! measured on that kind of device) and recall (every condition of every arm at the model's
+//! bound of recall work, at the recall rate records measured there). A model kind without a
+//! record of its own grid on a device is priced at the rates it reached in the other grids'
+//! records on that device; with no training rate anywhere, that device's column says `-`.
 //!
 //! ```
 //! use pcmem_harness::left::section;
@@ -23,20 +24,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::estimate::Expectation;
+use crate::estimate::{Expectation, PooledRates};
 use crate::record::RunRecord;
-use crate::spec::{Cell, Grid, ModelKind};
+use crate::spec::{Cell, Grid};
 
-/// Training seconds of some cells on one kind of device.
+/// Training and recall seconds of some cells on one kind of device.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Priced {
     /// Cells that train (one-shot models do not).
     pub training: usize,
-    /// Expected seconds of the `expected_cells` that have an expectation.
+    /// Expected seconds (training and recall) of the `expected_cells` that have an
+    /// expectation.
     pub expected_s: f64,
     /// See [`Priced::expected_s`].
     pub expected_cells: usize,
-    /// Seconds at most (the epoch limits) of the `bound_cells` that have a rate.
+    /// Seconds at most (the epoch limits, and recall) of the `bound_cells` that have a rate.
     pub bound_s: f64,
     /// See [`Priced::bound_s`].
     pub bound_cells: usize,
@@ -62,9 +64,9 @@ pub struct GridLeft {
 /// Per grid, what is left (grids with every cell recorded are left out).
 pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
     let recs = || records.iter().map(|(_, r)| r);
-    let pooled: BTreeMap<&str, BTreeMap<ModelKind, f64>> = ["cpu", "cuda"]
+    let pooled: BTreeMap<&str, PooledRates> = ["cpu", "cuda"]
         .into_iter()
-        .map(|d| (d, Expectation::pooled_rates(grids, d, recs())))
+        .map(|d| (d, Expectation::pooled(grids, d, recs())))
         .collect();
     let mut out = Vec::new();
     for g in grids {
@@ -83,7 +85,7 @@ pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
         }
         let price = |device: &str| {
             let e = Expectation::from_records(g, Some(device), recs())
-                .with_rates(pooled[device].clone());
+                .with_pooled(pooled[device].clone());
             let mut p = Priced::default();
             // Points of a search that differ only in recall settings train once, together.
             let mut trainings = BTreeSet::new();
@@ -96,8 +98,12 @@ pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
                         )
                     })
                     .map(|(id, settings)| format!("{id} {settings}"));
+                let recall = e.recall_seconds(g, c);
                 if let Ok(t) = training {
                     if !trainings.insert(t) {
+                        // Trained once with an earlier point; it still recalls.
+                        p.bound_s += recall;
+                        p.expected_s += recall;
                         continue;
                     }
                 }
@@ -111,10 +117,10 @@ pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
                     continue;
                 }
                 p.training += 1;
-                p.bound_s += bound;
+                p.bound_s += bound + recall;
                 p.bound_cells += 1;
                 if let Some(e) = expected {
-                    p.expected_s += e;
+                    p.expected_s += e + recall;
                     p.expected_cells += 1;
                 }
             }
@@ -145,7 +151,7 @@ pub fn section(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Option<Strin
     }
     let total: usize = rows.iter().map(|r| r.left.len()).sum();
     let mut md = format!(
-        "### Cells not run yet\n\n{total} cells of this profile have no record; the claims that read them say `not run` or `incomplete`. Training time expected for them from the records above: the epochs at which the finished cells of the same series (the grid's cells that differ only in N and seed) stopped, grown with N as fitted within series and never beyond the epoch limit (a series without records: the mean fraction of the epoch limit of its model kind's), at the rate the series' (else the kind's) records made on each kind of device measured (a grid without records of its own on that device: the rate its model kind reached in the other grids'); `-` where no record gives a rate or an epoch count, with the bound (the epoch limits) where one gives a rate. `pcmem reproduce --profile <profile> --dry-run [--rate GFLOPS]` prices them per cell for another machine.\n\n| grid | not run | of | cells not run | CPU expected | CPU bound | GPU expected | GPU bound | largest memory |\n|---|---|---|---|---|---|---|---|---|\n"
+        "### Cells not run yet\n\n{total} cells of this profile have no record; the claims that read them say `not run` or `incomplete`. Time expected for them from the records above, training and recall. Training: the epochs at which the finished cells of the same series (the grid's cells that differ only in N and seed) stopped, grown with N as fitted within series and never beyond the epoch limit (a series without records: the mean fraction of the epoch limit of its model kind's), at the rate the series' (else the kind's) records made on each kind of device measured (a grid without records of its own on that device: the rate its model kind reached in the other grids'); `-` where no record gives a rate or an epoch count, with the bound (the epoch limits) where one gives a rate. Recall: every condition of every arm at the model's bound of recall work, at the recall rate the kind's records measured on that device (else its training rate). `pcmem reproduce --profile <profile> --dry-run [--rate GFLOPS]` prices them per cell for another machine.\n\n| grid | not run | of | cells not run | CPU expected | CPU bound | GPU expected | GPU bound | largest memory |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in &rows {
         let _ = writeln!(

@@ -211,6 +211,57 @@ pub fn estimate_gflop(resolved: &Resolved, n_images: usize) -> f64 {
     resolved.kind.factory().work_gflop(&resolved.config, &sizes)
 }
 
+/// An upper bound of the recall work of a cell in GFLOP (the model's own bound per
+/// condition, [`pcmem_model::Factory::recall_gflop`]): every recall condition of `grid`, in
+/// the paper arm and in each arm that sets the model's recall anew (an arm that leaves the
+/// model as it is copies the paper arm's results), for `--dry-run`.
+pub fn recall_gflop(grid: &Grid, cell: &Cell, resolved: &Resolved) -> f64 {
+    let corruptions = grid.corruptions();
+    grid.arm_names()
+        .iter()
+        .filter_map(|arm| arm_config(grid, cell, resolved, arm))
+        .map(|config| {
+            corruptions
+                .iter()
+                .map(|k| condition_gflop(cell, resolved, &config, k))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// The model's settings in recall arm `arm` (`paper`: `resolved`'s); `None` for an arm that
+/// leaves the model as it is (it recalls nothing itself) or that does not resolve.
+pub fn arm_config(
+    grid: &Grid,
+    cell: &Cell,
+    resolved: &Resolved,
+    arm: &str,
+) -> Option<serde_json::Value> {
+    if arm == "paper" {
+        return Some(resolved.config.clone());
+    }
+    resolve_arm(grid, cell, arm)
+        .ok()
+        .flatten()
+        .map(|r| r.config)
+}
+
+/// An upper bound of the work of one recall condition of a cell in GFLOP: its model with
+/// `config` recalling every stored image from `corruption`.
+pub fn condition_gflop(
+    cell: &Cell,
+    resolved: &Resolved,
+    config: &serde_json::Value,
+    corruption: &crate::spec::Corruption,
+) -> f64 {
+    let sizes = Sizes {
+        n_images: cell.n_images,
+        ..resolved.sizes
+    };
+    let masked = matches!(corruption, crate::spec::Corruption::Mask(_));
+    resolved.kind.factory().recall_gflop(config, &sizes, masked)
+}
+
 /// Builds the model of a resolved cell on `device` (models that run on the CPU only ignore it).
 pub fn build(
     resolved: &Resolved,

@@ -42,6 +42,9 @@
 //!         Ok(Box::new(Nearest(None)))
 //!     }
 //!     fn memory_floats(_: &NearestConfig, s: &Sizes) -> f64 { (s.n_images * s.input_dim) as f64 }
+//!     fn recall_gflop(_: &NearestConfig, s: &Sizes, _: bool) -> f64 {
+//!         2.0 * (s.n_images * s.n_images * s.input_dim) as f64 / 1e9
+//!     }
 //! }
 //!
 //! let factory: &dyn Factory = &Registered::<NearestFactory>::NEW;
@@ -120,6 +123,10 @@ pub trait ModelFactory: 'static {
         let _ = (config, sizes);
         0.0
     }
+    /// An upper bound of the work of one recall condition, every stored image recalled once
+    /// (`sizes.n_images` cues), in GFLOP: from a partial image when `masked`, else from a
+    /// noisy one. Required: a recall that is not priced would read as free in `--dry-run`.
+    fn recall_gflop(config: &Self::Config, sizes: &Sizes, masked: bool) -> f64;
     /// The epoch limit of training, which [`ModelFactory::work_gflop`] assumes (`None` for
     /// one-shot storage): with the epochs a finished run took, it turns the bound into an
     /// expectation.
@@ -164,6 +171,9 @@ pub trait Factory: Send + Sync {
     fn memory_bytes(&self, config: &serde_json::Value, sizes: &Sizes) -> f64;
     /// Upper bound of the storing work in GFLOP.
     fn work_gflop(&self, config: &serde_json::Value, sizes: &Sizes) -> f64;
+    /// Upper bound of the work of one recall condition in GFLOP (`masked`: from a partial
+    /// image).
+    fn recall_gflop(&self, config: &serde_json::Value, sizes: &Sizes, masked: bool) -> f64;
     /// The epoch limit the work bound assumes (`None`: one-shot storage).
     fn epoch_limit(&self, config: &serde_json::Value) -> Option<usize>;
 }
@@ -259,6 +269,9 @@ impl<F: ModelFactory> Factory for Registered<F> {
     }
     fn work_gflop(&self, config: &serde_json::Value, sizes: &Sizes) -> f64 {
         Self::typed(config).map_or(0.0, |c| F::work_gflop(&c, sizes))
+    }
+    fn recall_gflop(&self, config: &serde_json::Value, sizes: &Sizes, masked: bool) -> f64 {
+        Self::typed(config).map_or(0.0, |c| F::recall_gflop(&c, sizes, masked))
     }
     fn epoch_limit(&self, config: &serde_json::Value) -> Option<usize> {
         Self::typed(config).ok().and_then(|c| F::epoch_limit(&c))

@@ -277,6 +277,21 @@ impl crate::factory::ModelFactory for PcnFactory {
         epochs * ((steps + 1.0) * 4.0 * pair + 2.0 * pair) / 1e9
     }
 
+    /// Four products per weight per inference step: `recall.steps` steps from a partial
+    /// image; from a noisy one `recall.iterations` applications of F, each a relaxation of the
+    /// noise settings' steps plus one.
+    fn recall_gflop(c: &PcnConfig, s: &crate::factory::Sizes, masked: bool) -> f64 {
+        let (nimg, d) = (s.n_images as f64, s.input_dim as f64);
+        let (n, l) = (c.hidden_dim as f64, c.layers as f64);
+        let pair = nimg * (d * n + (l - 1.0) * n * n);
+        let steps = if masked {
+            c.recall.steps as f64
+        } else {
+            c.recall.iterations as f64 * (c.noise_relaxation().steps as f64 + 1.0)
+        };
+        steps * 4.0 * pair / 1e9
+    }
+
     fn epoch_limit(c: &PcnConfig) -> Option<usize> {
         Some(c.learning.max_epochs)
     }

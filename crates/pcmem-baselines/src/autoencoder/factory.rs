@@ -67,6 +67,14 @@ impl ModelFactory for AutoencoderFactory {
         c.max_epochs as f64 * 6.0 * nimg * weights / 1e9
     }
 
+    /// A forward pass (two products per weight) per recall iteration.
+    fn recall_gflop(c: &AutoencoderConfig, s: &Sizes, _masked: bool) -> f64 {
+        let (nimg, d) = (s.n_images as f64, s.input_dim as f64);
+        let (n, l) = (c.hidden_dim as f64, c.hidden_layers as f64);
+        let weights = 2.0 * d * n + (l - 1.0) * n * n;
+        c.recall_iterations as f64 * 2.0 * nimg * weights / 1e9
+    }
+
     fn epoch_limit(c: &AutoencoderConfig) -> Option<usize> {
         Some(c.max_epochs)
     }

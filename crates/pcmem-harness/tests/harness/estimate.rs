@@ -270,15 +270,17 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
     );
     let pcn = row.left.iter().find(|c| c.model.name() == "pcn").unwrap();
     let recs = || kept.iter().map(|(_, r)| r);
-    // CPU: the grid's own CPU record of a PCN (with 4 images) prices the one with 6.
-    let (bound, expected) =
-        Expectation::from_records(&grid, Some("cpu"), recs()).seconds(&grid, pcn);
-    assert!(bound > 0.0);
+    // CPU: the grid's own CPU record of a PCN (with 4 images) prices the one with 6: its
+    // training, and its recall at the recall rate of that record.
+    let on_cpu = Expectation::from_records(&grid, Some("cpu"), recs());
+    let (bound, expected) = on_cpu.seconds(&grid, pcn);
+    let recall = on_cpu.recall_seconds(&grid, pcn);
+    assert!(bound > 0.0 && recall > 0.0);
     assert_eq!(row.cpu.training, 1, "the Hopfield network does not train");
-    assert_eq!((row.cpu.bound_s, row.cpu.bound_cells), (bound, 1));
+    assert_eq!((row.cpu.bound_s, row.cpu.bound_cells), (bound + recall, 1));
     assert_eq!(
         (row.cpu.expected_s, row.cpu.expected_cells),
-        (expected.unwrap(), 1)
+        (expected.unwrap() + recall, 1)
     );
     // GPU: no record on one anywhere, no price.
     assert_eq!(
@@ -307,6 +309,9 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
     fast.1.device = "cuda:0".into();
     fast.1.timings.fit_s /= 10.0;
     fast.1.timings.fit_total_s = fast.1.timings.fit_total_s.map(|t| t / 10.0);
+    for rc in &mut fast.1.recall {
+        rc.seconds /= 10.0;
+    }
     let with_gpu: Vec<_> = kept.iter().cloned().chain([fast.clone()]).collect();
     let grids = [grid.clone(), other];
     let rows = left(&grids, &with_gpu);
@@ -319,8 +324,9 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
         "{gpu_rate} vs {cpu_rate}"
     );
     assert_eq!((t.gpu.bound_cells, t.gpu.expected_cells), (1, 1));
-    assert!((t.gpu.bound_s - bound / 10.0).abs() < 1e-9 * bound, "{t:?}");
-    assert!((t.gpu.expected_s - expected.unwrap() / 10.0).abs() < 1e-9 * bound);
+    let all = bound + recall;
+    assert!((t.gpu.bound_s - all / 10.0).abs() < 1e-9 * all, "{t:?}");
+    assert!((t.gpu.expected_s - (expected.unwrap() + recall) / 10.0).abs() < 1e-9 * all);
     // The CPU column is unchanged by a GPU record.
     assert_eq!(t.cpu, row.cpu);
     // Points of a search over recall settings train once: two points left, one price.
@@ -342,4 +348,106 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
     assert!(pcn_left >= 2, "{:?}", rows[0].left);
     assert_eq!(rows[0].cpu.training, pcn_left / 2, "{:?}", rows[0].cpu);
     assert_eq!(rows[0].cpu.bound_cells, pcn_left / 2, "{:?}", rows[0].cpu);
+}
+
+/// A cell's recall is priced apart from its training: every condition of every arm that
+/// recalls anew (an arm that leaves a model as it is adds nothing), at the recall rate this
+/// grid's records measured on the device (their recall work over their recall seconds), else
+/// the pooled one, else the training rate.
+#[test]
+fn recall_is_priced_per_condition_and_arm_at_the_measured_recall_rate() {
+    use pcmem_harness::estimate::{Expectation, PooledRates};
+    use pcmem_harness::models::{condition_gflop, recall_gflop, resolve};
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    // The PCN recalls anew in arm `fast`, the modern Hopfield network does not.
+    let text = GRID.replace(
+        "[profile.quick]",
+        "[arms.fast.pcn]\nrecall = { steps = 2 }\n\n[profile.quick]",
+    );
+    let grid = Grid::parse(&text, "g.toml", "quick").unwrap();
+    let cells = grid.cells();
+    let pcn = cells.iter().find(|c| c.model.name() == "pcn").unwrap();
+    let mhn = cells.iter().find(|c| c.model.name() != "pcn").unwrap();
+    let r = resolve(&grid, pcn).unwrap();
+    let [noise, top] = grid.corruptions().try_into().unwrap();
+    let fast = pcmem_harness::models::resolve_arm(&grid, pcn, "fast")
+        .unwrap()
+        .unwrap()
+        .config;
+    let per = |config: &serde_json::Value| {
+        condition_gflop(pcn, &r, config, &noise) + condition_gflop(pcn, &r, config, &top)
+    };
+    let work = recall_gflop(&grid, pcn, &r);
+    assert!((work - per(&r.config) - per(&fast)).abs() < 1e-15, "{work}");
+    // From a partial image: recall.steps (5 in the grid, 2 in `fast`) of four products per
+    // weight; d = 3072 pixels, 16 hidden, 2 layers.
+    let pair = pcn.n_images as f64 * (3072.0 * 16.0 + 16.0 * 16.0);
+    assert!((condition_gflop(pcn, &r, &r.config, &top) - 5.0 * 4.0 * pair / 1e9).abs() < 1e-15);
+    assert!((condition_gflop(pcn, &r, &fast, &top) - 2.0 * 4.0 * pair / 1e9).abs() < 1e-15);
+    let m = resolve(&grid, mhn).unwrap();
+    assert!(
+        (recall_gflop(&grid, mhn, &m)
+            - condition_gflop(mhn, &m, &m.config, &noise)
+            - condition_gflop(mhn, &m, &m.config, &top))
+        .abs()
+            < 1e-15
+    );
+
+    // No record: the recall at the default rate, beside the training bound.
+    let none = Expectation::default();
+    let at_default = none.recall_seconds(&grid, pcn);
+    assert!((at_default - work / pcmem_harness::estimate::DEFAULT_RATE).abs() < 1e-12);
+    run_grid(&grid, &options(&out, tmp.path())).unwrap();
+    let records: Vec<_> = read_all(&out)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    let e = Expectation::from_records(&grid, Some("cpu"), &records);
+    let (w, s) = e.recall_timed[&pcn.model];
+    // Both PCN records' four conditions of their own (two per arm).
+    let want_w: f64 = records
+        .iter()
+        .filter(|x| x.cell.model == pcn.model)
+        .map(|x| {
+            let rx = resolve(&grid, &x.cell).unwrap();
+            recall_gflop(&grid, &x.cell, &rx)
+        })
+        .sum();
+    let want_s: f64 = records
+        .iter()
+        .filter(|x| x.cell.model == pcn.model)
+        .flat_map(|x| &x.recall)
+        .map(|rc| rc.seconds)
+        .sum();
+    assert!((w - want_w).abs() < 1e-12 * want_w, "{w} vs {want_w}");
+    assert!((s - want_s).abs() < 1e-12 && s > 0.0);
+    assert_eq!(e.recall_rate_of(pcn), w / s);
+    assert!((e.recall_seconds(&grid, pcn) - work * s / w).abs() < 1e-9);
+    // The modern Hopfield network's copies in arm `fast` count neither work nor seconds.
+    let (mw, ms) = e.recall_timed[&mhn.model];
+    let own: f64 = records
+        .iter()
+        .filter(|x| x.cell.model == mhn.model)
+        .flat_map(|x| x.recall.iter().filter(|rc| rc.arm == "paper"))
+        .map(|rc| rc.seconds)
+        .sum();
+    assert!((ms - own).abs() < 1e-12, "{ms} vs {own}");
+    assert!(mw > 0.0);
+    // Another device: no recall timed there; the pooled recall rate, else the training rate.
+    let gpu = Expectation::from_records(&grid, Some("cuda:0"), &records);
+    assert!(gpu.recall_timed.values().all(|&(_, s)| s == 0.0));
+    let pooled = PooledRates {
+        training: [(pcn.model, 7.0)].into_iter().collect(),
+        recall: [(pcn.model, 3.0)].into_iter().collect(),
+    };
+    let with = gpu.clone().with_pooled(pooled.clone());
+    assert_eq!(with.recall_rate_of(pcn), 3.0);
+    let training_only = gpu.with_pooled(PooledRates {
+        recall: Default::default(),
+        ..pooled
+    });
+    assert_eq!(training_only.recall_rate_of(pcn), 7.0);
 }
