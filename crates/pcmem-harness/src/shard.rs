@@ -42,19 +42,21 @@ pub fn assign(work: &[f64], shards: usize) -> Vec<usize> {
     out
 }
 
-/// The 0-based shard of each cell when cells of one group share their work (one training
-/// serves them all): each group counts the largest work of its cells, is dealt as one by
-/// [`assign`], and all its cells get its shard. `group[k]` is any label of cell `k`'s group.
+/// The 0-based shard of each cell when cells of one group share part of their work (one
+/// training serves them all; each still recalls): each group counts the largest `shared` work
+/// of its cells plus the `own` work of every one, is dealt as one by [`assign`], and all its
+/// cells get its shard. `group[k]` is any label of cell `k`'s group.
 ///
 /// ```
 /// use pcmem_harness::shard::assign_grouped;
-/// // Cells 0 and 1 share a training; 2 and 3 are alone.
-/// let shard = assign_grouped(&[5.0, 5.0, 4.0, 1.0], &[0, 0, 1, 2], 2);
+/// // Cells 0 and 1 share a training (5) and recall 1 each; 2 and 3 are alone.
+/// let shard = assign_grouped(&[5.0, 5.0, 4.0, 1.0], &[1.0; 4], &[0, 0, 1, 2], 2);
 /// assert_eq!(shard[0], shard[1]);
 /// assert_ne!(shard[0], shard[2]);
 /// ```
-pub fn assign_grouped(work: &[f64], group: &[usize], shards: usize) -> Vec<usize> {
-    assert_eq!(work.len(), group.len(), "one group label per cell");
+pub fn assign_grouped(shared: &[f64], own: &[f64], group: &[usize], shards: usize) -> Vec<usize> {
+    assert_eq!(shared.len(), group.len(), "one group label per cell");
+    assert_eq!(own.len(), group.len(), "one own work per cell");
     let mut labels: Vec<usize> = Vec::new();
     let mut of_cell = Vec::with_capacity(group.len());
     let mut group_work: Vec<f64> = Vec::new();
@@ -67,8 +69,11 @@ pub fn assign_grouped(work: &[f64], group: &[usize], shards: usize) -> Vec<usize
                 labels.len() - 1
             }
         };
-        group_work[i] = group_work[i].max(work[k]);
+        group_work[i] = group_work[i].max(shared[k]);
         of_cell.push(i);
+    }
+    for (&i, w) in of_cell.iter().zip(own) {
+        group_work[i] += w;
     }
     let by_group = assign(&group_work, shards);
     of_cell.into_iter().map(|i| by_group[i]).collect()
@@ -150,13 +155,30 @@ mod tests {
         // Three points of one training (work 6 each, 6 in all), two cells alone (5 and 4).
         let work = [6.0, 6.0, 6.0, 5.0, 4.0];
         let group = [7, 7, 7, 1, 2];
-        let s = assign_grouped(&work, &group, 2);
+        let none = [0.0; 5];
+        let s = assign_grouped(&work, &none, &group, 2);
         assert!(s[0] == s[1] && s[1] == s[2], "{s:?}");
         // Counted once, the group (6) is dealt first; 5 goes to the other shard, then 4 too.
         assert_eq!(s, vec![0, 0, 0, 1, 1]);
-        // Groups of one are `assign` itself.
+        // Each point's own work (its recall, 2) counts: the group (6 + 3 x 2 = 12) is dealt
+        // first, then 5 + 2 to the other shard, and 4 + 2 to it too (7 < 12).
+        let own = [2.0; 5];
+        assert_eq!(assign_grouped(&work, &own, &group, 2), vec![0, 0, 0, 1, 1]);
+        // Own work decides where shared work alone would tie: two groups of one training (4)
+        // whose points recall 1 and 3 times as long.
+        let s = assign_grouped(
+            &[4.0, 4.0, 4.0, 4.0, 5.0],
+            &[3.0, 3.0, 1.0, 1.0, 0.0],
+            &[0, 0, 1, 1, 2],
+            2,
+        );
+        // Groups: 10, 6, 5 -> 10 to shard 0, 6 to shard 1, 5 to shard 1 (11 against 10).
+        assert_eq!(s, vec![0, 0, 1, 1, 1]);
+        // Groups of one are `assign` of the sum.
         let w = [3.0, 9.0, 1.0, 4.0];
-        assert_eq!(assign_grouped(&w, &[0, 1, 2, 3], 3), assign(&w, 3));
+        let o = [1.0, 0.0, 5.0, 0.0];
+        let sum: Vec<f64> = w.iter().zip(&o).map(|(a, b)| a + b).collect();
+        assert_eq!(assign_grouped(&w, &o, &[0, 1, 2, 3], 3), assign(&sum, 3));
     }
 
     #[test]

@@ -45,18 +45,22 @@ pub fn plan(grid: &Grid, opts: &RunOptions) -> Result<Vec<(Cell, PathBuf, bool)>
                 .unwrap_or(k)
         })
         .collect();
-    // Shards of about equal work (the training bound of each cell, counted once for cells
-    // that share it; one-shot cells count as none and are spread by number).
+    // Shards of about equal work: the training bound of each cell, counted once for cells
+    // that share it, and the recall bound of every cell (GFLOP).
     let shard_of = opts.shard.map(|(_, n)| {
-        let work: Vec<f64> = cells
+        let (training, recall): (Vec<f64>, Vec<f64>) = cells
             .iter()
             .zip(&resolved)
             .map(|(c, r)| {
-                r.as_ref()
-                    .map_or(0.0, |r| crate::models::estimate_gflop(r, c.n_images))
+                r.as_ref().map_or((0.0, 0.0), |r| {
+                    (
+                        crate::models::estimate_gflop(r, c.n_images),
+                        crate::models::recall_gflop(grid, c, r),
+                    )
+                })
             })
-            .collect();
-        crate::shard::assign_grouped(&work, &group, n)
+            .unzip();
+        crate::shard::assign_grouped(&training, &recall, &group, n)
     });
     // Cells of one training run one after the other (the trained model stays in memory
     // between them); otherwise the grid's order.
