@@ -17,7 +17,7 @@ use std::path::Path;
 use pcmem_harness::estimate::{Expectation, PooledRates, DEFAULT_RATE};
 use pcmem_harness::left::count;
 use pcmem_harness::models;
-use pcmem_harness::run::{plan, RunOptions};
+use pcmem_harness::run::{plan, PartialRecall, RunOptions};
 use pcmem_harness::spec::Grid;
 
 use crate::harness::{duration, gib};
@@ -131,15 +131,33 @@ pub fn grid(
         if shares || kept {
             (bound, expected) = (0.0, Some(0.0));
         }
+        let limit = r.kind.factory().epoch_limit(&r.config);
+        // A cell stopped during recall: its training had ended (the trained model is in its
+        // checkpoint; a one-shot memory stores again in no time), only the recall conditions
+        // it had not finished are left.
+        let recalling = (runs && !shares && !kept)
+            .then(|| PartialRecall::peek(path))
+            .flatten()
+            .filter(|p| {
+                limit.is_none()
+                    || pcmem_harness::run::checkpointed_epochs(path, g, c) == Some(p.epochs)
+            });
+        if recalling.is_some() {
+            (bound, expected) = (0.0, Some(0.0));
+        }
         // A half-trained cell resumes from its checkpoint: only the epochs after it are left.
-        let resumes = (runs && !shares && !kept)
+        let resumes = (runs && !shares && !kept && recalling.is_none())
             .then(|| pcmem_harness::run::checkpointed_epochs(path, g, c))
             .flatten();
         if let Some(done) = resumes {
             (bound, expected) = expect.seconds_after(g, c, done);
         }
-        // Every cell recalls every condition, whether it trains or not.
-        let recall = expect.recall_seconds(g, c);
+        // Every cell recalls every condition, whether it trains or not, except those a cell
+        // stopped during recall had finished.
+        let recall = match &recalling {
+            Some(p) => expect.recall_seconds_left(g, c, &p.done),
+            None => expect.recall_seconds(g, c),
+        };
         bound += recall;
         expected = expected.map(|e| e + recall);
         if runs {
@@ -162,6 +180,8 @@ pub fn grid(
             "kept"
         } else if !runs {
             "done"
+        } else if recalling.is_some() {
+            "recalls"
         } else if resumes.is_some() {
             "resumes"
         } else if !done && path.exists() {
@@ -175,7 +195,26 @@ pub fn grid(
             "to run"
         };
         let too_big = have.is_some_and(|h| r.memory_bytes > h);
-        let limit = r.kind.factory().epoch_limit(&r.config);
+        let note = match (&recalling, resumes) {
+            (Some(p), _) => {
+                let arms = g
+                    .arm_names()
+                    .iter()
+                    .filter(|a| models::arm_config(g, c, &r, a).is_some())
+                    .count();
+                format!(
+                    "  trained ({} epochs); {} of {} recall conditions done",
+                    p.epochs,
+                    p.done.len(),
+                    arms * g.recall.corruption.len()
+                )
+            }
+            (None, Some(e)) => match limit {
+                Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
+                None => format!("  from its checkpoint: {e} epochs done"),
+            },
+            (None, None) => String::new(),
+        };
         println!(
             "{:<48} {:>8} {:>12} {:>12} {:>12} {:>10}{}{}",
             c.id(),
@@ -184,10 +223,7 @@ pub fn grid(
             expected.map_or_else(|| "-".to_string(), duration),
             duration(recall),
             gib(r.memory_bytes),
-            resumes.map_or_else(String::new, |e| match limit {
-                Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
-                None => format!("  from its checkpoint: {e} epochs done"),
-            }),
+            note,
             if too_big { "  > machine: refused" } else { "" }
         );
     }

@@ -98,3 +98,74 @@ fn a_grid_with_records_from_another_device_is_priced_at_its_siblings_rate() {
         "{text}"
     );
 }
+
+/// A cell stopped during recall (its trained model in its checkpoint, one of its three
+/// conditions in `<cell>.ckpt.recall`): `--dry-run` says `recalls`, with its epochs and the
+/// conditions done, and prices no training; the run then recalls only the two others (the log
+/// says which it kept) and removes the file.
+#[test]
+fn a_cell_stopped_in_recall_is_priced_and_run_for_the_conditions_left() {
+    use pcmem_harness::run::{condition, ModelIdentity, PartialRecall};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
+    mnist_fixture(&data);
+    let text = grid("c", "[4]").replace(
+        "corruption = [\"noise:0.05\"]",
+        "corruption = [\"noise:0.05\", \"top:0.5\", \"top:0.25\"]",
+    );
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, &text).unwrap();
+    let ran = run_grid(&file, &data, &out)
+        .arg("--keep-trained")
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let path = out.join("runs/c/quick/mnist-N4-pcn-n16-L2-s0.json");
+    let rec = pcmem_harness::record::RunRecord::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let g = pcmem_harness::spec::Grid::parse(&text, "c.toml", "quick").unwrap();
+    let first = &g.corruptions()[0];
+    let mut partial = PartialRecall::open(&path, ModelIdentity::of(&rec));
+    let key = condition(&g, "paper", &rec.model_config["recall"], first);
+    partial.push(key, rec.recall[0].clone()).unwrap();
+
+    let dry = run_grid(&file, &data, &out)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("mnist-N4-pcn"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains(" recalls "), "{line}");
+    assert!(
+        line.contains("trained (4 epochs); 1 of 3 recall conditions done"),
+        "{line}"
+    );
+
+    let again = run_grid(&file, &data, &out).output().unwrap();
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{log}");
+    let kept: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("kept from before a stop"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{log}");
+    assert!(
+        kept[0].contains("recalled from noise:0.05 (paper arm)"),
+        "{log}"
+    );
+    assert!(log.contains("recalled from top:0.5 (paper arm)"), "{log}");
+    let now = pcmem_harness::record::RunRecord::read(&path).unwrap();
+    assert_eq!(now.fit.curve, rec.fit.curve);
+    for (a, b) in now.recall.iter().zip(&rec.recall) {
+        assert_eq!((&a.corruption, &a.mse), (&b.corruption, &b.mse));
+    }
+    assert!(!path.with_extension("ckpt.recall").exists());
+}

@@ -442,10 +442,16 @@ impl Expectation {
     /// Where a recall's steps are fixed (the PCN's from a partial image) it is also the
     /// expectation.
     pub fn recall_seconds(&self, grid: &Grid, cell: &Cell) -> f64 {
+        self.recall_seconds_left(grid, cell, &[])
+    }
+
+    /// [`Expectation::recall_seconds`] of the conditions not in `done` (arm, corruption): a
+    /// cell stopped during recall ([`crate::run::PartialRecall::peek`]).
+    pub fn recall_seconds_left(&self, grid: &Grid, cell: &Cell, done: &[(String, String)]) -> f64 {
         let Ok(res) = resolve(grid, cell) else {
             return 0.0;
         };
-        crate::models::recall_gflop(grid, cell, &res) / self.recall_rate_of(cell)
+        crate::models::recall_gflop_left(grid, cell, &res, done) / self.recall_rate_of(cell)
     }
 
     /// `(bound, expected)` training seconds of a cell: at its rate ([`Expectation::rate_of`],

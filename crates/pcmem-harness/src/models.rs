@@ -216,13 +216,25 @@ pub fn estimate_gflop(resolved: &Resolved, n_images: usize) -> f64 {
 /// the paper arm and in each arm that sets the model's recall anew (an arm that leaves the
 /// model as it is copies the paper arm's results), for `--dry-run`.
 pub fn recall_gflop(grid: &Grid, cell: &Cell, resolved: &Resolved) -> f64 {
+    recall_gflop_left(grid, cell, resolved, &[])
+}
+
+/// [`recall_gflop`] of the conditions not in `done` (arm, corruption as the grid writes it):
+/// what a cell stopped during recall has left.
+pub fn recall_gflop_left(
+    grid: &Grid,
+    cell: &Cell,
+    resolved: &Resolved,
+    done: &[(String, String)],
+) -> f64 {
     let corruptions = grid.corruptions();
     grid.arm_names()
         .iter()
-        .filter_map(|arm| arm_config(grid, cell, resolved, arm))
-        .map(|config| {
+        .filter_map(|arm| Some((arm, arm_config(grid, cell, resolved, arm)?)))
+        .map(|(arm, config)| {
             corruptions
                 .iter()
+                .filter(|k| !done.iter().any(|(a, c)| a == arm && *c == k.to_string()))
                 .map(|k| condition_gflop(cell, resolved, &config, k))
                 .sum::<f64>()
         })

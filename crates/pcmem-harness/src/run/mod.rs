@@ -60,7 +60,7 @@ pub use cell::{
     checkpoint_policy, checkpointed_epochs, kept_training, run_cell, Progress, Trained,
 };
 use lock::CellLock;
-pub use partial::{condition, ModelIdentity, PartialRecall};
+pub use partial::{condition, ModelIdentity, PartialPeek, PartialRecall};
 pub(crate) use plan::cell_field;
 pub use plan::{check_memory, is_finished, plan, CELL_KEYS};
 

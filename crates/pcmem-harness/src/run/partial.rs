@@ -126,6 +126,15 @@ pub struct PartialRecall {
     done: Vec<Done>,
 }
 
+/// What [`PartialRecall::peek`] reads of a cell's file without knowing its model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialPeek {
+    /// The epochs the recalling model was trained for (its training had ended).
+    pub epochs: usize,
+    /// The conditions finished, as (arm, corruption).
+    pub done: Vec<(String, String)>,
+}
+
 /// The file beside `record_file` that holds its cell's finished conditions.
 fn path_of(record_file: &Path) -> PathBuf {
     record_file.with_extension("ckpt.recall")
@@ -144,6 +153,34 @@ impl PartialRecall {
             .map(|s| s.done)
             .unwrap_or_default();
         Self { path, model, done }
+    }
+
+    /// Writes the file as it stands (none finished yet, at the start of recall): it says that
+    /// the cell's training has ended ([`PartialRecall::peek`]).
+    pub fn save(&self) -> Result<()> {
+        let stored = Stored {
+            model: self.model.clone(),
+            done: self.done.clone(),
+        };
+        let bytes = serde_json::to_vec(&stored)
+            .map_err(|e| crate::error::HarnessError::Invalid(e.to_string()))?;
+        crate::atomic::write_atomic(&self.path, &bytes)
+    }
+
+    /// The epochs of the model that recalls in `record_file`'s cell and the conditions it
+    /// finished, from the file alone (`None` without a readable one): what `--dry-run` needs
+    /// to price a cell stopped during recall. The run checks the model when it resumes.
+    pub fn peek(record_file: &Path) -> Option<PartialPeek> {
+        let bytes = std::fs::read(path_of(record_file)).ok()?;
+        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
+        Some(PartialPeek {
+            epochs: stored.model.epochs,
+            done: stored
+                .done
+                .into_iter()
+                .map(|d| (d.result.arm, d.result.corruption))
+                .collect(),
+        })
     }
 
     /// How many finished conditions this holds.
@@ -167,13 +204,7 @@ impl PartialRecall {
     /// Adds a finished condition and writes the file (atomically).
     pub fn push(&mut self, condition: serde_json::Value, result: RecallResult) -> Result<()> {
         self.done.push(Done { condition, result });
-        let stored = Stored {
-            model: self.model.clone(),
-            done: self.done.clone(),
-        };
-        let bytes = serde_json::to_vec(&stored)
-            .map_err(|e| crate::error::HarnessError::Invalid(e.to_string()))?;
-        crate::atomic::write_atomic(&self.path, &bytes)
+        self.save()
     }
 
     /// Removes the file of `record_file`'s cell (once its record is written); none is fine.

@@ -386,6 +386,10 @@ fn recall_is_priced_per_condition_and_arm_at_the_measured_recall_rate() {
     let pair = pcn.n_images as f64 * (3072.0 * 16.0 + 16.0 * 16.0);
     assert!((condition_gflop(pcn, &r, &r.config, &top) - 5.0 * 4.0 * pair / 1e9).abs() < 1e-15);
     assert!((condition_gflop(pcn, &r, &fast, &top) - 2.0 * 4.0 * pair / 1e9).abs() < 1e-15);
+    // A cell stopped during recall has left the conditions it had not finished.
+    let done = [("fast".to_string(), top.to_string())];
+    let left = pcmem_harness::models::recall_gflop_left(&grid, pcn, &r, &done);
+    assert!((left - (work - condition_gflop(pcn, &r, &fast, &top))).abs() < 1e-15);
     let m = resolve(&grid, mhn).unwrap();
     assert!(
         (recall_gflop(&grid, mhn, &m)
