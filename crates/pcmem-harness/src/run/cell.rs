@@ -532,9 +532,6 @@ pub fn run_cell(
         );
         PartialRecall::open(record_file, model)
     });
-    if let Some(p) = partial.as_ref().filter(|p| p.is_empty()) {
-        p.save()?;
-    }
     let mut recall: Vec<RecallResult> = Vec::new();
     let mut arms = std::collections::BTreeMap::new();
     for arm in grid.arm_names() {

@@ -155,9 +155,8 @@ impl PartialRecall {
         Self { path, model, done }
     }
 
-    /// Writes the file as it stands (none finished yet, at the start of recall): it says that
-    /// the cell's training has ended ([`PartialRecall::peek`]).
-    pub fn save(&self) -> Result<()> {
+    /// Writes the file (atomically).
+    fn save(&self) -> Result<()> {
         let stored = Stored {
             model: self.model.clone(),
             done: self.done.clone(),
@@ -168,8 +167,9 @@ impl PartialRecall {
     }
 
     /// The epochs of the model that recalls in `record_file`'s cell and the conditions it
-    /// finished, from the file alone (`None` without a readable one): what `--dry-run` needs
-    /// to price a cell stopped during recall. The run checks the model when it resumes.
+    /// finished, from the file alone (`None` without a readable one, i.e. before its first
+    /// condition ended): what `--dry-run` needs to price a cell stopped during recall. The run
+    /// checks the model when it resumes.
     pub fn peek(record_file: &Path) -> Option<PartialPeek> {
         let bytes = std::fs::read(path_of(record_file)).ok()?;
         let stored: Stored = serde_json::from_slice(&bytes).ok()?;
