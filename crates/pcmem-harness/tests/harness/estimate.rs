@@ -7,6 +7,16 @@ use pcmem_harness::spec::Grid;
 
 use crate::common::{fixture_data, options, GRID};
 
+/// Runs `grid` into `out` with the images under `data` and returns its records.
+fn run_and_read(
+    grid: &Grid,
+    out: &std::path::Path,
+    data: &std::path::Path,
+) -> Vec<pcmem_harness::record::RunRecord> {
+    run_grid(grid, &options(out, data)).unwrap();
+    read_all(out).unwrap().into_iter().map(|(_, r)| r).collect()
+}
+
 #[test]
 fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     use pcmem_harness::estimate::{Expectation, DEFAULT_RATE};
@@ -22,12 +32,7 @@ fn the_expected_cost_of_remaining_cells_comes_from_finished_ones() {
     let r = pcmem_harness::models::resolve(&grid, pcn).unwrap();
     let gflop = pcmem_harness::models::estimate_gflop(&r, pcn.n_images);
     assert!((bound - gflop / DEFAULT_RATE).abs() < 1e-12 && expected.is_none());
-    run_grid(&grid, &options(&out, tmp.path())).unwrap();
-    let records: Vec<_> = read_all(&out)
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect();
+    let records = run_and_read(&grid, &out, tmp.path());
     let e = Expectation::from_records(&grid, Some("cpu"), &records);
     let m = e.kinds[&pcn.model];
     // Records from a CPU give a GPU estimate their epochs, not their rate.
@@ -403,12 +408,7 @@ fn recall_is_priced_per_condition_and_arm_at_the_measured_recall_rate() {
     let none = Expectation::default();
     let at_default = none.recall_seconds(&grid, pcn);
     assert!((at_default - work / pcmem_harness::estimate::DEFAULT_RATE).abs() < 1e-12);
-    run_grid(&grid, &options(&out, tmp.path())).unwrap();
-    let records: Vec<_> = read_all(&out)
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect();
+    let records = run_and_read(&grid, &out, tmp.path());
     let e = Expectation::from_records(&grid, Some("cpu"), &records);
     let (w, s) = e.recall_timed[&pcn.model];
     // Both PCN records' four conditions of their own (two per arm).
