@@ -106,9 +106,10 @@ steps=(
     # 69 minutes): with the cell above it completes fig3-ae2048-below-pcn512-tiny-imagenet at
     # all four N, and it fits in one loan, so it too comes before the cell of many loans below
     "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=1000"
-    # fig7 on Tiny ImageNet at N = 250 with 2048 and 4096 hidden units (--dry-run expects 3.1 and
-    # 3.8 hours here; the grid's other cells ran on a GPU): fig7-n250-sixteenth-few has only its
-    # 512 and 1024 cells, so its verdict is "incomplete" until these two have run. They come
+    # fig7 on Tiny ImageNet at N = 250 with 2048 and 4096 hidden units (2048 took 3.1 hours here,
+    # 2.3 training and 0.8 recall; --dry-run expects 5.3 hours for 4096, recall included; the
+    # grid's other cells ran on a GPU): fig7-n250-sixteenth-few has only its 512, 1024 and 2048
+    # cells, so its verdict is "incomplete" until the 4096 cell has run. They come
     # before the cell below, which cannot change a verdict any more (fig3-pcn2048-all already
     # fails at N = 100 and 500) and resumes from its checkpoint afterwards.
     "fig7 dataset=tiny-imagenet hidden=2048 n_images=250"
