@@ -344,7 +344,10 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
                 let recalled: Vec<String> = rec
                     .recall
                     .iter()
-                    .map(|r| format!("{} {}", r.corruption, recalled_count(r)))
+                    .map(|r| match r.arm.as_str() {
+                        "paper" => format!("{} {}", r.corruption, recalled_count(r)),
+                        arm => format!("{} ({arm}) {}", r.corruption, recalled_count(r)),
+                    })
                     .collect();
                 eprintln!(
                     "{} [{}/{total}] {} {:.1} s: {}",
