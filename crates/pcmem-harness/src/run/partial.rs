@@ -4,8 +4,9 @@
 //! condition is reused only for the same trained model ([`ModelIdentity`]: its training
 //! settings, data, code version, kernel, device and training curve's length and last loss)
 //! and the same condition (arm, recall settings, corruption, threshold, seed, pictures kept);
-//! anything else is recomputed. Recall is deterministic, so a reused condition is the one a
-//! run would compute again.
+//! anything else is recomputed. Recall repeats bit for bit on one machine, so a reused
+//! condition is the one the run would compute again (a job resumed on another node may differ
+//! from it in the last bits, as any two runs on different CPUs do).
 //!
 //! ```
 //! use pcmem_harness::run::{ModelIdentity, PartialRecall};
