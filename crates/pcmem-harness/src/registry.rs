@@ -42,3 +42,37 @@ pub fn names() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MODELS;
+    use pcmem_model::Sizes;
+
+    /// Every registered model prices its recall (from noise and from a partial image) above
+    /// zero at its defaults, growing with the images recalled: `--dry-run` never reads a
+    /// recall as free.
+    #[test]
+    fn every_model_prices_its_recall() {
+        let sizes = |n_images| Sizes {
+            input_dim: 784,
+            hidden: 16,
+            layers: 2,
+            n_images,
+            ..Sizes::default()
+        };
+        for f in MODELS {
+            let config = f
+                .resolve(&serde_json::json!({}), &sizes(10))
+                .unwrap_or_else(|e| panic!("{}: {e}", f.name()));
+            for masked in [false, true] {
+                let small = f.recall_gflop(&config, &sizes(10), masked);
+                let large = f.recall_gflop(&config, &sizes(20), masked);
+                assert!(
+                    small > 0.0 && large > small,
+                    "{} {masked}: {small} {large}",
+                    f.name()
+                );
+            }
+        }
+    }
+}
