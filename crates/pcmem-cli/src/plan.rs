@@ -17,8 +17,8 @@ use std::path::Path;
 use pcmem_harness::estimate::{Expectation, PooledRates, DEFAULT_RATE};
 use pcmem_harness::left::count;
 use pcmem_harness::models;
-use pcmem_harness::run::{plan, PartialRecall, RunOptions};
-use pcmem_harness::spec::Grid;
+use pcmem_harness::run::{plan, PartialPeek, PartialRecall, RunOptions};
+use pcmem_harness::spec::{Cell, Grid};
 
 use crate::harness::{duration, gib};
 
@@ -86,6 +86,105 @@ fn expectation(
     }
 }
 
+/// Where a cell stands before a run, as `--dry-run` lists and prices it.
+enum Standing {
+    /// Its record is there and current (priced as if it ran, for information).
+    Done,
+    /// It recalls with the model trained for the previous point of its search: no training.
+    Shares,
+    /// A model kept by `--keep-trained` (its own, or a recall-only sibling's) serves it: no
+    /// training.
+    Kept,
+    /// Stopped during recall: trained (the model is in its checkpoint; a one-shot memory
+    /// stores again in no time), with these conditions finished.
+    Recalls(PartialPeek),
+    /// Half-trained: its checkpoint holds this many epochs.
+    Resumes(usize),
+    /// Nothing of it yet, or a stale or corrupt record: it trains from epoch 0.
+    Fresh,
+}
+
+impl Standing {
+    /// Where `c` (record `path`) stands; `runs`: it has no current record (or `--force`);
+    /// `shares`: the previous cell trains its model; `limit`: its epoch limit.
+    fn of(g: &Grid, c: &Cell, path: &Path, runs: bool, shares: bool, limit: Option<usize>) -> Self {
+        if !runs {
+            return Self::Done;
+        }
+        if shares {
+            return Self::Shares;
+        }
+        if pcmem_harness::run::kept_training(g, c, path, None).is_some() {
+            return Self::Kept;
+        }
+        let epochs = pcmem_harness::run::checkpointed_epochs(path, g, c);
+        match PartialRecall::peek(path) {
+            Some(p) if limit.is_none() || epochs == Some(p.epochs) => Self::Recalls(p),
+            _ => epochs.map_or(Self::Fresh, Self::Resumes),
+        }
+    }
+
+    /// `(bound, expected, recall)` seconds: training left and every recall condition left
+    /// (the recall is part of the other two).
+    fn price(&self, expect: &Expectation, g: &Grid, c: &Cell) -> (f64, Option<f64>, f64) {
+        let (bound, expected) = match self {
+            Self::Done | Self::Fresh => expect.seconds(g, c),
+            Self::Shares | Self::Kept | Self::Recalls(_) => (0.0, Some(0.0)),
+            Self::Resumes(epochs) => expect.seconds_after(g, c, *epochs),
+        };
+        let recall = match self {
+            Self::Recalls(p) => expect.recall_seconds_left(g, c, &p.done),
+            _ => expect.recall_seconds(g, c),
+        };
+        (bound + recall, expected.map(|e| e + recall), recall)
+    }
+
+    /// The status word of the listing; `done`: the cell has a current record (a cell run
+    /// again by `--force` reads `to run`).
+    fn status(&self, path: &Path, done: bool) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Shares => "shares",
+            Self::Kept => "kept",
+            Self::Recalls(_) => "recalls",
+            Self::Resumes(_) => "resumes",
+            // A record is there but will be recomputed: unreadable, or from settings the grid
+            // no longer states (the run says which when it gets there).
+            Self::Fresh if !done && path.exists() => {
+                match pcmem_harness::record::RunRecord::read(path) {
+                    Ok(_) => "stale",
+                    Err(_) => "corrupt",
+                }
+            }
+            Self::Fresh => "to run",
+        }
+    }
+
+    /// What follows the listing's columns: the checkpoint's epochs, or the recall done.
+    fn note(&self, g: &Grid, c: &Cell, r: &models::Resolved, limit: Option<usize>) -> String {
+        match self {
+            Self::Recalls(p) => {
+                let arms = g
+                    .arm_names()
+                    .iter()
+                    .filter(|a| models::arm_config(g, c, r, a).is_some())
+                    .count();
+                format!(
+                    "  trained ({} epochs); {} of {} recall conditions done",
+                    p.epochs,
+                    p.done.len(),
+                    arms * g.recall.corruption.len()
+                )
+            }
+            Self::Resumes(e) => match limit {
+                Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
+                None => format!("  from its checkpoint: {e} epochs done"),
+            },
+            _ => String::new(),
+        }
+    }
+}
+
 /// Totals of `g` and, with `per_cell`, a line per cell and the rates behind the estimate.
 /// `file` names the grid in errors; `pooled`: see [`pooled_rates`].
 pub fn grid(
@@ -117,7 +216,6 @@ pub fn grid(
             message: e,
         })?;
         let runs = !done || force;
-        let (mut bound, mut expected) = expect.seconds(g, c);
         // A point of a search over recall settings recalls with the model trained for the
         // previous point of its cell (see `pcmem_harness::run::run_cell`): no training.
         let key = (c.base(), r.kind.factory().training_settings(&r.config));
@@ -125,41 +223,9 @@ pub fn grid(
         if runs {
             last_trained = Some(key);
         }
-        // A model kept by `--keep-trained` (this cell's, or a recall-only sibling's): no
-        // training either.
-        let kept = runs && !shares && pcmem_harness::run::kept_training(g, c, path, None).is_some();
-        if shares || kept {
-            (bound, expected) = (0.0, Some(0.0));
-        }
         let limit = r.kind.factory().epoch_limit(&r.config);
-        // A cell stopped during recall: its training had ended (the trained model is in its
-        // checkpoint; a one-shot memory stores again in no time), only the recall conditions
-        // it had not finished are left.
-        let recalling = (runs && !shares && !kept)
-            .then(|| PartialRecall::peek(path))
-            .flatten()
-            .filter(|p| {
-                limit.is_none()
-                    || pcmem_harness::run::checkpointed_epochs(path, g, c) == Some(p.epochs)
-            });
-        if recalling.is_some() {
-            (bound, expected) = (0.0, Some(0.0));
-        }
-        // A half-trained cell resumes from its checkpoint: only the epochs after it are left.
-        let resumes = (runs && !shares && !kept && recalling.is_none())
-            .then(|| pcmem_harness::run::checkpointed_epochs(path, g, c))
-            .flatten();
-        if let Some(done) = resumes {
-            (bound, expected) = expect.seconds_after(g, c, done);
-        }
-        // Every cell recalls every condition, whether it trains or not, except those a cell
-        // stopped during recall had finished.
-        let recall = match &recalling {
-            Some(p) => expect.recall_seconds_left(g, c, &p.done),
-            None => expect.recall_seconds(g, c),
-        };
-        bound += recall;
-        expected = expected.map(|e| e + recall);
+        let standing = Standing::of(g, c, path, runs, shares, limit);
+        let (bound, expected, recall) = standing.price(&expect, g, c);
         if runs {
             t.recall_s += recall;
             t.to_run += 1;
@@ -174,56 +240,16 @@ pub fn grid(
         if !per_cell {
             continue;
         }
-        let status = if shares {
-            "shares"
-        } else if kept {
-            "kept"
-        } else if !runs {
-            "done"
-        } else if recalling.is_some() {
-            "recalls"
-        } else if resumes.is_some() {
-            "resumes"
-        } else if !done && path.exists() {
-            // A record is there but will be recomputed: unreadable, or from settings the
-            // grid no longer states (the run says which when it gets there).
-            match pcmem_harness::record::RunRecord::read(path) {
-                Ok(_) => "stale",
-                Err(_) => "corrupt",
-            }
-        } else {
-            "to run"
-        };
         let too_big = have.is_some_and(|h| r.memory_bytes > h);
-        let note = match (&recalling, resumes) {
-            (Some(p), _) => {
-                let arms = g
-                    .arm_names()
-                    .iter()
-                    .filter(|a| models::arm_config(g, c, &r, a).is_some())
-                    .count();
-                format!(
-                    "  trained ({} epochs); {} of {} recall conditions done",
-                    p.epochs,
-                    p.done.len(),
-                    arms * g.recall.corruption.len()
-                )
-            }
-            (None, Some(e)) => match limit {
-                Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
-                None => format!("  from its checkpoint: {e} epochs done"),
-            },
-            (None, None) => String::new(),
-        };
         println!(
             "{:<48} {:>8} {:>12} {:>12} {:>12} {:>10}{}{}",
             c.id(),
-            status,
+            standing.status(path, *done),
             duration(bound),
             expected.map_or_else(|| "-".to_string(), duration),
             duration(recall),
             gib(r.memory_bytes),
-            note,
+            standing.note(g, c, &r, limit),
             if too_big { "  > machine: refused" } else { "" }
         );
     }
