@@ -184,11 +184,6 @@ impl PartialRecall {
         })
     }
 
-    /// How many finished conditions this holds.
-    pub fn len(&self) -> usize {
-        self.done.len()
-    }
-
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.done.is_empty()
