@@ -4,7 +4,7 @@
 use std::path::Path;
 
 mod common;
-use common::{mnist_fixture, pcmem, run_grid};
+use common::{dry_run_line, mnist_fixture, pcmem, run_grid};
 
 /// A small PCN grid `id` with `n_images` (a few epochs, no early stop).
 fn grid(id: &str, n_images: &str) -> String {
@@ -133,16 +133,7 @@ fn a_cell_stopped_in_recall_is_priced_and_run_for_the_conditions_left() {
     let key = condition(&g, "paper", &rec.model_config["recall"], first);
     partial.push(key, rec.recall[0].clone()).unwrap();
 
-    let dry = run_grid(&file, &data, &out)
-        .arg("--dry-run")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry.status.success(), "{said}");
-    let line = said
-        .lines()
-        .find(|l| l.starts_with("mnist-N4-pcn"))
-        .unwrap_or_else(|| panic!("{said}"));
+    let (line, _) = dry_run_line(run_grid(&file, &data, &out), "mnist-N4-pcn");
     assert!(line.contains(" recalls "), "{line}");
     assert!(
         line.contains("trained (4 epochs); 1 of 3 recall conditions done"),

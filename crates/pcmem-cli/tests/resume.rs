@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{mnist_fixture, run_grid};
+use common::{dry_run_line, mnist_fixture, run_grid};
 
 /// A PCN cell that trains for 1500 epochs (no early stop; about 1.5e11 flops, seconds on
 /// any machine), checkpointing after every epoch when asked: the kill comes after 5 epochs,
@@ -128,16 +128,7 @@ fn a_cell_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run() {
     let ckpt = start_and_kill(&g, &data, &out);
     // `--dry-run` prices only the epochs after the checkpoint, and says so.
     let saved = json(&ckpt)["epochs"].as_array().unwrap().len();
-    let o = run(&g, &data, &out, "5m")
-        .arg("--dry-run")
-        .output()
-        .unwrap();
-    let plan = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{plan}");
-    let line = plan
-        .lines()
-        .find(|l| l.contains("-pcn-"))
-        .expect("the cell's line");
+    let (line, plan) = dry_run_line(run(&g, &data, &out, "5m"), "-pcn-");
     assert!(
         line.contains(" resumes ")
             && line.ends_with(&format!("from its checkpoint: {saved} of 1500 epochs done")),

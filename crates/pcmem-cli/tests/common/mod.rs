@@ -28,6 +28,20 @@ pub fn run_grid(grid: &Path, data: &Path, out: &Path) -> Command {
     c
 }
 
+/// Runs `cmd` with `--dry-run` (it must succeed) and returns the listing's line of the cell
+/// whose id contains `cell`, then the whole listing.
+pub fn dry_run_line(mut cmd: Command, cell: &str) -> (String, String) {
+    let o = cmd.arg("--dry-run").output().unwrap();
+    let plan = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{plan}");
+    let line = plan
+        .lines()
+        .find(|l| l.contains(cell))
+        .unwrap_or_else(|| panic!("no line of {cell}: {plan}"))
+        .to_string();
+    (line, plan)
+}
+
 /// Eight generated 28x28 digits in the official uncompressed MNIST test layout.
 pub fn mnist_fixture(dir: &Path) {
     let n = 8u32;
