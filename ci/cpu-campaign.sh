@@ -106,18 +106,19 @@ steps=(
     # 69 minutes): with the cell above it completes fig3-ae2048-below-pcn512-tiny-imagenet at
     # all four N, and it fits in one loan, so it too comes before the cell of many loans below
     "fig3 dataset=tiny-imagenet model=pcn hidden=512 n_images=1000"
-    # fig7 on Tiny ImageNet at N = 250 with 2048 and 4096 hidden units (2048 took 3.1 hours here,
-    # 2.3 training and 0.8 recall; --dry-run expects 5.3 hours for 4096, recall included; the
-    # grid's other cells ran on a GPU): fig7-n250-sixteenth-few has only its 512, 1024 and 2048
-    # cells, so its verdict is "incomplete" until the 4096 cell has run. They come
-    # before the cell below, which cannot change a verdict any more (fig3-pcn2048-all already
-    # fails at N = 100 and 500) and resumes from its checkpoint afterwards.
+    # fig7 on Tiny ImageNet at N = 250 with 2048 hidden units (3.1 hours here, 2.3 training and
+    # 0.8 recall; the grid's other cells ran on a GPU)
     "fig7 dataset=tiny-imagenet hidden=2048 n_images=250"
-    "fig7 dataset=tiny-imagenet hidden=4096 n_images=250"
-    # The CIFAR-10 PCN with 2048 at N = 1000 (about 9 to 11 hours; fig3-pcn2048-all at every N):
-    # the last of fig3's 24 CIFAR-10 cells, which the issue names as CPU work; it completes the
-    # claim's cells but not its verdict. It needs a machine kept for several loans.
+    # The CIFAR-10 PCN with 2048 at N = 1000 (--dry-run expects 10.5 hours, the epoch limit):
+    # the last of fig3's 24 CIFAR-10 cells and the last cell the issue names as CPU work; it
+    # completes fig3-pcn2048-all's cells (its verdict already fails at N = 100 and 500). It needs
+    # a machine kept for several loans.
     "fig3 dataset=cifar10 model=pcn hidden=2048"
+    # fig7 on Tiny ImageNet at N = 250 with 4096 (--dry-run expects 5.3 hours, recall included;
+    # work the report lists for a GPU, run here because it decides a verdict):
+    # fig7-n250-sixteenth-few has only its 512, 1024 and 2048 cells, so it reads "incomplete"
+    # until this cell has run. It resumes from its checkpoint after the cell above.
+    "fig7 dataset=tiny-imagenet hidden=4096 n_images=250"
 )
 for step in "${steps[@]}"; do
     read -r grid filters <<< "$step"
