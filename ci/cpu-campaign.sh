@@ -109,6 +109,10 @@ steps=(
     # fig7 on Tiny ImageNet at N = 250 with 2048 hidden units (3.1 hours here, 2.3 training and
     # 0.8 recall; the grid's other cells ran on a GPU)
     "fig7 dataset=tiny-imagenet hidden=2048 n_images=250"
+    # fig8's autoencoders with 10 layers (fig8-ae10-half, fig8-ae10-quarter; --dry-run bounds
+    # them at 35 and 93 minutes): fig8's PCN cells are work for a GPU, its autoencoders are not,
+    # and these two decide two claims, so they come before the cell of many loans below.
+    "fig8 model=autoencoder layers=10"
     # The CIFAR-10 PCN with 2048 at N = 1000 (--dry-run expects 10.5 hours, the epoch limit):
     # the last of fig3's 24 CIFAR-10 cells and the last cell the issue names as CPU work; it
     # completes fig3-pcn2048-all's cells (its verdict already fails at N = 100 and 500). It needs
@@ -119,6 +123,9 @@ steps=(
     # fig7-n250-sixteenth-few has only its 512, 1024 and 2048 cells, so it reads "incomplete"
     # until this cell has run. It resumes from its checkpoint after the cell above.
     "fig7 dataset=tiny-imagenet hidden=4096 n_images=250"
+    # fig8's other autoencoders (3, 5 and 7 layers; --dry-run bounds them at 28 to 77 minutes
+    # each): Fig. 8's picture, and with the PCN cells (a GPU's work) fig8-pcn-above-ae-*
+    "fig8 model=autoencoder"
 )
 for step in "${steps[@]}"; do
     read -r grid filters <<< "$step"
