@@ -314,7 +314,7 @@ pub fn run_one(
             .iter()
             .filter_map(|f| Grid::load(f, profile).ok())
             .collect();
-        let pooled = crate::plan::pooled_rates(&siblings, &opts);
+        let pooled = crate::plan::pooled(&siblings, &opts);
         crate::plan::grid(&g, &grid.display().to_string(), rate, &pooled, &opts, true)?;
         return Ok(());
     }

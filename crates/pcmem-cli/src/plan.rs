@@ -12,13 +12,14 @@
 //! ...
 //! ```
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use pcmem_harness::estimate::{Expectation, PooledRates, DEFAULT_RATE};
+use pcmem_harness::estimate::{Expectation, Pooled, DEFAULT_RATE};
 use pcmem_harness::left::count;
 use pcmem_harness::models;
 use pcmem_harness::run::{plan, PartialPeek, PartialRecall, RunOptions};
-use pcmem_harness::spec::{Cell, Grid};
+use pcmem_harness::spec::{Cell, Grid, ModelKind};
 
 use crate::harness::{duration, gib};
 
@@ -55,10 +56,10 @@ impl Totals {
     }
 }
 
-/// Per model kind, the training and recall rates the records of all `grids` under `opts.out`
-/// measured on `opts.device`'s kind of device (GFLOP/s): the rates of a kind that has no timed
-/// record of its own grid on that device.
-pub fn pooled_rates(grids: &[Grid], opts: &RunOptions) -> PooledRates {
+/// Per model kind, what the records of all `grids` under `opts.out` measured
+/// ([`Expectation::pooled`]): the training and recall rates on `opts.device`'s kind of device
+/// (GFLOP/s) and the epochs, for a kind without records of its own grid (on that device).
+pub fn pooled(grids: &[Grid], opts: &RunOptions) -> Pooled {
     let records: Vec<_> = grids
         .iter()
         .flat_map(|g| pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile))
@@ -67,22 +68,18 @@ pub fn pooled_rates(grids: &[Grid], opts: &RunOptions) -> PooledRates {
     Expectation::pooled(grids, &device, &records)
 }
 
-/// The estimate of `g` from the records under `opts.out` (epochs from records of any device):
-/// at the rate those records measured on `opts.device`'s kind of device (else `pooled`, see
-/// [`pooled_rates`]), or at `rate` GFLOP/s.
-fn expectation(
-    g: &Grid,
-    rate: Option<f64>,
-    pooled: &PooledRates,
-    opts: &RunOptions,
-) -> Expectation {
+/// The estimate of `g` from the records under `opts.out` (epochs from records of any device;
+/// a model kind without records here at `pooled`'s, see [`pooled`]): at the rate those
+/// records measured on `opts.device`'s kind of device (else `pooled`'s), or at `rate` GFLOP/s.
+fn expectation(g: &Grid, rate: Option<f64>, pooled: &Pooled, opts: &RunOptions) -> Expectation {
     let records = pcmem_harness::record::readable(&opts.out, &g.id, &g.applied_profile);
+    let device = rate
+        .is_none()
+        .then(|| pcmem_model::device::name(&opts.device));
+    let e = Expectation::from_records(g, device.as_deref(), &records).with_pooled(pooled.clone());
     match rate {
-        Some(r) => Expectation::from_records(g, None, &records).at_rate(r),
-        None => {
-            let device = pcmem_model::device::name(&opts.device);
-            Expectation::from_records(g, Some(&device), &records).with_pooled(pooled.clone())
-        }
+        Some(r) => e.at_rate(r),
+        None => e,
     }
 }
 
@@ -186,12 +183,12 @@ impl Standing {
 }
 
 /// Totals of `g` and, with `per_cell`, a line per cell and the rates behind the estimate.
-/// `file` names the grid in errors; `pooled`: see [`pooled_rates`].
+/// `file` names the grid in errors; `pooled`: see [`pooled`].
 pub fn grid(
     g: &Grid,
     file: &str,
     rate: Option<f64>,
-    pooled: &PooledRates,
+    pooled: &Pooled,
     opts: &RunOptions,
     per_cell: bool,
 ) -> anyhow::Result<Totals> {
@@ -267,7 +264,7 @@ pub fn grid(
             gib(t.peak_bytes),
             have.map_or_else(|| "unknown".to_string(), gib),
         );
-        rates(&expect, rate, opts);
+        rates(g, &expect, rate, opts);
     }
     Ok(t)
 }
@@ -289,30 +286,59 @@ fn unknown_note(unknown: usize) -> String {
     }
 }
 
-/// The rates and epoch fractions an estimate stands on.
-fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
-    for (kind, m) in &expect.kinds {
-        let how = match (rate, m.rate > 0.0, expect.fallback_rates.get(kind)) {
-            (Some(_), ..) => format!("{:.0} GFLOP/s assumed (--rate)", m.rate),
-            (None, true, _) => format!(
-                "{:.0} GFLOP/s measured (a series with records: its own rate)",
-                m.rate
-            ),
-            (None, false, Some(f)) => format!(
+/// The rates and epoch fractions an estimate stands on, for each model kind of `g` that
+/// trains and that some record measured (in this grid or, pooled, in others).
+fn rates(g: &Grid, expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
+    let known: BTreeSet<ModelKind> = g
+        .cells()
+        .iter()
+        .map(|c| c.model)
+        .filter(|k| {
+            expect.kinds.contains_key(k)
+                || expect.fallback_rates.contains_key(k)
+                || expect.fallback_epochs.contains_key(k)
+        })
+        .collect();
+    for kind in &known {
+        let m = expect.kinds.get(kind);
+        let own = m.map(|m| m.rate).filter(|r| *r > 0.0);
+        let how = match (rate, own, expect.fallback_rates.get(kind)) {
+            (Some(r), ..) => format!("{r:.0} GFLOP/s assumed (--rate)"),
+            (None, Some(r), _) => {
+                format!("{r:.0} GFLOP/s measured (a series with records: its own rate)")
+            }
+            (None, None, Some(f)) => format!(
                 "{f:.0} GFLOP/s, its rate in the other grids' records on this kind of device \
                  (none of this grid's timed an epoch here)"
             ),
-            (None, false, None) => format!(
+            (None, None, None) => format!(
                 "no rate measured on this kind of device: bounds at {DEFAULT_RATE} GFLOP/s, \
                  no expectation"
             ),
         };
-        let growth = match m.growth {
-            Some(g) => format!(
-                "epochs to the stop grow as N^{g:.2} within a series (fitted on {} series)",
-                m.growth_series
+        let epochs = match (m, expect.fallback_epochs.get(kind)) {
+            (Some(m), _) => {
+                let growth = match m.growth {
+                    Some(g) => format!(
+                        "epochs to the stop grow as N^{g:.2} within a series (fitted on {} series)",
+                        m.growth_series
+                    ),
+                    None => {
+                        "no series has two N that stopped early: no growth with N assumed".into()
+                    }
+                };
+                format!(
+                    "training stopped at {:.0}% of the epoch limit on average ({}); {growth}",
+                    100.0 * m.epoch_fraction,
+                    count(m.records, "record")
+                )
+            }
+            (None, Some(f)) => format!(
+                "no record of this grid: expected to stop at {:.0}% of the epoch limit, the mean \
+                 of its records in the other grids (which may set other targets and depths)",
+                100.0 * f
             ),
-            None => "no series has two N that stopped early: no growth with N assumed".into(),
+            (None, None) => "no record of its kind: no expected epochs".into(),
         };
         let timed = expect.recall_timed.get(kind).filter(|(_, s)| *s > 0.0);
         let recall = match (rate, timed, expect.fallback_recall_rates.get(kind)) {
@@ -326,13 +352,7 @@ fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
             }
             (None, None, None) => "recall at its training rate (no recall timed here)".into(),
         };
-        println!(
-            "  {}: {how}; training stopped \
-             at {:.0}% of the epoch limit on average ({}); {growth}; {recall}",
-            kind.name(),
-            100.0 * m.epoch_fraction,
-            count(m.records, "record")
-        );
+        println!("  {}: {how}; {epochs}; {recall}", kind.name());
     }
     if expect.other_device > 0 {
         println!(
@@ -342,9 +362,9 @@ fn rates(expect: &Expectation, rate: Option<f64>, opts: &RunOptions) {
             pcmem_model::device::name(&opts.device)
         );
     }
-    if expect.kinds.is_empty() {
+    if known.is_empty() {
         println!(
-            "  no finished cell of this grid on this kind of device under {} yet: bounds at {} GFLOP/s, no expectation",
+            "  no finished cell of this grid's model kinds under {} yet: bounds at {} GFLOP/s, no expectation",
             opts.out.display(),
             rate.unwrap_or(DEFAULT_RATE)
         );
@@ -363,7 +383,7 @@ pub fn all(
         "grid", "cells", "to run", "bound", "expected", "no record", "largest"
     );
     let mut sum = Totals::default();
-    let pooled = pooled_rates(grids, opts);
+    let pooled = pooled(grids, opts);
     for g in grids {
         let file = format!("grid {} in {}", g.id, experiments.display());
         let t = grid(g, &file, rate, &pooled, opts, false)?;

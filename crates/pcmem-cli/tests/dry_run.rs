@@ -88,6 +88,20 @@ fn a_grid_with_records_from_another_device_is_priced_at_its_siblings_rate() {
             && text.contains("their epochs count, their rate does not"),
         "{text}"
     );
+    // A grid without records of its own: the epochs at which grid a's and b's records
+    // stopped (their whole limit) at their rate.
+    std::fs::write(exp.join("c.toml"), grid("c", "[4]")).unwrap();
+    let text = dry(&exp.join("c.toml"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("mnist-N4-pcn"))
+        .unwrap_or_else(|| panic!("no line for grid c's cell: {text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[3..5], cols[5..7], "{line}");
+    assert!(
+        text.contains("no record of this grid: expected to stop at 100% of the epoch limit"),
+        "{text}"
+    );
     // A grid alone in its folder with only the GPU record: a bound at the default rate.
     let alone = tmp.path().join("alone");
     std::fs::create_dir_all(&alone).unwrap();

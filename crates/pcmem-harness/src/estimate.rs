@@ -14,14 +14,16 @@
 //!   are at two or more N; else the same slope pooled over the kind's series that are (each
 //!   centred on its own means); else 0 (no growth);
 //! - no record in its series: the mean fraction of the epoch limit at which its kind's
-//!   records stopped.
+//!   records stopped;
+//! - no record of its kind in its grid: that mean over the kind's records in the other grids
+//!   ([`Expectation::with_pooled`]; a guess, as those grids may set other targets and depths).
 //!
 //! The epochs come from the records of any device (a cell trains the same epochs on a CPU and
 //! on a GPU); the rate only from records made on the same kind of device (`cpu`, `cuda`): a
 //! GPU's rate says nothing about a CPU run (the others are counted in
 //! [`Expectation::other_device`]). A kind without a timed record of its own on the device is
 //! priced at the rate set by [`Expectation::with_rates`] (the kind's rate over all grids on
-//! that device, [`Expectation::pooled_rates`]). For another machine, [`Expectation::at_rate`]
+//! that device, [`Expectation::pooled`]). For another machine, [`Expectation::at_rate`]
 //! sets its rate (e.g. a GPU's, measured by its bench).
 //!
 //! Recall is priced apart ([`Expectation::recall_seconds`]): every condition of every arm
@@ -142,6 +144,9 @@ pub struct Expectation {
     /// Per model kind, the recall rate set by [`Expectation::with_recall_rates`] for a kind
     /// whose records timed no recall on this device, GFLOP/s.
     pub fallback_recall_rates: BTreeMap<ModelKind, f64>,
+    /// Per model kind, the fraction of the epoch limit set by [`Expectation::with_pooled`]
+    /// for a kind without a record in this grid.
+    pub fallback_epochs: BTreeMap<ModelKind, f64>,
 }
 
 /// The recall work of a record's conditions (GFLOP) and their seconds; conditions of an arm
@@ -164,18 +169,21 @@ fn recall_timed(grid: &Grid, r: &RunRecord, res: &crate::models::Resolved) -> (f
         .fold((0.0, 0.0), |a, (w, s)| (a.0 + w, a.1 + s))
 }
 
-/// Per model kind, the training and recall rates of several grids' records on one kind of
-/// device ([`Expectation::pooled`]), GFLOP/s.
+/// Per model kind, what several grids' records measured ([`Expectation::pooled`]): the
+/// training and recall rates on one kind of device, GFLOP/s, and the epochs of any device.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PooledRates {
+pub struct Pooled {
     /// Training rates.
     pub training: BTreeMap<ModelKind, f64>,
     /// Recall rates.
     pub recall: BTreeMap<ModelKind, f64>,
+    /// The mean fraction of the epoch limit at which the kind's records stopped (each record
+    /// counts once, whatever its grid).
+    pub epochs: BTreeMap<ModelKind, f64>,
 }
 
-/// Per model kind, the pooled rate (work over seconds, GFLOP/s) of the `(work, seconds)` of
-/// each of `parts`; kinds without seconds are left out.
+/// Per model kind, the pooled ratio of the `(numerator, denominator)` of each of `parts` (sum
+/// over sum: work over seconds is a rate in GFLOP/s); kinds without a denominator are left out.
 fn pool(parts: impl Iterator<Item = BTreeMap<ModelKind, (f64, f64)>>) -> BTreeMap<ModelKind, f64> {
     let mut acc: BTreeMap<ModelKind, (f64, f64)> = BTreeMap::new();
     for part in parts {
@@ -313,35 +321,51 @@ impl Expectation {
             fallback_rates: BTreeMap::new(),
             recall_timed: recall,
             fallback_recall_rates: BTreeMap::new(),
+            fallback_epochs: BTreeMap::new(),
         }
     }
 
     /// The recall rate of each kind in `rates` (GFLOP/s) for the kinds whose records timed no
-    /// recall on this device: e.g. [`PooledRates::recall`].
+    /// recall on this device: e.g. [`Pooled::recall`].
     pub fn with_recall_rates(mut self, rates: BTreeMap<ModelKind, f64>) -> Self {
         self.fallback_recall_rates = rates;
         self
     }
 
-    /// [`Expectation::with_rates`] and [`Expectation::with_recall_rates`] of `pooled`.
-    pub fn with_pooled(self, pooled: PooledRates) -> Self {
+    /// [`Expectation::with_rates`] and [`Expectation::with_recall_rates`] of `pooled`, and
+    /// its epochs for the kinds without a record in this grid.
+    pub fn with_pooled(mut self, pooled: Pooled) -> Self {
+        self.fallback_epochs = pooled.epochs;
         self.with_rates(pooled.training)
             .with_recall_rates(pooled.recall)
     }
 
     /// Per model kind, the training and recall rates of the records of all `grids` made on
-    /// the kind of `device` (GFLOP/s: their work over their seconds, pooled): a device's rates
-    /// for grids that have no record of their own on it.
+    /// the kind of `device` (GFLOP/s: their work over their seconds, pooled), and the mean
+    /// fraction of the epoch limit at which its records of any device stopped: what a grid
+    /// without records of its own on that device (or at all) is priced at.
     pub fn pooled<'a>(
         grids: &[Grid],
         device: &str,
         records: impl IntoIterator<Item = &'a RunRecord> + Clone,
-    ) -> PooledRates {
+    ) -> Pooled {
         let each: Vec<Self> = grids
             .iter()
             .map(|g| Self::from_records(g, Some(device), records.clone()))
             .collect();
-        PooledRates {
+        // The mean over records is a pooled rate of epochs per record.
+        let epochs = pool(each.iter().map(|e| {
+            e.kinds
+                .iter()
+                .map(|(kind, m)| {
+                    (
+                        *kind,
+                        (m.epoch_fraction * m.records as f64, m.records as f64),
+                    )
+                })
+                .collect()
+        }));
+        Pooled {
             training: pool(each.iter().map(|e| {
                 e.kinds
                     .iter()
@@ -349,25 +373,15 @@ impl Expectation {
                     .collect()
             })),
             recall: pool(each.iter().map(|e| e.recall_timed.clone())),
+            epochs,
         }
     }
 
     /// The rate of each kind in `rates` (GFLOP/s) for the kinds whose records timed no epoch on
-    /// this device (or that have no record in this grid): e.g. [`Expectation::pooled_rates`].
+    /// this device (or that have no record in this grid): e.g. [`Pooled::training`].
     pub fn with_rates(mut self, rates: BTreeMap<ModelKind, f64>) -> Self {
         self.fallback_rates = rates;
         self
-    }
-
-    /// Per model kind, the training rate of the records of all `grids` made on the kind of
-    /// `device` (GFLOP/s: their work over their seconds, pooled): a device's rate for grids
-    /// that have no record of their own on it.
-    pub fn pooled_rates<'a>(
-        grids: &[Grid],
-        device: &str,
-        records: impl IntoIterator<Item = &'a RunRecord> + Clone,
-    ) -> BTreeMap<ModelKind, f64> {
-        Self::pooled(grids, device, records).training
     }
 
     /// The same expectation on a machine that trains at `rate` GFLOP/s: every kind's and
@@ -382,9 +396,12 @@ impl Expectation {
     }
 
     /// The fraction of its epoch limit that `cell` is expected to train for (see the module
-    /// docs); `None` without a record of the cell's model kind.
+    /// docs); `None` without a record of the cell's model kind, in this grid or (given by
+    /// [`Expectation::with_pooled`]) in others.
     pub fn expected_fraction(&self, cell: &Cell) -> Option<f64> {
-        let m = self.kinds.get(&cell.model)?;
+        let Some(m) = self.kinds.get(&cell.model) else {
+            return self.fallback_epochs.get(&cell.model).copied();
+        };
         let Some(s) = self.series.get(&series_of(cell)) else {
             return Some(m.epoch_fraction);
         };

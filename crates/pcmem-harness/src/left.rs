@@ -5,7 +5,8 @@
 //! measured on that kind of device) and recall (every condition of every arm at the model's
 //! bound of recall work, at the recall rate records measured there). A model kind without a
 //! record of its own grid on a device is priced at the rates it reached in the other grids'
-//! records on that device; with no training rate anywhere, that device's column says `-`.
+//! records on that device (and without any record of its grid, at the epochs its records
+//! there stopped at); with no training rate anywhere, that device's column says `-`.
 //!
 //! ```
 //! use pcmem_harness::left::section;
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::estimate::{Expectation, PooledRates};
+use crate::estimate::{Expectation, Pooled};
 use crate::record::RunRecord;
 use crate::spec::{Cell, Grid};
 
@@ -64,7 +65,7 @@ pub struct GridLeft {
 /// Per grid, what is left (grids with every cell recorded are left out).
 pub fn left(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Vec<GridLeft> {
     let recs = || records.iter().map(|(_, r)| r);
-    let pooled: BTreeMap<&str, PooledRates> = ["cpu", "cuda"]
+    let pooled: BTreeMap<&str, Pooled> = ["cpu", "cuda"]
         .into_iter()
         .map(|d| (d, Expectation::pooled(grids, d, recs())))
         .collect();
@@ -151,7 +152,7 @@ pub fn section(grids: &[Grid], records: &[(PathBuf, RunRecord)]) -> Option<Strin
     }
     let total: usize = rows.iter().map(|r| r.left.len()).sum();
     let mut md = format!(
-        "### Cells not run yet\n\n{total} cells of this profile have no record; the claims that read them say `not run` or `incomplete`. Time expected for them from the records above, training and recall. Training: the epochs at which the finished cells of the same series (the grid's cells that differ only in N and seed) stopped, grown with N as fitted within series and never beyond the epoch limit (a series without records: the mean fraction of the epoch limit of its model kind's), at the rate the series' (else the kind's) records made on each kind of device measured (a grid without records of its own on that device: the rate its model kind reached in the other grids'); `-` where no record gives a rate or an epoch count, with the bound (the epoch limits) where one gives a rate. Recall: every condition of every arm at the model's bound of recall work, at the recall rate the kind's records measured on that device (this grid's, else the other grids', else its training rate). `pcmem reproduce --profile <profile> --dry-run [--rate GFLOPS]` prices them per cell for another machine.\n\n| grid | not run | of | cells not run | CPU expected | CPU bound | GPU expected | GPU bound | largest memory |\n|---|---|---|---|---|---|---|---|---|\n"
+        "### Cells not run yet\n\n{total} cells of this profile have no record; the claims that read them say `not run` or `incomplete`. Time expected for them from the records above, training and recall. Training: the epochs at which the finished cells of the same series (the grid's cells that differ only in N and seed) stopped, grown with N as fitted within series and never beyond the epoch limit (a series without records: the mean fraction of the epoch limit of its model kind's records in the grid; a kind without records in the grid: that mean over its records in the other grids, a guess where they set other targets and depths), at the rate the series' (else the kind's) records made on each kind of device measured (a grid without records of its own on that device: the rate its model kind reached in the other grids'); `-` where no record gives a rate or an epoch count, with the bound (the epoch limits) where one gives a rate. Recall: every condition of every arm at the model's bound of recall work, at the recall rate the kind's records measured on that device (this grid's, else the other grids', else its training rate). `pcmem reproduce --profile <profile> --dry-run [--rate GFLOPS]` prices them per cell for another machine.\n\n| grid | not run | of | cells not run | CPU expected | CPU bound | GPU expected | GPU bound | largest memory |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in &rows {
         let _ = writeln!(

@@ -361,7 +361,7 @@ fn the_cells_left_are_listed_and_priced_from_the_records_there_are() {
 /// the pooled one, else the training rate.
 #[test]
 fn recall_is_priced_per_condition_and_arm_at_the_measured_recall_rate() {
-    use pcmem_harness::estimate::{Expectation, PooledRates};
+    use pcmem_harness::estimate::{Expectation, Pooled};
     use pcmem_harness::models::{condition_gflop, recall_gflop, resolve};
     let tmp = tempfile::tempdir().unwrap();
     fixture_data(tmp.path());
@@ -443,15 +443,73 @@ fn recall_is_priced_per_condition_and_arm_at_the_measured_recall_rate() {
     // Another device: no recall timed there; the pooled recall rate, else the training rate.
     let gpu = Expectation::from_records(&grid, Some("cuda:0"), &records);
     assert!(gpu.recall_timed.values().all(|&(_, s)| s == 0.0));
-    let pooled = PooledRates {
+    let pooled = Pooled {
         training: [(pcn.model, 7.0)].into_iter().collect(),
         recall: [(pcn.model, 3.0)].into_iter().collect(),
+        epochs: Default::default(),
     };
     let with = gpu.clone().with_pooled(pooled.clone());
     assert_eq!(with.recall_rate_of(pcn), 3.0);
-    let training_only = gpu.with_pooled(PooledRates {
+    let training_only = gpu.with_pooled(Pooled {
         recall: Default::default(),
         ..pooled
     });
     assert_eq!(training_only.recall_rate_of(pcn), 7.0);
+}
+
+#[test]
+fn a_kind_without_records_in_its_grid_is_expected_to_stop_where_it_stopped_elsewhere() {
+    use pcmem_harness::estimate::{Expectation, Pooled};
+    let tmp = tempfile::tempdir().unwrap();
+    fixture_data(tmp.path());
+    let out = tmp.path().join("out");
+    let grid = Grid::parse(GRID, "g.toml", "quick").unwrap();
+    let mut records = run_and_read(&grid, &out, tmp.path());
+    // The two PCN records as if they had stopped after 1 and 2 of their 3 epochs.
+    let mut stopped = 0;
+    for r in records.iter_mut().filter(|r| r.cell.model.name() == "pcn") {
+        stopped += 1;
+        r.fit.curve.truncate(stopped);
+    }
+    assert_eq!(stopped, 2);
+    // Another grid of deeper PCNs, without a record.
+    let text = GRID
+        .replace("id = \"t\"", "id = \"u\"")
+        .replace("hidden = [16]", "hidden = [16]\nlayers = [3]");
+    let other = Grid::parse(&text, "u.toml", "quick").unwrap();
+    let cells = other.cells();
+    let deep = cells.iter().find(|c| c.model.name() == "pcn").unwrap();
+    assert_eq!(deep.layers, 3);
+    let alone = Expectation::from_records(&other, Some("cpu"), &records);
+    assert!(alone.kinds.is_empty(), "{alone:?}");
+    assert_eq!(alone.expected_fraction(deep), None);
+    assert_eq!(alone.seconds(&other, deep).1, None);
+    // Pooled over both grids: the mean fraction of the PCN records, (1/3 + 2/3) / 2; the
+    // one-shot modern Hopfield network has no epochs.
+    let pooled = Expectation::pooled(&[grid.clone(), other.clone()], "cpu", &records);
+    assert!(
+        (pooled.epochs[&deep.model] - 0.5).abs() < 1e-12,
+        "{pooled:?}"
+    );
+    assert_eq!(pooled.epochs.len(), 1, "{pooled:?}");
+    let e = alone.with_pooled(pooled.clone());
+    assert!((e.expected_fraction(deep).unwrap() - 0.5).abs() < 1e-12);
+    assert_eq!(e.rate_of(deep), Some(pooled.training[&deep.model]));
+    let (bound, expected) = e.seconds(&other, deep);
+    assert!(
+        (expected.unwrap() - 0.5 * bound).abs() < 1e-9 * bound,
+        "{bound} {expected:?}"
+    );
+    // A grid with records of the kind expects its own epochs, not the pooled ones.
+    let shallow = grid
+        .cells()
+        .into_iter()
+        .find(|c| c.model.name() == "pcn")
+        .unwrap();
+    let own = Expectation::from_records(&grid, Some("cpu"), &records).with_pooled(Pooled {
+        epochs: [(deep.model, 0.9)].into_iter().collect(),
+        ..pooled
+    });
+    let f = own.expected_fraction(&shallow).unwrap();
+    assert!(f <= 2.0 / 3.0 + 1e-12, "{f}");
 }
