@@ -52,9 +52,12 @@ say "step 3 exit $?"
 fi
 say "step 4: full-profile cells ($grids), $(left) s left"
 mkdir -p /tmp/res
-# Records of an earlier device session (unpacked from its records.tgz into .devcarry/res): their
-# cells are skipped, the run goes on from the first cell without a record.
-[ -d "$carry/res" ] && cp -r "$carry/res/." /tmp/res/ && say "carried records: $(find /tmp/res -name '*.json' | wc -l)"
+# The committed records (packed by prepare.sh into .devcarry/records.tgz) and those of an
+# earlier device session (unpacked from its records.tgz into .devcarry/res): their cells are
+# skipped, the run goes on from the first cell without a record.
+[ -f "$carry/records.tgz" ] && tar xzf "$carry/records.tgz" -C /tmp/res
+[ -d "$carry/res" ] && cp -r "$carry/res/." /tmp/res/
+say "carried records: $(find /tmp/res -name '*.json' | wc -l)"
 for g in $grids; do
     [ "$(left)" -gt 60 ] || break
     say "grid $g ($(left) s left)"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Prepares, on a machine without a GPU, everything one GPU session needs (issue: the CUDA path on
 # a lent GPU): builds the CUDA `pcmem` binary, the CUDA agreement test and the GPU bench
-# (ci/cuda-build.sh), strips and xz-compresses them, and copies the PCX wheel and the data the
-# full-profile cells read into `.devcarry/` (git-ignored; the device tool carries it, 64 MiB at
-# most). Then run `ci/gpu/device-run.sh` there.
+# (ci/cuda-build.sh), strips and xz-compresses them, and copies the PCX wheel, the data the
+# full-profile cells read and the records of results/full/runs into `.devcarry/` (git-ignored;
+# the device tool carries it, 64 MiB at most). Then run `ci/gpu/device-run.sh` there.
 #   usage: bash ci/gpu/prepare.sh DATA_DIR [DATASET_FOLDER...]
 #   e.g.   bash ci/gpu/prepare.sh ../shared/data tiny-imagenet-200
 set -euo pipefail
@@ -38,5 +38,9 @@ for f in "$@"; do
     rm -rf "${carry:?}/data/$f"
     cp -r "$data/$f" "$carry/data/$f"
 done
+# The full profile's committed records: device-run.sh skips their cells (a cell finished on a
+# CPU is not run again), packed because the carry is limited.
+(cd results/full && find runs -name '*.json' ! -name '*.ckpt.*' | sort | tar czf "$carry/records.tgz" -T -)
+echo "records: $(tar tzf "$carry/records.tgz" | wc -l) from results/full/runs -> .devcarry/records.tgz ($(du -h "$carry/records.tgz" | cut -f1))"
 du -sh "$carry"
 echo "carry: .devcarry (check the total above is under 64 MiB with the working tree)"
