@@ -176,3 +176,96 @@ fn a_checkpoint_written_before_a_setting_existed_resumes() {
     assert_eq!(report.curve, full.curve);
     assert_eq!(weights(&second, &x), weights(&whole, &x));
 }
+
+/// A rate high enough that the loss rises again after its lowest epoch.
+fn unstable() -> AutoencoderConfig {
+    AutoencoderConfig {
+        lr: 0.3,
+        restore_best: true,
+        ..config()
+    }
+}
+
+/// The mean squared error of the map on `x`.
+fn loss(ae: &Autoencoder, x: &Tensor) -> f64 {
+    let y = ae.forward(x).unwrap();
+    (y - x)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64
+}
+
+#[test]
+fn restore_best_returns_the_weights_of_the_lowest_loss_and_survives_a_stop() {
+    let x = data();
+    let mut last = Autoencoder::new(
+        AutoencoderConfig {
+            restore_best: false,
+            ..unstable()
+        },
+        24,
+    )
+    .unwrap();
+    let plain = last.fit(&x).unwrap();
+    let (argmin, min) = plain
+        .curve
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert!(
+        argmin + 1 < plain.curve.len(),
+        "the loss must rise again: {:?}",
+        plain.curve
+    );
+    assert!(plain.resolved.get("restored_epoch").is_none());
+    let mut best = Autoencoder::new(unstable(), 24).unwrap();
+    let report = best.fit(&x).unwrap();
+    // The same training (the same curve), another iterate returned: the one whose loss was
+    // the lowest, measured again here.
+    assert_eq!(report.curve, plain.curve);
+    assert_eq!(report.resolved["restored_epoch"], (argmin + 1) as f64);
+    assert!(
+        report.stop.contains(&format!("epoch {}", argmin + 1)),
+        "{}",
+        report.stop
+    );
+    assert!(
+        (loss(&best, &x) - min).abs() <= 1e-5 * min,
+        "{} vs {min}",
+        loss(&best, &x)
+    );
+    assert!(loss(&last, &x) > 1.01 * min);
+
+    // Stopped after its best epoch, then resumed: the bits of the run never stopped.
+    let dir = tempfile::tempdir().unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::from_secs(3600), "data")
+        .with_stop(flag.clone());
+    let stop_after = argmin + 2;
+    Autoencoder::new(unstable(), 24)
+        .unwrap()
+        .fit_resumable(&x, &policy, &mut |p| {
+            if p.epoch == stop_after {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap_err();
+    let policy = CheckpointPolicy::new(dir.path().join("ae"), Duration::ZERO, "data");
+    let mut second = Autoencoder::new(unstable(), 24).unwrap();
+    let (resumed, resume) = second.fit_resumable(&x, &policy, &mut |_| {}).unwrap();
+    assert_eq!(resume, Resume::From { epoch: stop_after });
+    assert_eq!(resumed.curve, report.curve);
+    assert_eq!(resumed.resolved, report.resolved);
+    assert_eq!(weights(&second, &x), weights(&best, &x));
+    // The finished checkpoint (a kept model) gives the same weights again.
+    let mut kept = Autoencoder::new(unstable(), 24).unwrap();
+    let (again, _) = kept.fit_resumable(&x, &policy, &mut |_| {}).unwrap();
+    assert_eq!(again.resolved, report.resolved);
+    assert_eq!(weights(&kept, &x), weights(&best, &x));
+}

@@ -28,11 +28,15 @@ impl Autoencoder {
             Some(_) => Resume::Fresh,
             None => Resume::Unsupported,
         };
+        // With `restore_best`: the epoch of the lowest loss so far and the weights it was
+        // measured on.
+        let mut best: Option<Best> = None;
         if let Some(policy) = policy {
             match self.restore(policy, &vars, &mut adam) {
-                Ok(Some(saved)) => {
+                Ok(Some((saved, saved_best))) => {
                     resume = Resume::From { epoch: saved.len() };
                     curve = saved;
+                    best = saved_best;
                 }
                 Ok(None) => {}
                 Err(reason) => {
@@ -89,6 +93,9 @@ impl Autoencoder {
                 }
                 .into());
             }
+            if self.config.restore_best && best.as_ref().is_none_or(|b| value < curve[b.epoch]) {
+                best = Some(Best::of(epoch, &vars)?);
+            }
             curve.push(value);
             on_epoch(&FitProgress {
                 epoch: epoch + 1,
@@ -99,7 +106,7 @@ impl Autoencoder {
             if value < self.config.target_mse {
                 // The trained model, for a caller that keeps it (recall-only reruns).
                 if let Some(policy) = policy {
-                    self.save_state(policy, &vars, &adam, &curve)?;
+                    self.save_state(policy, &vars, &adam, &curve, best.as_ref())?;
                 }
                 return Ok((at_target(curve), resume));
             }
@@ -118,7 +125,7 @@ impl Autoencoder {
             if let Some(policy) = policy {
                 let stop = policy.stop_asked();
                 if stop || last_save.elapsed() >= policy.every {
-                    self.save_state(policy, &vars, &adam, &curve)?;
+                    self.save_state(policy, &vars, &adam, &curve, best.as_ref())?;
                     last_save = std::time::Instant::now();
                 }
                 if stop {
@@ -131,15 +138,31 @@ impl Autoencoder {
         }
         if let Some(policy) = policy {
             if curve.len() > saved_epochs {
-                self.save_state(policy, &vars, &adam, &curve)?;
+                self.save_state(policy, &vars, &adam, &curve, best.as_ref())?;
             }
         }
-        let report = FitReport {
+        let mut report = FitReport {
             curve,
             converged: false,
             stop: "epoch limit".into(),
             ..Default::default()
         };
+        // The weights the lowest loss was measured on (those after the last step were never
+        // measured); the checkpoint keeps the last ones and this copy, so that a kept model
+        // restores the same weights.
+        if let Some(b) = best {
+            for (v, w) in vars.iter().zip(&b.weights) {
+                v.set(w)?;
+            }
+            report.stop = format!(
+                "epoch limit; the weights of epoch {} (the lowest training loss, {:.4e}) restored",
+                b.epoch + 1,
+                report.curve[b.epoch]
+            );
+            report
+                .resolved
+                .insert("restored_epoch".into(), (b.epoch + 1) as f64);
+        }
         Ok((report, resume))
     }
 
@@ -149,6 +172,7 @@ impl Autoencoder {
         vars: &[Var],
         adam: &Adam,
         curve: &[f64],
+        best: Option<&Best>,
     ) -> std::result::Result<(), MemoryError> {
         let mut tensors = std::collections::HashMap::new();
         for (i, v) in vars.iter().enumerate() {
@@ -156,11 +180,17 @@ impl Autoencoder {
             tensors.insert(format!("m{i}"), adam.m[i].clone());
             tensors.insert(format!("v{i}"), adam.v[i].clone());
         }
+        if let Some(b) = best {
+            for (i, w) in b.weights.iter().enumerate() {
+                tensors.insert(format!("b{i}"), w.clone());
+            }
+        }
         let payload = serde_json::json!({
             "config": self.config,
             "input_dim": self.input_dim,
             "adam_step": adam.step,
             "curve": curve,
+            "best_epoch": best.map(|b| b.epoch),
         });
         Ok(pcmem_model::checkpoint::save_state(
             policy,
@@ -170,14 +200,15 @@ impl Autoencoder {
         )?)
     }
 
-    /// The loss curve of the saved state, with the weights and moments restored; `Ok(None)`:
-    /// no checkpoint; `Err`: one that cannot be used, and why.
+    /// The loss curve of the saved state and its best epoch (with `restore_best`), with the
+    /// weights and moments restored; `Ok(None)`: no checkpoint; `Err`: one that cannot be
+    /// used, and why.
     fn restore(
         &self,
         policy: &CheckpointPolicy,
         vars: &[Var],
         adam: &mut Adam,
-    ) -> std::result::Result<Option<Vec<f64>>, String> {
+    ) -> std::result::Result<Option<(Vec<f64>, Option<Best>)>, String> {
         let saved = match pcmem_model::checkpoint::load_state(policy, &self.device) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
@@ -234,6 +265,39 @@ impl Autoencoder {
             adam.v[i] = take(format!("v{i}"))?;
         }
         adam.step = step;
-        Ok(Some(curve))
+        let best = match saved.payload["best_epoch"].as_u64() {
+            Some(epoch) if (epoch as usize) < curve.len() => Some(Best {
+                epoch: epoch as usize,
+                weights: (0..vars.len())
+                    .map(|i| take(format!("b{i}")))
+                    .collect::<std::result::Result<_, _>>()?,
+            }),
+            Some(epoch) => return Err(format!("best epoch {epoch} beyond its curve")),
+            None if self.config.restore_best && !curve.is_empty() => {
+                return Err("`restore_best` without the best weights".into())
+            }
+            None => None,
+        };
+        Ok(Some((curve, best)))
+    }
+}
+
+/// The epoch (0-based) of the lowest training loss so far and a copy of the weights it was
+/// measured on (`restore_best`).
+struct Best {
+    epoch: usize,
+    weights: Vec<Tensor>,
+}
+
+impl Best {
+    /// The current weights of `vars`, copied (the optimiser updates them in place).
+    fn of(epoch: usize, vars: &[Var]) -> candle_core::Result<Self> {
+        Ok(Self {
+            epoch,
+            weights: vars
+                .iter()
+                .map(|v| v.as_tensor().copy())
+                .collect::<candle_core::Result<_>>()?,
+        })
     }
 }
