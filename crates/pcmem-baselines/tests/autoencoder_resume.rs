@@ -223,7 +223,7 @@ fn restore_best_returns_the_weights_of_the_lowest_loss_and_survives_a_stop() {
         "the loss must rise again: {:?}",
         plain.curve
     );
-    assert!(plain.resolved.get("restored_epoch").is_none());
+    assert!(!plain.resolved.contains_key("restored_epoch"));
     let mut best = Autoencoder::new(unstable(), 24).unwrap();
     let report = best.fit(&x).unwrap();
     // The same training (the same curve), another iterate returned: the one whose loss was

@@ -33,10 +33,12 @@ impl Autoencoder {
         let mut best: Option<Best> = None;
         if let Some(policy) = policy {
             match self.restore(policy, &vars, &mut adam) {
-                Ok(Some((saved, saved_best))) => {
-                    resume = Resume::From { epoch: saved.len() };
-                    curve = saved;
-                    best = saved_best;
+                Ok(Some(saved)) => {
+                    resume = Resume::From {
+                        epoch: saved.curve.len(),
+                    };
+                    curve = saved.curve;
+                    best = saved.best;
                 }
                 Ok(None) => {}
                 Err(reason) => {
@@ -208,7 +210,7 @@ impl Autoencoder {
         policy: &CheckpointPolicy,
         vars: &[Var],
         adam: &mut Adam,
-    ) -> std::result::Result<Option<(Vec<f64>, Option<Best>)>, String> {
+    ) -> std::result::Result<Option<Saved>, String> {
         let saved = match pcmem_model::checkpoint::load_state(policy, &self.device) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
@@ -278,8 +280,15 @@ impl Autoencoder {
             }
             None => None,
         };
-        Ok(Some((curve, best)))
+        Ok(Some(Saved { curve, best }))
     }
+}
+
+/// A checkpoint's training state beyond the weights and moments: the loss curve and, with
+/// `restore_best`, the best epoch.
+struct Saved {
+    curve: Vec<f64>,
+    best: Option<Best>,
 }
 
 /// The epoch (0-based) of the lowest training loss so far and a copy of the weights it was
