@@ -96,7 +96,7 @@ impl Autoencoder {
                 .into());
             }
             if self.config.restore_best && best.as_ref().is_none_or(|b| value < curve[b.epoch]) {
-                best = Some(Best::of(epoch, &vars)?);
+                Best::record(&mut best, epoch, &vars)?;
             }
             curve.push(value);
             on_epoch(&FitProgress {
@@ -154,7 +154,7 @@ impl Autoencoder {
         // restores the same weights.
         if let Some(b) = best {
             for (v, w) in vars.iter().zip(&b.weights) {
-                v.set(w)?;
+                v.set(w.as_tensor())?;
             }
             report.stop = format!(
                 "epoch limit; the weights of epoch {} (the lowest training loss, {:.4e}) restored",
@@ -184,7 +184,7 @@ impl Autoencoder {
         }
         if let Some(b) = best {
             for (i, w) in b.weights.iter().enumerate() {
-                tensors.insert(format!("b{i}"), w.clone());
+                tensors.insert(format!("b{i}"), w.as_tensor().clone());
             }
         }
         let payload = serde_json::json!({
@@ -271,7 +271,7 @@ impl Autoencoder {
             Some(epoch) if (epoch as usize) < curve.len() => Some(Best {
                 epoch: epoch as usize,
                 weights: (0..vars.len())
-                    .map(|i| take(format!("b{i}")))
+                    .map(|i| Var::from_tensor(&take(format!("b{i}"))?).map_err(|e| e.to_string()))
                     .collect::<std::result::Result<_, _>>()?,
             }),
             Some(epoch) => return Err(format!("best epoch {epoch} beyond its curve")),
@@ -295,18 +295,27 @@ struct Saved {
 /// measured on (`restore_best`).
 struct Best {
     epoch: usize,
-    weights: Vec<Tensor>,
+    weights: Vec<Var>,
 }
 
 impl Best {
-    /// The current weights of `vars`, copied (the optimiser updates them in place).
-    fn of(epoch: usize, vars: &[Var]) -> candle_core::Result<Self> {
-        Ok(Self {
-            epoch,
-            weights: vars
+    /// Makes the current weights of `vars` the best, at `epoch`: copied (the optimiser
+    /// updates them in place) into the buffers of the earlier best, allocated only the first
+    /// time.
+    fn record(best: &mut Option<Self>, epoch: usize, vars: &[Var]) -> candle_core::Result<()> {
+        if best.is_none() {
+            let weights = vars
                 .iter()
-                .map(|v| v.as_tensor().copy())
-                .collect::<candle_core::Result<_>>()?,
-        })
+                .map(|v| Var::zeros(v.shape(), v.dtype(), v.device()))
+                .collect::<candle_core::Result<_>>()?;
+            *best = Some(Self { epoch, weights });
+        }
+        if let Some(b) = best {
+            for (w, v) in b.weights.iter().zip(vars) {
+                w.set(v.as_tensor())?;
+            }
+            b.epoch = epoch;
+        }
+        Ok(())
     }
 }
