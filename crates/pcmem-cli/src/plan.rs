@@ -18,7 +18,7 @@ use std::path::Path;
 use pcmem_harness::estimate::{Expectation, Pooled, DEFAULT_RATE};
 use pcmem_harness::left::count;
 use pcmem_harness::models;
-use pcmem_harness::run::{plan, PartialPeek, PartialRecall, RunOptions};
+use pcmem_harness::run::{plan, PartialPeek, PartialRecall, RunOptions, SavedTraining};
 use pcmem_harness::spec::{Cell, Grid, ModelKind};
 
 use crate::harness::{duration, gib};
@@ -97,6 +97,9 @@ enum Standing {
     Recalls(PartialPeek),
     /// Half-trained: its checkpoint holds this many epochs.
     Resumes(usize),
+    /// Its checkpoint (this many epochs) is of other training settings (these keys): it
+    /// trains from epoch 0.
+    Refused(usize, Vec<String>),
     /// Nothing of it yet, or a stale or corrupt record: it trains from epoch 0.
     Fresh,
 }
@@ -114,10 +117,16 @@ impl Standing {
         if pcmem_harness::run::kept_training(g, c, path, None).is_some() {
             return Self::Kept;
         }
-        let epochs = pcmem_harness::run::checkpointed_epochs(path, g, c);
-        match PartialRecall::peek(path) {
-            Some(p) if limit.is_none() || epochs == Some(p.epochs) => Self::Recalls(p),
-            _ => epochs.map_or(Self::Fresh, Self::Resumes),
+        let saved = pcmem_harness::run::saved_training(path, g, c);
+        let epochs = match &saved {
+            Some(SavedTraining::Resumes(e)) => Some(*e),
+            _ => None,
+        };
+        match (PartialRecall::peek(path), saved) {
+            (Some(p), _) if limit.is_none() || epochs == Some(p.epochs) => Self::Recalls(p),
+            (_, Some(SavedTraining::Resumes(e))) => Self::Resumes(e),
+            (_, Some(SavedTraining::Other { epochs, keys })) => Self::Refused(epochs, keys),
+            (_, None) => Self::Fresh,
         }
     }
 
@@ -125,7 +134,7 @@ impl Standing {
     /// (the recall is part of the other two).
     fn price(&self, expect: &Expectation, g: &Grid, c: &Cell) -> (f64, Option<f64>, f64) {
         let (bound, expected) = match self {
-            Self::Done | Self::Fresh => expect.seconds(g, c),
+            Self::Done | Self::Fresh | Self::Refused(..) => expect.seconds(g, c),
             Self::Shares | Self::Kept | Self::Recalls(_) => (0.0, Some(0.0)),
             Self::Resumes(epochs) => expect.seconds_after(g, c, *epochs),
         };
@@ -145,6 +154,7 @@ impl Standing {
             Self::Kept => "kept",
             Self::Recalls(_) => "recalls",
             Self::Resumes(_) => "resumes",
+            Self::Refused(..) => "to run",
             // A record is there but will be recomputed: unreadable, or from settings the grid
             // no longer states (the run says which when it gets there).
             Self::Fresh if !done && path.exists() => {
@@ -177,6 +187,10 @@ impl Standing {
                 Some(l) => format!("  from its checkpoint: {e} of {l} epochs done"),
                 None => format!("  from its checkpoint: {e} epochs done"),
             },
+            Self::Refused(e, keys) => format!(
+                "  from epoch 0: its checkpoint ({e} epochs) is of other training settings ({})",
+                keys.join(", ")
+            ),
             _ => String::new(),
         }
     }

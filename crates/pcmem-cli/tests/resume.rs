@@ -175,8 +175,16 @@ fn a_checkpoint_of_other_settings_is_refused_by_name_and_the_cell_restarts() {
     std::fs::write(&g, grid("5e-3")).unwrap();
     let out = tmp.path().join("out");
     start_and_kill(&g, &data, &out);
-    // The same cell id with another learning rate.
+    // The same cell id with another learning rate: `--dry-run` says the checkpoint will not
+    // be used, and why, and prices the whole training.
     std::fs::write(&g, grid("4e-3")).unwrap();
+    let (line, plan) = dry_run_line(run(&g, &data, &out, "5m"), "-pcn-");
+    assert!(
+        line.contains(" to run ")
+            && line.contains("from epoch 0: its checkpoint (")
+            && line.ends_with("epochs) is of other training settings (learning.alpha)"),
+        "{plan}"
+    );
     let o = run(&g, &data, &out, "5m").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");

@@ -75,6 +75,9 @@ pub struct Peek {
     pub identity: String,
     /// Epochs finished when it was written.
     pub epochs: usize,
+    /// The model's settings it was written under, where it states them (`config`, or
+    /// `payload.config` for the memories that save a payload).
+    pub config: Option<serde_json::Value>,
 }
 
 /// How a resumable training started.
@@ -170,6 +173,10 @@ impl CheckpointPolicy {
         Some(Peek {
             identity: meta.get("identity")?.as_str()?.to_string(),
             epochs,
+            config: meta
+                .get("config")
+                .or_else(|| meta.pointer("/payload/config"))
+                .cloned(),
         })
     }
 

@@ -140,14 +140,21 @@ fn peek_reads_the_identity_and_epochs_of_either_kind_of_checkpoint() {
     let peek = Peek {
         identity: "data-a".into(),
         epochs: 4,
+        config: Some(serde_json::to_value(config(false)).unwrap()),
     };
     assert_eq!(pcn.peek(), Some(peek));
-    // The other memories' state counts them.
+    // The other memories' state counts them, and states its config in its payload.
     let state = policy(dir.path(), "state");
     let w = Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
     let tensors = std::collections::HashMap::from([("w".to_string(), w)]);
     save_state(&state, 7, &serde_json::json!({}), &tensors).unwrap();
-    assert_eq!(state.peek().map(|p| p.epochs), Some(7));
+    assert_eq!(state.peek().map(|p| (p.epochs, p.config)), Some((7, None)));
+    let payload = serde_json::json!({"config": {"lr": 0.5}});
+    save_state(&state, 8, &payload, &tensors).unwrap();
+    assert_eq!(
+        state.peek().and_then(|p| p.config),
+        Some(serde_json::json!({"lr": 0.5}))
+    );
     // A JSON half that does not parse says nothing.
     std::fs::write(state.meta_path(), "{").unwrap();
     assert_eq!(state.peek(), None);

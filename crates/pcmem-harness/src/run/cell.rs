@@ -138,21 +138,59 @@ pub fn kept_training(
     })
 }
 
-/// The epochs that the checkpoint beside `record_file` saved for `cell` of `grid` (its grid,
-/// profile and cell; `None` without one): what `pcmem run --dry-run` takes off the cell's
-/// training. The run checks the rest (data checksum, training settings) when it resumes, and
-/// restarts a cell whose checkpoint fails those checks.
-pub fn checkpointed_epochs(
+/// The checkpoint beside `record_file` of `cell` of `grid` (its grid, profile and cell), as
+/// `pcmem run --dry-run` sees it before any image is read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SavedTraining {
+    /// Written under the cell's training settings: a run resumes after these epochs (it checks
+    /// the rest, the data checksum and the tensors, when it resumes, and restarts a cell whose
+    /// checkpoint fails those checks).
+    Resumes(usize),
+    /// Written under other training settings (these keys differ): a run refuses it and trains
+    /// from epoch 0.
+    Other {
+        /// Epochs it holds.
+        epochs: usize,
+        /// The settings that differ, dotted (`learning.alpha`).
+        keys: Vec<String>,
+    },
+}
+
+/// What the checkpoint beside `record_file` offers `cell` of `grid` (`None`: no checkpoint of
+/// this cell).
+pub fn saved_training(
     record_file: &std::path::Path,
     grid: &Grid,
     cell: &Cell,
-) -> Option<usize> {
+) -> Option<SavedTraining> {
     // The identity ends with the data checksum, unknown before the images are read.
     let policy = checkpoint_policy(record_file, grid, cell, "", Default::default());
     let peek = policy.peek()?;
-    peek.identity
-        .starts_with(&policy.identity)
-        .then_some(peek.epochs)
+    if !peek.identity.starts_with(&policy.identity) {
+        return None;
+    }
+    let (Some(saved), Ok(now)) = (&peek.config, crate::models::resolve(grid, cell)) else {
+        return Some(SavedTraining::Resumes(peek.epochs));
+    };
+    // The saved settings read through today's config type (settings added since take their
+    // defaults), as the model reads them when it resumes.
+    let factory = cell.model.factory();
+    let then = crate::models::Shape::of(cell)
+        .ok()
+        .and_then(|shape| factory.resolve(saved, &shape.sizes()).ok())
+        .unwrap_or_else(|| saved.clone());
+    let keys = crate::stale::differing_keys(
+        &factory.training_settings(&then),
+        &factory.training_settings(&now.config),
+        "",
+    );
+    Some(match keys.is_empty() {
+        true => SavedTraining::Resumes(peek.epochs),
+        false => SavedTraining::Other {
+            epochs: peek.epochs,
+            keys,
+        },
+    })
 }
 
 /// The checkpoint of the cell whose record is `record_file`, saved every `every`. Its identity

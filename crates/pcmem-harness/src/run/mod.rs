@@ -57,7 +57,7 @@ mod partial;
 mod plan;
 
 pub use cell::{
-    checkpoint_policy, checkpointed_epochs, kept_training, run_cell, Progress, Trained,
+    checkpoint_policy, kept_training, run_cell, saved_training, Progress, SavedTraining, Trained,
 };
 use lock::CellLock;
 pub use partial::{condition, ModelIdentity, PartialPeek, PartialRecall};
