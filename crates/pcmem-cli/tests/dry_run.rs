@@ -71,17 +71,22 @@ fn a_grid_with_records_from_another_device_is_priced_at_its_siblings_rate() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
+    // The columns of the line of the cell whose id starts with `cell`: cell, status, bound
+    // (value unit), expected (value unit), memory.
+    let cols = |text: &str, cell: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(cell))
+            .unwrap_or_else(|| panic!("no line of {cell}: {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
     let text = dry(&exp.join("b.toml"));
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("mnist-N6-pcn"))
-        .unwrap_or_else(|| panic!("no line for the cell with 6 images: {text}"));
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    // cell, status, bound (value unit), expected (value unit), memory: the GPU record's epochs
-    // (its whole limit) at grid a's CPU rate, so expected = bound.
-    assert_eq!(cols[1..3], ["to", "run"], "{line}");
-    assert_ne!(cols[5], "-", "no expectation: {text}");
-    assert_eq!(cols[3..5], cols[5..7], "{line}");
+    let c = cols(&text, "mnist-N6-pcn");
+    // The GPU record's epochs (its whole limit) at grid a's CPU rate, so expected = bound.
+    assert_eq!(c[1..3], ["to", "run"], "{text}");
+    assert_ne!(c[5], "-", "no expectation: {text}");
+    assert_eq!(c[3..5], c[5..7], "{text}");
     assert!(!text.contains("without a rate"), "{text}");
     assert!(
         text.contains("its rate in the other grids' records on this kind of device")
@@ -92,12 +97,8 @@ fn a_grid_with_records_from_another_device_is_priced_at_its_siblings_rate() {
     // stopped (their whole limit) at their rate.
     std::fs::write(exp.join("c.toml"), grid("c", "[4]")).unwrap();
     let text = dry(&exp.join("c.toml"));
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("mnist-N4-pcn"))
-        .unwrap_or_else(|| panic!("no line for grid c's cell: {text}"));
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols[3..5], cols[5..7], "{line}");
+    let c = cols(&text, "mnist-N4-pcn");
+    assert_eq!(c[3..5], c[5..7], "{text}");
     assert!(
         text.contains("no record of this grid: expected to stop at 100% of the epoch limit"),
         "{text}"
