@@ -48,16 +48,7 @@ pub fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
     // their defaults), then compared.
     // (JSON to JSON: a record's `null`s, unset options, have no TOML form.) Settings retired
     // from the model since (the PCN's `kernel`, now an execution option) are read and dropped.
-    let then = crate::models::Shape::of(&r.cell)
-        .ok()
-        .and_then(|shape| {
-            r.cell
-                .model
-                .factory()
-                .resolve(&r.model_config, &shape.sizes())
-                .ok()
-        })
-        .unwrap_or_else(|| r.model_config.clone());
+    let then = as_today(&r.cell, &r.model_config);
     let keys = differing_keys(&then, &now, "");
     if !keys.is_empty() {
         return Some(format!(
@@ -66,6 +57,16 @@ pub fn why_stale(grids: &[Grid], r: &RunRecord) -> Option<String> {
         ));
     }
     None
+}
+
+/// `config`, settings `cell`'s model was given at some time (a record's, a checkpoint's), read
+/// through today's config type: settings added since take their defaults, settings retired are
+/// dropped; as it was where it no longer reads.
+pub(crate) fn as_today(cell: &crate::spec::Cell, config: &serde_json::Value) -> serde_json::Value {
+    crate::models::Shape::of(cell)
+        .ok()
+        .and_then(|shape| cell.model.factory().resolve(config, &shape.sizes()).ok())
+        .unwrap_or_else(|| config.clone())
 }
 
 pub use pcmem_model::checkpoint::differing_keys;

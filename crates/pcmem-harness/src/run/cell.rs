@@ -172,13 +172,9 @@ pub fn saved_training(
     let (Some(saved), Ok(now)) = (&peek.config, crate::models::resolve(grid, cell)) else {
         return Some(SavedTraining::Resumes(peek.epochs));
     };
-    // The saved settings read through today's config type (settings added since take their
-    // defaults), as the model reads them when it resumes.
+    // The saved settings as the model reads them when it resumes.
+    let then = crate::stale::as_today(cell, saved);
     let factory = cell.model.factory();
-    let then = crate::models::Shape::of(cell)
-        .ok()
-        .and_then(|shape| factory.resolve(saved, &shape.sizes()).ok())
-        .unwrap_or_else(|| saved.clone());
     let keys = crate::stale::differing_keys(
         &factory.training_settings(&then),
         &factory.training_settings(&now.config),
