@@ -113,6 +113,12 @@ steps=(
     # them at 35 and 93 minutes): fig8's PCN cells are work for a GPU, its autoencoders are not,
     # and these two decide two claims, so they come before the cell of many loans below.
     "fig8 model=autoencoder layers=10"
+    # fig8's other autoencoders with 1024 (3, 5 and 7 layers; a 2-layer autoencoder of that
+    # width trains fig3's N = 500 in about 25 minutes, so each should fit in one loan): Fig. 8's
+    # picture, and with the PCN cells (a GPU's work) fig8-pcn-above-ae-1024. They come before the
+    # cell of many loans below, whose checkpoint a new machine loses (epoch 212 of it was lost so
+    # between two sessions).
+    "fig8 model=autoencoder hidden=1024"
     # The CIFAR-10 PCN with 2048 at N = 1000 (--dry-run expects 10.5 hours, the epoch limit):
     # the last of fig3's 24 CIFAR-10 cells and the last cell the issue names as CPU work; it
     # completes fig3-pcn2048-all's cells (its verdict already fails at N = 100 and 500). It needs
@@ -123,8 +129,9 @@ steps=(
     # fig7-n250-sixteenth-few has only its 512, 1024 and 2048 cells, so it reads "incomplete"
     # until this cell has run. It resumes from its checkpoint after the cell above.
     "fig7 dataset=tiny-imagenet hidden=4096 n_images=250"
-    # fig8's other autoencoders (3, 5 and 7 layers; --dry-run bounds them at 28 to 77 minutes
-    # each): Fig. 8's picture, and with the PCN cells (a GPU's work) fig8-pcn-above-ae-*
+    # fig8's other autoencoders with 2048 (3, 5 and 7 layers; --dry-run bounds them at 2 to
+    # 2.6 hours each): Fig. 8's picture, and with the PCN cells (a GPU's work)
+    # fig8-pcn-above-ae-2048
     "fig8 model=autoencoder"
 )
 for step in "${steps[@]}"; do
