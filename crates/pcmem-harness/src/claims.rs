@@ -445,15 +445,31 @@ fn mean_by(rows: Vec<(String, f64)>) -> BTreeMap<Natural, f64> {
         .collect()
 }
 
+/// A claim's values, one per group: `for_each=key: value` joined by `; `, the bare value where
+/// there is one group and nothing tells it apart.
+fn listing(
+    values: &BTreeMap<Natural, f64>,
+    by: Option<&str>,
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
+    values
+        .iter()
+        .map(|(k, a)| {
+            if k.0.is_empty() || (by.is_none() && values.len() == 1) {
+                fmt(*a)
+            } else if let Some(b) = by {
+                format!("{b}={k}: {}", fmt(*a))
+            } else {
+                format!("{k}: {}", fmt(*a))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     let by = claim.for_each.as_deref();
     let ours = mean_by(select(df, &claim.grid, &claim.filter, claim.metric, by)?);
-    if ours.is_empty() {
-        return Ok(Verdict {
-            ours: "not run in this profile".into(),
-            pass: None,
-        });
-    }
     let fmt = |v: f64| {
         if claim.metric == Metric::Fraction {
             format!("{:.0}%", 100.0 * v)
@@ -461,16 +477,34 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             format!("{v:.1}")
         }
     };
-    match (&claim.than, claim.value) {
-        (Some(than), _) => {
-            let other = mean_by(select(df, &claim.grid, than, claim.metric, by)?);
+    // One side of a comparison may have records while the other has none: the claim is not
+    // run, and the side that ran is shown so a reader sees what there is.
+    let other = match &claim.than {
+        Some(than) => Some(mean_by(select(df, &claim.grid, than, claim.metric, by)?)),
+        None => None,
+    };
+    if ours.is_empty() {
+        let ours = match other.as_ref().filter(|o| !o.is_empty()) {
+            Some(o) => format!(
+                "not run in this profile (the cells it is compared with: {})",
+                listing(o, by, &fmt)
+            ),
+            None => "not run in this profile".into(),
+        };
+        return Ok(Verdict { ours, pass: None });
+    }
+    match (other, claim.value) {
+        (Some(other), _) => {
             let shared: Vec<_> = ours
                 .iter()
                 .filter_map(|(k, a)| other.get(k).map(|b| (k, *a, *b)))
                 .collect();
             if shared.is_empty() {
                 return Ok(Verdict {
-                    ours: "compared cells not run in this profile".into(),
+                    ours: format!(
+                        "compared cells not run in this profile (its own cells: {})",
+                        listing(&ours, by, &fmt)
+                    ),
                     pass: None,
                 });
             }
@@ -489,28 +523,13 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
                 pass: Some(pass),
             })
         }
-        (None, Some(v)) => {
-            let text = ours
-                .iter()
-                .map(|(k, a)| {
-                    if k.0.is_empty() || (by.is_none() && ours.len() == 1) {
-                        fmt(*a)
-                    } else if let Some(b) = by {
-                        format!("{b}={k}: {}", fmt(*a))
-                    } else {
-                        format!("{k}: {}", fmt(*a))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            Ok(Verdict {
-                ours: text,
-                pass: Some(
-                    ours.values()
-                        .all(|a| claim.op.holds(*a, v, claim.tolerance.unwrap_or(0.0))),
-                ),
-            })
-        }
+        (None, Some(v)) => Ok(Verdict {
+            ours: listing(&ours, by, &fmt),
+            pass: Some(
+                ours.values()
+                    .all(|a| claim.op.holds(*a, v, claim.tolerance.unwrap_or(0.0))),
+            ),
+        }),
         (None, None) => Err(HarnessError::Invalid(format!(
             "claim {}: give `value` or `than`",
             claim.id
@@ -570,6 +589,27 @@ mod tests {
              n_images=1000: 10% vs 0%; control (model=pcn): hidden=512,n_images=1000: 10%; \
              hidden=1024,n_images=250: 20%; hidden=2048,n_images=100: 30%; \
              hidden=4096,n_images=500: 40%"
+        );
+        // One side of a comparison without records: not run, and the side that ran is shown.
+        let no_own = claim(
+            "op = \">\"\nfor_each = \"n_images\"\nwhere = { model = \"hopfield\" }\n\
+             than = { model = \"ae\", n_images = \"250\" }",
+        );
+        let v = evaluate(&no_own, &df).unwrap();
+        assert_eq!(v.pass, None);
+        assert_eq!(
+            v.ours,
+            "not run in this profile (the cells it is compared with: n_images=250: 0%)"
+        );
+        let no_other = claim(
+            "op = \">\"\nfor_each = \"n_images\"\nwhere = { model = \"pcn\", n_images = \"100\" }\n\
+             than = { model = \"hopfield\" }",
+        );
+        let v = evaluate(&no_other, &df).unwrap();
+        assert_eq!(v.pass, None);
+        assert_eq!(
+            v.ours,
+            "compared cells not run in this profile (its own cells: n_images=100: 30%)"
         );
     }
 }
