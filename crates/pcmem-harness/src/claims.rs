@@ -58,6 +58,25 @@ pub enum Metric {
     Recalled,
 }
 
+impl Metric {
+    /// The tidy table's column holding it.
+    fn column(self) -> &'static str {
+        match self {
+            Metric::Fraction => "fraction",
+            Metric::Recalled => "recalled",
+        }
+    }
+
+    /// A value as the report shows it: a fraction in whole percent, a count (seeds averaged)
+    /// to one decimal.
+    fn show(self, v: f64) -> String {
+        match self {
+            Metric::Fraction => format!("{:.0}%", 100.0 * v),
+            Metric::Recalled => format!("{v:.1}"),
+        }
+    }
+}
+
 /// How our number is compared with the claim's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Op {
@@ -261,13 +280,7 @@ fn select(
     by: Option<&str>,
 ) -> Result<Vec<(String, f64)>> {
     let g = strings(df, "grid")?;
-    let m = floats(
-        df,
-        match metric {
-            Metric::Fraction => "fraction",
-            Metric::Recalled => "recalled",
-        },
-    )?;
+    let m = floats(df, metric.column())?;
     let cols: Vec<(String, Vec<String>)> = filter
         .keys()
         .map(|k| Ok((k.clone(), strings(df, k)?)))
@@ -335,10 +348,7 @@ pub fn evaluate(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     let shown = vals
         .iter()
         .map(|(k, v)| {
-            let v = match c.metric {
-                Metric::Fraction => format!("{:.0}%", 100.0 * v),
-                Metric::Recalled => format!("{v:.1}"),
-            };
+            let v = c.metric.show(*v);
             if k.is_empty() || vals.len() == 1 {
                 v
             } else {
@@ -447,20 +457,17 @@ fn mean_by(rows: Vec<(String, f64)>) -> BTreeMap<Natural, f64> {
 
 /// A claim's values, one per group: `for_each=key: value` joined by `; `, the bare value where
 /// there is one group and nothing tells it apart.
-fn listing(
-    values: &BTreeMap<Natural, f64>,
-    by: Option<&str>,
-    fmt: &dyn Fn(f64) -> String,
-) -> String {
+fn listing(values: &BTreeMap<Natural, f64>, by: Option<&str>, metric: Metric) -> String {
     values
         .iter()
         .map(|(k, a)| {
+            let a = metric.show(*a);
             if k.0.is_empty() || (by.is_none() && values.len() == 1) {
-                fmt(*a)
+                a
             } else if let Some(b) = by {
-                format!("{b}={k}: {}", fmt(*a))
+                format!("{b}={k}: {a}")
             } else {
-                format!("{k}: {}", fmt(*a))
+                format!("{k}: {a}")
             }
         })
         .collect::<Vec<_>>()
@@ -470,13 +477,7 @@ fn listing(
 fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
     let by = claim.for_each.as_deref();
     let ours = mean_by(select(df, &claim.grid, &claim.filter, claim.metric, by)?);
-    let fmt = |v: f64| {
-        if claim.metric == Metric::Fraction {
-            format!("{:.0}%", 100.0 * v)
-        } else {
-            format!("{v:.1}")
-        }
-    };
+    let m = claim.metric;
     // One side of a comparison may have records while the other has none: the claim is not
     // run, and the side that ran is shown so a reader sees what there is.
     let other = match &claim.than {
@@ -487,7 +488,7 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
         let ours = match other.as_ref().filter(|o| !o.is_empty()) {
             Some(o) => format!(
                 "not run in this profile (the cells it is compared with: {})",
-                listing(o, by, &fmt)
+                listing(o, by, m)
             ),
             None => "not run in this profile".into(),
         };
@@ -503,7 +504,7 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
                 return Ok(Verdict {
                     ours: format!(
                         "compared cells not run in this profile (its own cells: {})",
-                        listing(&ours, by, &fmt)
+                        listing(&ours, by, m)
                     ),
                     pass: None,
                 });
@@ -512,7 +513,12 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
                 .iter()
                 .map(|(k, a, b)| {
                     let tie = if (a - b).abs() < 1e-12 { " (tie)" } else { "" };
-                    format!("{}={k}: {} vs {}{tie}", by.unwrap_or(""), fmt(*a), fmt(*b))
+                    format!(
+                        "{}={k}: {} vs {}{tie}",
+                        by.unwrap_or(""),
+                        m.show(*a),
+                        m.show(*b)
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -524,7 +530,7 @@ fn evaluate_own(claim: &Claim, df: &DataFrame) -> Result<Verdict> {
             })
         }
         (None, Some(v)) => Ok(Verdict {
-            ours: listing(&ours, by, &fmt),
+            ours: listing(&ours, by, m),
             pass: Some(
                 ours.values()
                     .all(|a| claim.op.holds(*a, v, claim.tolerance.unwrap_or(0.0))),
