@@ -8,12 +8,23 @@
 #   4. full-profile cells of the grids named in GRIDS (default fig7 fig8 fig3 fig6b fig10b) until
 #      BUDGET seconds (default 540) since the start are nearly spent; finished cells' records in
 #      $OUT/records.tgz (records resume: unpack them into .devcarry/res and a later session
-#      continues where this one stopped).
+#      continues where this one stopped). An entry may narrow its grid to some cells with
+#      `GRID:KEY=VALUE[,KEY=VALUE]` (pcmem run's --where, e.g. `fig3:dataset=tiny-imagenet`).
+#      PARALLEL=1 runs the entries side by side, one process each on the one GPU (two entries of
+#      one grid share its cells: a process skips a cell another one holds); the processes' logs
+#      end up in $OUT/streams.txt. Measured on the H200 (2026-12-04, six processes): no gain in
+#      throughput, each process ran at about a sixth of its speed alone (the GPU time-slices
+#      between processes), so more cells were left half-trained at the budget's end than one
+#      process would have left. Keep it off unless the GPU runs an MPS daemon.
+# RES (default /tmp/res) holds the records and checkpoints on the GPU machine; a second call to the
+# same warm machine with the same RES resumes the cells the first one stopped (a git-ignored path
+# such as .gpu/res survives between calls).
 # Each step runs even if an earlier one failed; log.txt says what each step did.
 set -uo pipefail
 t0=$(date +%s)
 budget=${BUDGET:-540}
 grids=${GRIDS:-fig7 fig8 fig3 fig6b fig10b}
+res=${RES:-/tmp/res}
 carry=.devcarry
 out=${OUT:?OUT must name the folder whose files come back}
 log=$out/log.txt
@@ -23,6 +34,12 @@ NV=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 # .devcarry/lib: shared libraries of the build machine the GPU image may lack (fontconfig and
 # freetype for plotters); appended last, so the image's own come first.
 export LD_LIBRARY_PATH="$(ls -d $NV/*/lib 2>/dev/null | paste -sd:):/usr/local/nvidia/lib64:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}:$PWD/$carry/lib"
+# .devcarry/fonts (prepare.sh): a font and a fontconfig file for plotters' captions; the GPU
+# image has neither, and without them every picture with text fails ("No such font").
+if [ -d "$carry/fonts" ]; then
+    sed "s|FONTDIR|$PWD/$carry/fonts|" "$carry/fonts/fonts.conf.in" > /tmp/fonts.conf
+    export FONTCONFIG_FILE=/tmp/fonts.conf
+fi
 steps=${STEPS:-1234}
 mkdir -p /tmp/bin
 for b in pcmem cuda-test gpu-bench; do
@@ -51,26 +68,55 @@ PYTHONPATH=/tmp/site XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
 say "step 3 exit $?"
 fi
 say "step 4: full-profile cells ($grids), $(left) s left"
-mkdir -p /tmp/res
+mkdir -p "$res"
 # The committed records (packed by prepare.sh into .devcarry/records.tgz) and those of an
 # earlier device session (unpacked from its records.tgz into .devcarry/res): their cells are
 # skipped, the run goes on from the first cell without a record.
-[ -f "$carry/records.tgz" ] && tar xzf "$carry/records.tgz" -C /tmp/res
-[ -d "$carry/res" ] && cp -r "$carry/res/." /tmp/res/
-say "carried records: $(find /tmp/res -name '*.json' | wc -l)"
-for g in $grids; do
-    [ "$(left)" -gt 60 ] || break
-    say "grid $g ($(left) s left)"
-    # At the budget's end timeout sends TERM: the training cell checkpoints at the end of its
-    # epoch and pcmem exits 4; KILL 30 s later if it has not.
+[ -f "$carry/records.tgz" ] && tar xzf "$carry/records.tgz" -C "$res"
+[ -d "$carry/res" ] && cp -r "$carry/res/." "$res/"
+say "carried records: $(find "$res" -name '*.json' | wc -l)"
+# run_entry ENTRY LOG CACHE: one grid entry (GRID or GRID:KEY=VALUE,...) until the budget's end. At the
+# end timeout sends TERM: the training cell checkpoints at the end of its epoch and pcmem exits 4;
+# KILL 30 s later if it has not.
+run_entry() {
+    local g=${1%%:*} filters=() f
+    if [[ $1 == *:* ]]; then
+        IFS=, read -ra f <<< "${1#*:}"
+        for kv in "${f[@]}"; do filters+=(--where "$kv"); done
+    fi
     timeout -k 30 $(( $(left) - 45 )) /tmp/bin/pcmem run "experiments/$g.toml" --profile full \
-        --device cuda:0 --data-dir "$carry/data" --cache-dir /tmp/cache --offline --out /tmp/res \
-        --checkpoint-every 2m >> "$log" 2>&1
-    say "grid $g exit $?"
-done
+        --device cuda:0 --data-dir "$carry/data" --cache-dir "$3" --offline --out "$res" \
+        --checkpoint-every 2m "${filters[@]}" >> "$2" 2>&1
+}
+if [ "${PARALLEL:-0}" = 1 ]; then
+    i=0
+    pids=()
+    for g in $grids; do
+        i=$((i + 1))
+        say "stream $i: $g ($(left) s left)"
+        mkdir -p /tmp/streams
+        run_entry "$g" "/tmp/streams/$i.txt" "/tmp/cache-$i" &
+        pids+=($!)
+    done
+    i=0
+    for p in "${pids[@]}"; do
+        i=$((i + 1))
+        wait "$p"
+        say "stream $i exit $?"
+    done
+    # One file back for all of them (the device tool returns at most 8).
+    for f in /tmp/streams/*.txt; do echo "== stream $(basename "$f" .txt)"; cat "$f"; done > "$out/streams.txt"
+else
+    for g in $grids; do
+        [ "$(left)" -gt 60 ] || break
+        say "grid $g ($(left) s left)"
+        run_entry "$g" "$log" /tmp/cache
+        say "grid $g exit $?"
+    done
+fi
 # Records and pictures come back; checkpoints too when small enough to travel (16 MiB a file).
-(cd /tmp/res && find . -type f ! -name '*.lock' ! -name '*.safetensors' ! -name '*.ckpt.json' |
+(cd "$res" && find . -type f ! -name '*.lock' ! -name '*.safetensors' ! -name '*.ckpt.json' |
     tar czf "$out/records.tgz" -T -)
-(cd /tmp/res && find . -name '*.ckpt.*' -size -12M | tar czf "$out/checkpoints.tgz" -T -)
+(cd "$res" && find . -name '*.ckpt.*' -size -12M | tar czf "$out/checkpoints.tgz" -T -)
 [ "$(stat -c %s "$out/checkpoints.tgz")" -lt 16000000 ] || rm -f "$out/checkpoints.tgz"
 say "records: $(tar tzf "$out/records.tgz" | grep -c '\.json$') json files; done"

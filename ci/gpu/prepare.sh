@@ -32,6 +32,16 @@ for l in libfontconfig.so.1 libfreetype.so.6 libexpat.so.1 libpng16.so.16 libbro
     p=$(ldconfig -p | awk -v l="$l" '$1 == l { print $NF; exit }')
     [ -n "$p" ] && cp -L "$p" "$carry/lib/"
 done
+# A font and a fontconfig file pointing at it (the GPU image has no fonts; plotters' captions
+# need one); device-run.sh fills in the folder's path there.
+mkdir -p "$carry/fonts"
+font=$(fc-match -f '%{file}' sans-serif)
+cp -L "$font" "$carry/fonts/"
+family=$(fc-query -f '%{family[0]}' "$font")
+printf '%s\n' '<?xml version="1.0"?>' '<!DOCTYPE fontconfig SYSTEM "fonts.dtd">' \
+    '<fontconfig><dir>FONTDIR</dir><cachedir>/tmp/fc-cache</cachedir>' \
+    "<alias><family>sans-serif</family><prefer><family>$family</family></prefer></alias></fontconfig>" \
+    > "$carry/fonts/fonts.conf.in"
 rm -f "$carry"/*.whl
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$carry" pcx==0.6.3
 for f in "$@"; do
@@ -42,5 +52,12 @@ done
 # CPU is not run again), packed because the carry is limited.
 (cd results/full && find runs -name '*.json' ! -name '*.ckpt.*' | sort | tar czf "$carry/records.tgz" -T -)
 echo "records: $(tar tzf "$carry/records.tgz" | wc -l) from results/full/runs -> .devcarry/records.tgz ($(du -h "$carry/records.tgz" | cut -f1))"
-du -sh "$carry"
-echo "carry: .devcarry (check the total above is under 64 MiB with the working tree)"
+# The device tool sends the working tree and the carry together, 64 MiB at most.
+tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s }')
+carried=$(du -sb "$carry" | cut -f1)
+echo "carry .devcarry: $((carried / 1048576)) MiB; tracked files: $((tree / 1048576)) MiB; together $(((carried + tree) / 1048576)) MiB of 64"
+if [ $((carried + tree)) -gt $((64 * 1048576)) ]; then
+    echo "over the device tool's 64 MiB: carry fewer data folders or binaries, or move results/full," >&2
+    echo "results/figures and results/runs out of the checkout for the call (the GPU run needs none" >&2
+    echo "of them: the records travel in .devcarry/records.tgz) and put them back after it" >&2
+fi
