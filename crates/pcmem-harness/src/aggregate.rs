@@ -4,11 +4,12 @@
 //! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden,
 //! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
 //! converged, fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss,
-//! selected, arm`. `fit_s` is the cell's training time over all its runs (a cell resumed from a
+//! selected, arm, diverged`. `fit_s` is the cell's training time over all its runs (a cell resumed from a
 //! checkpoint counts the runs before; records of older code say only the last run). `arm` is
 //! the recall arm (`paper`, the paper's model; or a name of the grid's `[arms]`, e.g.
 //! `pcmem`). `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
-//! / n`. `search` is the cell's hyperparameter-search point (empty without a search),
+//! / n`; `diverged` counts those whose recall diverged (a non-finite MSE, never recalled; the
+//! medians and means then say NaN). `search` is the cell's hyperparameter-search point (empty without a search),
 //! `train_loss` the last value of its training curve (the PCN's energy summed over the stored
 //! images; NaN for one-shot memories), and `selected` marks the point with the lowest
 //! `train_loss` among the points of the same cell (always true without a search): figures,
@@ -219,6 +220,7 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
     let mut sha = Vec::new();
     let mut version = Vec::new();
     let mut arm = Vec::new();
+    let mut diverged = Vec::new();
     for (r, &chosen) in records.iter().zip(&chosen) {
         for rc in &r.recall {
             arm.push(rc.arm.clone());
@@ -238,6 +240,7 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
             threshold.push(rc.threshold);
             n.push(rc.mse.len() as u64);
             recalled.push(k as u64);
+            diverged.push(rc.diverged() as u64);
             fraction.push(if rc.mse.is_empty() {
                 f64::NAN
             } else {
@@ -282,6 +285,7 @@ pub fn tidy(records: &[RunRecord]) -> Result<DataFrame> {
         "train_loss" => loss,
         "selected" => is_selected,
         "arm" => arm,
+        "diverged" => diverged,
     )?)
 }
 
@@ -297,7 +301,7 @@ pub const CONFIG_COLUMNS: [&str; 7] = [
     "arm",
 ];
 
-/// Mean over seeds of `fraction` and `recalled` per configuration of one grid (selected
+/// Mean over seeds of `fraction`, `recalled` and `diverged` per configuration of one grid (selected
 /// search points only), sorted.
 pub fn summary(df: &DataFrame, grid: &str) -> Result<DataFrame> {
     let keys = CONFIG_COLUMNS;
@@ -316,6 +320,10 @@ pub fn summary(df: &DataFrame, grid: &str) -> Result<DataFrame> {
             col("median_mse").mean().alias("median_mse"),
             col("fit_s").mean().alias("fit_s"),
             col("seed").count().alias("seeds"),
+            col("diverged")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("diverged"),
         ])
         .sort(keys, SortMultipleOptions::default())
         .collect()?)

@@ -109,6 +109,11 @@ impl RecallResult {
     pub fn recalled(&self) -> usize {
         self.mse.iter().filter(|&&m| m < self.threshold).count()
     }
+
+    /// How many images' recall diverged (a non-finite MSE).
+    pub fn diverged(&self) -> usize {
+        self.mse.iter().filter(|m| !m.is_finite()).count()
+    }
 }
 
 fn paper_arm() -> String {

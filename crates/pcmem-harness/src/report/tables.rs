@@ -66,6 +66,7 @@ pub(super) fn md_table(s: &DataFrame) -> Result<String> {
         .chain(["recalled", "n", "fraction", "median_mse", "fit_s", "seeds"])
         .collect();
     let data: Vec<Vec<String>> = cols.iter().map(|c| strings(s, c)).collect::<Result<_>>()?;
+    let diverged = strings(s, "diverged")?;
     let mut t = format!(
         "| {} |\n|{}|\n",
         cols.join(" | "),
@@ -80,7 +81,7 @@ pub(super) fn md_table(s: &DataFrame) -> Result<String> {
                     "{:.0}%",
                     100.0 * data[j][i].parse::<f64>().unwrap_or(f64::NAN)
                 ),
-                "median_mse" => format!("{:.2e}", data[j][i].parse::<f64>().unwrap_or(f64::NAN)),
+                "median_mse" => median_cell(&data[j][i], &diverged[i]),
                 "fit_s" | "recalled" => {
                     format!("{:.1}", data[j][i].parse::<f64>().unwrap_or(f64::NAN))
                 }
@@ -90,6 +91,16 @@ pub(super) fn md_table(s: &DataFrame) -> Result<String> {
         let _ = writeln!(t, "| {} |", row.join(" | "));
     }
     Ok(t)
+}
+
+/// A median MSE, with how many images diverged when any did (their NaN would otherwise stand
+/// unexplained).
+fn median_cell(median: &str, diverged: &str) -> String {
+    let m = format!("{:.2e}", median.parse::<f64>().unwrap_or(f64::NAN));
+    match diverged.parse::<f64>() {
+        Ok(d) if d > 0.0 => format!("{m} ({d:.0} diverged)"),
+        _ => m,
+    }
 }
 
 /// Every search point of a grid, one row per cell and corruption; `None` without a search.
@@ -145,4 +156,16 @@ pub(super) fn search_table(df: &DataFrame, grid: &str) -> Result<Option<String>>
         let _ = writeln!(t, "| {} |", row.join(" | "));
     }
     Ok(Some(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median_cell;
+
+    #[test]
+    fn a_median_says_how_many_images_diverged() {
+        assert_eq!(median_cell("0.00123", "0"), "1.23e-3");
+        assert_eq!(median_cell("NaN", "491"), "NaN (491 diverged)");
+        assert_eq!(median_cell("0.5", "1.5"), "5.00e-1 (2 diverged)");
+    }
 }

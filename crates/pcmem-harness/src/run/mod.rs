@@ -369,7 +369,10 @@ pub fn run_grid(grid: &Grid, opts: &RunOptions) -> Result<RunSummary> {
 
 /// `recalled/stored` of one recall condition.
 fn recalled_count(r: &crate::record::RecallResult) -> String {
-    format!("{}/{}", r.recalled(), r.mse.len())
+    match r.diverged() {
+        0 => format!("{}/{}", r.recalled(), r.mse.len()),
+        d => format!("{}/{} ({d} diverged)", r.recalled(), r.mse.len()),
+    }
 }
 
 /// Ends the run here if a stop was asked for (`opts.stop`), saying where (`at`).

@@ -71,6 +71,11 @@ fn runner_writes_records_resumes_forces_and_shards() {
         .filter(|&&m| m < r0.recall[0].threshold)
         .count();
     assert_eq!(recalled as usize, before - lost);
+    // They are counted as diverged, in the tidy table and in the summary the report shows.
+    assert_eq!(aggregate::floats(&df, "diverged").unwrap(), vec![2.0, 0.0]);
+    let s = aggregate::summary(&df, &back.grid).unwrap();
+    let arm_rows = aggregate::floats(&s, "diverged").unwrap();
+    assert_eq!(arm_rows.iter().sum::<f64>(), 2.0, "{s}");
     r0.write(&p0).unwrap();
     // Force recomputes all.
     let forced = RunOptions {
