@@ -91,10 +91,10 @@ run_entry() {
 if [ "${PARALLEL:-0}" = 1 ]; then
     i=0
     pids=()
+    mkdir -p /tmp/streams
     for g in $grids; do
         i=$((i + 1))
         say "stream $i: $g ($(left) s left)"
-        mkdir -p /tmp/streams
         run_entry "$g" "/tmp/streams/$i.txt" "/tmp/cache-$i" &
         pids+=($!)
     done

@@ -1,19 +1,19 @@
 //! Aggregation: every run record into one tidy polars table, one row per (cell, corruption),
 //! written as `table.csv` and `table.parquet`.
 //!
-//! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden,
-//! layers, seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs,
-//! converged, fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss,
-//! selected, arm, diverged`. `fit_s` is the cell's training time over all its runs (a cell resumed from a
-//! checkpoint counts the runs before; records of older code say only the last run). `arm` is
-//! the recall arm (`paper`, the paper's model; or a name of the grid's `[arms]`, e.g.
-//! `pcmem`). `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled
-//! / n`; `diverged` counts those whose recall diverged (a non-finite MSE, never recalled; the
-//! medians and means then say NaN). `search` is the cell's hyperparameter-search point (empty without a search),
-//! `train_loss` the last value of its training curve (the PCN's energy summed over the stored
-//! images; NaN for one-shot memories), and `selected` marks the point with the lowest
-//! `train_loss` among the points of the same cell (always true without a search): figures,
-//! tables and claims use only selected rows.
+//! Columns (stable; only ever added to): `grid, profile, dataset, n_images, model, hidden, layers,
+//! seed, corruption, threshold, n, recalled, fraction, mean_mse, median_mse, epochs, converged,
+//! fit_s, recall_s, parameters, data_sha256, code_version, search, train_loss, selected, arm,
+//! diverged`. `fit_s` is the cell's training time over all its runs (a cell resumed from a
+//! checkpoint counts the runs before; records of older code say only the last run). `arm` is the
+//! recall arm (`paper`, the paper's model; or a name of the grid's `[arms]`, e.g. `pcmem`).
+//! `recalled` counts the images whose MSE is below `threshold`; `fraction = recalled / n`;
+//! `diverged` counts those whose recall diverged (a non-finite MSE, never recalled; the medians and
+//! means then say NaN). `search` is the cell's hyperparameter-search point (empty without a
+//! search), `train_loss` the last value of its training curve (the PCN's energy summed over the
+//! stored images; NaN for one-shot memories), and `selected` marks the point with the lowest
+//! `train_loss` among the points of the same cell (always true without a search): figures, tables
+//! and claims use only selected rows.
 //!
 //! ```
 //! // No records, no rows: the tidy table still has its columns.
